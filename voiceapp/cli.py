@@ -1,0 +1,104 @@
+"""`python -m voiceapp ...`: one subcommand per stage, each calling the function its tab calls.
+
+Exit status: 0 done; 2 the user's input or setup is wrong (one line on stderr: what, and what to do);
+1 anything else (the traceback goes to logs/voiceapp.log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+from voiceapp import __version__
+from voiceapp.errors import VoiceAppError
+
+log = logging.getLogger("voiceapp")
+
+# Each module has `register(subparsers, common)`; it adds its subcommand(s) and sets `func(args, services)`.
+COMMAND_MODULES: list[str] = [
+    "voiceapp.dataset.cli",
+]
+
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _common_parser(suppress: bool) -> argparse.ArgumentParser:
+    """--root/--device accepted before or after the subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    default = argparse.SUPPRESS if suppress else None
+    common.add_argument("--root", type=Path, default=default,
+                        help="workspace holding models/ datasets/ logs/ (default: the app folder)")
+    common.add_argument("--device", default=argparse.SUPPRESS if suppress else "auto",
+                        help="auto, cpu, cuda or cuda:N (default: auto)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="print informational messages")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m voiceapp", parents=[_common_parser(False)],
+        description="Voiceapp: prepare datasets, extract features, train RVC voice models and convert audio, offline.")
+    parser.add_argument("--version", action="version", version=f"voiceapp {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _common_parser(True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers, common)
+    return parser
+
+
+def _setup_logging(root: Path, verbose: bool) -> Path:
+    logger = logging.getLogger("voiceapp")
+    logger.setLevel(logging.DEBUG)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(console)
+    log_path = root / "logs" / "voiceapp.log"
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_path, encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+        logger.addHandler(file_handler)
+    except OSError:
+        pass
+    return log_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one CLI command; returns the exit status instead of exiting."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    root = Path(args.root or DEFAULT_ROOT)
+    log_path = _setup_logging(root, args.verbose)
+    func: Callable = args.func
+    try:
+        from voiceapp.services import Services
+
+        services = Services.create(root, args.device)
+        return int(func(args, services) or 0)
+    except VoiceAppError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled.", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns crashes into an exit status
+        log.debug("command failed", exc_info=True)
+        logging.getLogger("voiceapp").handlers[0].setLevel(logging.CRITICAL)
+        import traceback
+
+        with open(log_path, "a", encoding="utf-8") as handle:
+            traceback.print_exc(file=handle)
+        print(f"error: unexpected {type(err).__name__}: {err}. Details in {log_path}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""Dataset preparation: slicing recordings into training clips, with a report."""

@@ -1,0 +1,247 @@
+"""The Dataset stage: a pile of recordings -> training clips at the model rate and at 16 kHz.
+
+    inputs (files/folders) -> decode (any format, streamed) -> 48 Hz high-pass -> silence slicer
+      -> 3.7 s chunks with 0.3 s overlap -> RVC normalisation -> datasets/<name>/clips{,_16k}/*.wav
+
+Long files are processed in windows, so memory stays bounded. Each input is identified by the
+sha256 of its bytes: running the stage again with the same name skips what is already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from voiceapp.audio.dsp import db, highpass, peak, resample, rvc_normalize
+from voiceapp.audio.io import AUDIO_EXTENSIONS, audio_info, find_audio_files, iter_blocks, save_audio
+from voiceapp.dataset.report import FileStats, build_report
+from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig, chunk_spans, slice_audio
+from voiceapp.errors import ConfigError, InputError, VoiceAppError
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.workspace import DatasetDir, read_json, sanitize_name, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATES: tuple[int, ...] = (32000, 40000, 48000)
+MANIFEST_VERSION = 1
+CLIP_RATE_16K = 16000
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    sample_rate: int = 40000          # the model's rate: 32000, 40000 or 48000
+    highpass: bool = True             # 48 Hz Butterworth high-pass (RVC)
+    slicer: SlicerConfig = field(default_factory=SlicerConfig)
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    normalize_peak: float = 0.9       # RVC normalisation target peak
+    normalize_alpha: float = 0.75     # blend of normalised and original clip
+    drop_peak_above: float = 2.5      # a clip whose peak exceeds this is dropped (RVC)
+    min_clip_s: float = 0.5           # shorter clips cannot fill a training segment
+    window_s: float = 120.0           # long files are sliced in windows of this length
+    copy_raw: bool = False            # copy each input into datasets/<name>/raw/ (the UI does)
+
+    def __post_init__(self) -> None:
+        if self.sample_rate not in SAMPLE_RATES:
+            raise ConfigError(f"Sample rate {self.sample_rate} is not one RVC models use; choose one of {SAMPLE_RATES}.")
+        if not 0 < self.min_clip_s < 30:
+            raise ConfigError(f"min_clip_s must be in (0, 30), got {self.min_clip_s}.")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DatasetResult:
+    """What `prepare_dataset` made: where the clips are, and the report."""
+
+    dataset: DatasetDir
+    clips: list[str]
+    report: dict
+    processed: list[Path]
+    skipped_known: list[Path]
+    rejected: list[tuple[Path, str]]
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _ClipWriter:
+    """Chunks, normalises and writes the clips of one source file."""
+
+    def __init__(self, ds: DatasetDir, key: str, start_index: int, cfg: DatasetConfig) -> None:
+        self.ds, self.key, self.cfg = ds, key, cfg
+        self.index = start_index
+        self.clips: list[dict] = []
+        self.dropped_short = 0
+        self.dropped_loud = 0
+        self.dropped_silent = 0
+
+    def write_span(self, audio: np.ndarray, offset_samples: int) -> None:
+        sr = self.cfg.sample_rate
+        for start, end in chunk_spans(len(audio), sr, self.cfg.chunk):
+            piece = audio[start:end]
+            if len(piece) < self.cfg.min_clip_s * sr:
+                self.dropped_short += 1
+                continue
+            top = peak(piece)
+            if db(top) < self.cfg.slicer.threshold_db:
+                self.dropped_silent += 1
+                continue
+            if top > self.cfg.drop_peak_above:
+                self.dropped_loud += 1
+                continue
+            piece = rvc_normalize(piece, self.cfg.normalize_peak, self.cfg.normalize_alpha)
+            name = f"{self.key}_{self.index:05d}.wav"
+            self.index += 1
+            save_audio(self.ds.clips_dir / name, piece, sr, "wav")
+            save_audio(self.ds.clips_16k_dir / name, resample(piece, sr, CLIP_RATE_16K), CLIP_RATE_16K, "wav")
+            self.clips.append({"name": name, "start_s": round((offset_samples + start) / sr, 3),
+                               "duration_s": round(len(piece) / sr, 3)})
+
+
+def _process_file(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, progress: Progress,
+                  cancel: CancelToken) -> tuple[list[dict], FileStats, list[tuple[float, float]]]:
+    """Slice one file into clips. Returns (clips, stats, cut spans in seconds)."""
+    sr = cfg.sample_rate
+    info = audio_info(path)
+    stats = FileStats(duration_s=0.0, source_rate=info.sample_rate, channels=info.channels)
+    writer = _ClipWriter(ds, key, 0, cfg)
+    spans_s: list[tuple[float, float]] = []
+    state = None
+    buffer = np.zeros(0, dtype=np.float32)
+    buffer_offset = 0
+    window = int(cfg.window_s * sr)
+    total_s = max(info.duration_s, 1e-6)
+
+    def flush(final: bool) -> None:
+        nonlocal buffer, buffer_offset
+        spans = slice_audio(buffer, sr, cfg.slicer)
+        keep_from = len(buffer)
+        if not final and len(spans) > 1:
+            keep_from, spans = spans[-1][0], spans[:-1]  # the last span may go on in the next block
+        elif not final and spans and len(buffer) < 2 * window:
+            return  # one sounding passage still growing: wait for more audio
+        for start, end in spans:
+            writer.write_span(buffer[start:end], buffer_offset + start)
+            spans_s.append(((buffer_offset + start) / sr, (buffer_offset + end) / sr))
+        buffer = buffer[keep_from:]
+        buffer_offset += keep_from
+
+    for block in iter_blocks(path, sr, mono=True, block_s=30.0):
+        cancel.raise_if_set()
+        stats.add_block(block, sr)
+        if cfg.highpass:
+            block, state = highpass(block, sr, state=state)
+        buffer = np.concatenate([buffer, block])
+        if len(buffer) >= window:
+            flush(final=False)
+        progress(min(stats.duration_s / total_s, 1.0), f"{path.name}: {stats.duration_s / 60:.1f} min read")
+    flush(final=True)
+    stats.dropped_short = writer.dropped_short
+    stats.dropped_loud = writer.dropped_loud
+    stats.dropped_silent = writer.dropped_silent
+    if stats.duration_s == 0:
+        raise InputError(f"{path.name}: contains no audio samples. Export it again from its source.")
+    return writer.clips, stats, spans_s
+
+
+def _check_usable(path: Path, clips: list[dict], stats: FileStats, cfg: DatasetConfig) -> None:
+    if clips:
+        return
+    if stats.duration_s < cfg.min_clip_s:
+        raise InputError(f"{path.name}: too short ({stats.duration_s:.2f} s); a clip needs at least "
+                         f"{cfg.min_clip_s} s of sound. Use longer recordings.")
+    if stats.peak_db < cfg.slicer.threshold_db:
+        raise InputError(f"{path.name}: silent (peak {stats.peak_db:.0f} dBFS, below the {cfg.slicer.threshold_db:.0f} dB "
+                         "threshold). Check the recording, or lower the silence threshold.")
+    raise InputError(f"{path.name}: no usable clip (all pieces were shorter than {cfg.min_clip_s} s or louder than "
+                     f"peak {cfg.drop_peak_above}). Lower the silence threshold or check the levels.")
+
+
+def _copy_raw(path: Path, ds: DatasetDir, key: str) -> Path:
+    ds.raw_dir.mkdir(parents=True, exist_ok=True)
+    if ds.raw_dir.resolve() in path.resolve().parents:
+        return path
+    stem = sanitize_name(path.stem, "file name") if any(c.isalnum() for c in path.stem) else "audio"
+    target = ds.raw_dir / f"{stem}_{key[:8]}{path.suffix.lower()}"
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
+    return target
+
+
+def load_manifest(ds: DatasetDir) -> dict:
+    return read_json(ds.manifest_path, default=None) or {}
+
+
+def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig = DatasetConfig(),
+                    progress: Progress = no_progress, cancel: CancelToken = NEVER) -> DatasetResult:
+    """Turn audio files and folders (recursive) into a training set under `ds`.
+
+    Writes `clips/<key>_<n>.wav` (float32 at `cfg.sample_rate`), `clips_16k/` (16 kHz), `manifest.json`
+    and `report.json`. Bad files are rejected with a reason and the rest is processed. Inputs whose
+    content was processed before (same sha256) are skipped. The inputs are only read.
+    """
+    files, missing = find_audio_files(list(inputs))
+    manifest = load_manifest(ds)
+    if manifest and manifest.get("sample_rate") != cfg.sample_rate:
+        raise InputError(f"Dataset {ds.name!r} was prepared at {manifest.get('sample_rate')} Hz; use the same rate "
+                         f"or another dataset name.")
+    if not files and not missing:
+        raise InputError("No audio files given. Choose files or folders with recordings "
+                         f"({', '.join(AUDIO_EXTENSIONS[:6])}, ...).")
+    manifest = manifest or {"version": MANIFEST_VERSION, "name": ds.name, "sample_rate": cfg.sample_rate,
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "sources": {}}
+    manifest["config"] = cfg.to_json()
+    sources: dict = manifest["sources"]
+    ds.clips_dir.mkdir(parents=True, exist_ok=True)
+    ds.clips_16k_dir.mkdir(parents=True, exist_ok=True)
+    processed, known, rejected = [], [], [(p, f"{p}: not found") for p, _ in missing]
+    for n, path in enumerate(files):
+        cancel.raise_if_set()
+        step = lambda f, m, n=n: progress((n + f) / len(files), m)  # noqa: E731
+        step(0.0, f"{path.name}")
+        try:
+            key = file_sha256(path)[:12]
+        except OSError as err:
+            rejected.append((path, f"{path.name}: cannot read ({err.strerror})."))
+            continue
+        if sources.get(key, {}).get("status") == "ok":
+            known.append(path)
+            continue
+        try:
+            clips, stats, spans = _process_file(path, ds, key, cfg, step, cancel)
+            _check_usable(path, clips, stats, cfg)
+        except VoiceAppError as err:
+            if err.__class__.__name__ == "Cancelled":
+                raise
+            rejected.append((path, str(err)))
+            sources[key] = {"path": str(path), "status": "rejected", "reason": str(err)}
+            write_json_atomic(ds.manifest_path, manifest)
+            continue
+        raw = _copy_raw(path, ds, key) if cfg.copy_raw else path
+        sources[key] = {"path": str(path), "raw": str(raw), "status": "ok", "stats": stats.to_json(),
+                        "cuts_s": [[round(a, 3), round(b, 3)] for a, b in spans], "clips": clips}
+        write_json_atomic(ds.manifest_path, manifest)
+        processed.append(path)
+        log.info("%s: %d clips", path.name, len(clips))
+    for path, reason in rejected:
+        log.warning("rejected %s", reason)
+    report = build_report(manifest, cfg, extra_rejected=[(str(p), r) for p, r in rejected])
+    write_json_atomic(ds.manifest_path, manifest)
+    write_json_atomic(ds.report_path, report)
+    progress(1.0, f"{report['clip_count']} clips, {report['kept_minutes']:.1f} min")
+    clips = [c["name"] for s in sources.values() if s.get("status") == "ok" for c in s["clips"]]
+    return DatasetResult(ds, clips, report, processed, known, rejected)

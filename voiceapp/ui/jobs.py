@@ -1,0 +1,42 @@
+"""The one place where the UI runs library stages: progress -> gr.Progress, VoiceAppError -> gr.Error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+
+from voiceapp.errors import Cancelled, VoiceAppError
+from voiceapp.progress import Progress
+
+log = logging.getLogger(__name__)
+
+# Jobs that use the model compute (CPU or GPU) share one queue, one job at a time.
+COMPUTE_QUEUE: dict[str, Any] = {"concurrency_id": "compute", "concurrency_limit": 1}
+
+
+def gradio_progress(progress: Any) -> Progress:
+    def report(fraction: float, message: str) -> None:
+        try:
+            progress(min(max(float(fraction), 0.0), 1.0), desc=message)
+        except Exception:  # noqa: BLE001 - a closed browser tab must not kill the job
+            pass
+
+    return report
+
+
+def run_job(fn: Callable[..., Any], *args: Any, progress: Any = None, **kwargs: Any) -> Any:
+    """Call `fn(*args, progress=..., **kwargs)`; show expected failures as a message in the browser."""
+    try:
+        report = gradio_progress(progress) if progress is not None else (lambda f, m: None)
+        return fn(*args, progress=report, **kwargs)
+    except Cancelled as err:
+        raise gr.Error(str(err), title="Stopped") from err
+    except VoiceAppError as err:
+        raise gr.Error(str(err)) from err
+    except gr.Error:
+        raise
+    except Exception as err:  # noqa: BLE001 - the one place that turns crashes into a message
+        log.exception("job failed")
+        raise gr.Error(f"Unexpected error ({type(err).__name__}: {err}). Details in logs/app.log.") from err

@@ -1,0 +1,216 @@
+"""The only module that knows folder and file names on disk, and how to write them safely.
+
+    <root>/models/base/...                 downloaded base assets (ContentVec, RMVPE, pretrained G/D)
+    <root>/models/voices/<name>/<name>.pth voice models (+ .index)
+    <root>/datasets/<name>/                raw/, clips/, clips_16k/, manifest.json, report.json
+    <root>/logs/<exp>/                     features, checkpoints, TensorBoard events, events.jsonl
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from voiceapp.errors import InputError
+
+_MAX_NAME = 64
+
+
+def sanitize_name(name: str, what: str = "name") -> str:
+    """Turn a user-supplied name into a safe folder name, or raise `InputError`.
+
+    Keeps letters (any script), digits, `-`, `_` and `.`; spaces become `_`; path separators,
+    quotes, control and bidi characters are removed. Leading dots are stripped.
+    """
+    text = unicodedata.normalize("NFC", str(name or "")).strip()
+    text = re.sub(r"\s+", "_", text)
+    kept = [c for c in text if c in "-_." or unicodedata.category(c)[0] in "LN"]
+    cleaned = "".join(kept).lstrip(".")[:_MAX_NAME].rstrip(".")
+    if not cleaned:
+        raise InputError(f"The {what} {name!r} has no usable characters; use letters, digits, '-' or '_'.")
+    if cleaned.upper() in {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
+                           *(f"LPT{i}" for i in range(10))}:
+        cleaned = f"_{cleaned}"
+    return cleaned
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path | str) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto `target` only on success.
+
+    A crash or kill at any moment leaves either the old file or the new one, never half of one.
+    The temporary name keeps the target's suffix so that writers that pick a format from it work.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(target: Path | str, data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def write_text_atomic(target: Path | str, text: str) -> Path:
+    return write_bytes_atomic(target, text.encode("utf-8"))
+
+
+def write_json_atomic(target: Path | str, data: Any) -> Path:
+    return write_text_atomic(target, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_json(path: Path | str, default: Any = None) -> Any:
+    path = Path(path)
+    if not path.exists():
+        return default
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_temporary(path: Path) -> bool:
+    """True for the leftovers of an interrupted atomic write."""
+    return path.name.startswith(".") and ".tmp" in path.name
+
+
+@dataclass(frozen=True)
+class DatasetDir:
+    """Paths of one dataset: `datasets/<name>/`."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def clips_dir(self) -> Path:
+        return self.root / "clips"
+
+    @property
+    def clips_16k_dir(self) -> Path:
+        return self.root / "clips_16k"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / "report.json"
+
+    def exists(self) -> bool:
+        return self.manifest_path.exists()
+
+
+@dataclass(frozen=True)
+class ExperimentDir:
+    """Paths of one training experiment: `logs/<name>/`."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def train_config_path(self) -> Path:
+        return self.root / "train.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.root
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The folder that holds `models/`, `datasets/` and `logs/`."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def base_dir(self) -> Path:
+        return self.models_dir / "base"
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.models_dir / "voices"
+
+    @property
+    def separators_dir(self) -> Path:
+        return self.models_dir / "separators"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.root / "outputs"
+
+    def dataset(self, name: str) -> DatasetDir:
+        return DatasetDir(self.datasets_dir / sanitize_name(name, "dataset name"))
+
+    def experiment(self, name: str) -> ExperimentDir:
+        return ExperimentDir(self.logs_dir / sanitize_name(name, "experiment name"))
+
+    def voice_dir(self, name: str) -> Path:
+        return self.voices_dir / sanitize_name(name, "model name")
+
+    def list_datasets(self) -> list[str]:
+        if not self.datasets_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.datasets_dir.iterdir() if (p / "manifest.json").exists())
+
+    def list_experiments(self) -> list[str]:
+        if not self.logs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.logs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def ensure(self) -> "Workspace":
+        for folder in (self.base_dir, self.voices_dir, self.datasets_dir, self.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
