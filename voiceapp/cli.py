@@ -75,7 +75,10 @@ def _setup_logging(root: Path, verbose: bool) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Run one CLI command; returns the exit status instead of exiting."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a bad flag (argparse printed why)
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
     if not args.command:
         parser.print_help()
         return 2

@@ -74,7 +74,10 @@ def frame_rms(audio: np.ndarray, frame_length: int, hop_length: int) -> np.ndarr
     n_frames = 1 + max(len(padded) - frame_length, 0) // hop_length
     if len(padded) < frame_length:
         return np.zeros(1, dtype=np.float32)
-    squares = np.concatenate([[0.0], np.cumsum(padded.astype(np.float64) ** 2)])
+    squares = np.empty(len(padded) + 1, dtype=np.float64)
+    squares[0] = 0.0
+    np.square(padded, out=squares[1:], dtype=np.float64)
+    np.cumsum(squares, out=squares)
     starts = np.arange(n_frames) * hop_length
     energy = (squares[starts + frame_length] - squares[starts]) / frame_length
     return np.sqrt(np.maximum(energy, 0.0)).astype(np.float32)

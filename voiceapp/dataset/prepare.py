@@ -43,7 +43,7 @@ class DatasetConfig:
     normalize_alpha: float = 0.75     # blend of normalised and original clip
     drop_peak_above: float = 2.5      # a clip whose peak exceeds this is dropped (RVC)
     min_clip_s: float = 0.5           # shorter clips cannot fill a training segment
-    window_s: float = 120.0           # long files are sliced in windows of this length
+    window_s: float = 60.0            # long files are sliced in windows of this length
     copy_raw: bool = False            # copy each input into datasets/<name>/raw/ (the UI does)
 
     def __post_init__(self) -> None:
@@ -128,7 +128,10 @@ def _process_file(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, prog
         nonlocal buffer, buffer_offset
         spans = slice_audio(buffer, sr, cfg.slicer)
         keep_from = len(buffer)
-        if not final and len(spans) > 1:
+        settled = len(buffer) - int(2 * cfg.slicer.max_sil_kept_ms * sr / 1000)
+        if not final and spans and spans[-1][1] < settled:
+            pass  # the last passage ended well before the buffer's end: everything is settled
+        elif not final and len(spans) > 1:
             keep_from, spans = spans[-1][0], spans[:-1]  # the last span may go on in the next block
         elif not final and spans and len(buffer) < 2 * window:
             return  # one sounding passage still growing: wait for more audio
@@ -182,6 +185,15 @@ def _copy_raw(path: Path, ds: DatasetDir, key: str) -> Path:
     return target
 
 
+def _save_manifest_now(ds: DatasetDir, manifest: dict, last_save: float, every_s: float = 2.0) -> float:
+    """Save the manifest at most every few seconds (a killed run redoes at most those files)."""
+    now = time.monotonic()
+    if now - last_save < every_s:
+        return last_save
+    write_json_atomic(ds.manifest_path, manifest)
+    return now
+
+
 def load_manifest(ds: DatasetDir) -> dict:
     return read_json(ds.manifest_path, default=None) or {}
 
@@ -199,8 +211,9 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
     if manifest and manifest.get("sample_rate") != cfg.sample_rate:
         raise InputError(f"Dataset {ds.name!r} was prepared at {manifest.get('sample_rate')} Hz; use the same rate "
                          f"or another dataset name.")
-    if not files and not missing:
-        raise InputError("No audio files given. Choose files or folders with recordings "
+    if not files:
+        where = f" (not found: {', '.join(str(p) for p, _ in missing[:3])})" if missing else ""
+        raise InputError(f"No audio files found{where}. Choose files or folders with recordings "
                          f"({', '.join(AUDIO_EXTENSIONS[:6])}, ...).")
     manifest = manifest or {"version": MANIFEST_VERSION, "name": ds.name, "sample_rate": cfg.sample_rate,
                             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "sources": {}}
@@ -209,6 +222,7 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
     ds.clips_dir.mkdir(parents=True, exist_ok=True)
     ds.clips_16k_dir.mkdir(parents=True, exist_ok=True)
     processed, known, rejected = [], [], [(p, f"{p}: not found") for p, _ in missing]
+    last_save = 0.0
     for n, path in enumerate(files):
         cancel.raise_if_set()
         step = lambda f, m, n=n: progress((n + f) / len(files), m)  # noqa: E731
@@ -229,12 +243,12 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
                 raise
             rejected.append((path, str(err)))
             sources[key] = {"path": str(path), "status": "rejected", "reason": str(err)}
-            write_json_atomic(ds.manifest_path, manifest)
+            last_save = _save_manifest_now(ds, manifest, last_save)
             continue
         raw = _copy_raw(path, ds, key) if cfg.copy_raw else path
         sources[key] = {"path": str(path), "raw": str(raw), "status": "ok", "stats": stats.to_json(),
                         "cuts_s": [[round(a, 3), round(b, 3)] for a, b in spans], "clips": clips}
-        write_json_atomic(ds.manifest_path, manifest)
+        last_save = _save_manifest_now(ds, manifest, last_save)
         processed.append(path)
         log.info("%s: %d clips", path.name, len(clips))
     for path, reason in rejected:
@@ -244,4 +258,7 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
     write_json_atomic(ds.report_path, report)
     progress(1.0, f"{report['clip_count']} clips, {report['kept_minutes']:.1f} min")
     clips = [c["name"] for s in sources.values() if s.get("status") == "ok" for c in s["clips"]]
+    if not clips:
+        reasons = "; ".join(reason for _, reason in rejected[:3])
+        raise InputError(f"No training clips could be made from the {len(files)} file(s) given: {reasons}")
     return DatasetResult(ds, clips, report, processed, known, rejected)
