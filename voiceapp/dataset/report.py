@@ -13,7 +13,8 @@ from voiceapp.audio.dsp import db
 _FRAME_S = 0.05
 CLIPPING_FRACTION = 1e-3       # more samples than this at full scale: clipping warning
 LOW_PEAK_DB = -20.0            # quieter peaks: low-level warning
-NOISE_FLOOR_DB = -45.0         # a louder floor between words: noise warning
+NOISE_FLOOR_DB = -45.0         # a louder floor between words: noise warning ...
+MIN_SNR_DB = 30.0              # ... unless the voice is this much louder than the floor
 
 
 @dataclass
@@ -53,14 +54,15 @@ class FileStats:
 
     def to_json(self) -> dict[str, Any]:
         rms = np.asarray(self.frame_rms) if self.frame_rms else np.zeros(1)
-        sounding = rms[rms > 1e-6]
-        floor = float(np.percentile(sounding, 10)) if sounding.size else 0.0
+        floor = float(np.percentile(rms, 10))
+        loud = float(np.percentile(rms, 90))
         return {
             "duration_s": round(self.duration_s, 3), "source_rate": self.source_rate, "channels": self.channels,
             "peak_db": round(self.peak_db, 1),
             "rms_db": round(db(np.sqrt(self.sum_squares / max(self.samples, 1))), 1),
             "clipped_fraction": round(self.clipped / max(self.samples, 1), 6),
             "noise_floor_db": round(db(floor), 1),
+            "speech_level_db": round(db(loud), 1),
             "dropped_short": self.dropped_short, "dropped_loud": self.dropped_loud,
             "dropped_silent": self.dropped_silent,
         }
@@ -77,7 +79,8 @@ def file_warnings(name: str, stats: dict[str, Any]) -> list[str]:
                    "clips were normalised.")
     if stats["peak_db"] < LOW_PEAK_DB:
         out.append(f"{name}: very low level (peak {stats['peak_db']:.0f} dBFS); the noise gets loud once normalised.")
-    if stats["noise_floor_db"] > NOISE_FLOOR_DB:
+    snr_db = stats.get("speech_level_db", 0.0) - stats["noise_floor_db"]
+    if stats["noise_floor_db"] > NOISE_FLOOR_DB and snr_db < MIN_SNR_DB:
         out.append(f"{name}: background noise around {stats['noise_floor_db']:.0f} dBFS between words. Remove music "
                    "(Separate tab) or noise first, or the model learns it.")
     return out

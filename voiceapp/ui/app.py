@@ -29,7 +29,7 @@ def build_app(services: Services) -> gr.Blocks:
         gr.Markdown(f"## Voiceapp <span class='va-small'>v{__version__} · workspace `{services.workspace.root}` · "
                     f"device `{services.device}`</span>")
         for title, module in TABS:
-            with gr.Tab(title, id=title.lower()):
+            with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):
                 importlib.import_module(module).build(services)
     return app
 
