@@ -179,6 +179,31 @@ class Workspace:
     def separators_dir(self) -> Path:
         return self.models_dir / "separators"
 
+    # Base assets (registry: voiceapp/assets.py; `python -m voiceapp assets list`).
+    @property
+    def contentvec_dir(self) -> Path:
+        """RVC's HF `hubert_base` folder (ContentVec): config.json, preprocessor_config.json, pytorch_model.bin."""
+        return self.base_dir / "contentvec"
+
+    @property
+    def rmvpe_path(self) -> Path:
+        return self.base_dir / "rmvpe.pt"
+
+    @property
+    def pretrained_v2_dir(self) -> Path:
+        """RVC's pretrained v2 generators/discriminators: f0G40k.pth, f0D40k.pth, ..."""
+        return self.base_dir / "pretrained_v2"
+
+    @property
+    def whisper_tiny_dir(self) -> Path:
+        """Whisper tiny.en in CTranslate2 format (faster-whisper): model.bin, config.json, tokenizer.json, ..."""
+        return self.base_dir / "whisper-tiny.en"
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Partial downloads and imports, on the same disk as their destination so the final move is a rename."""
+        return self.models_dir / ".downloads"
+
     @property
     def datasets_dir(self) -> Path:
         return self.root / "datasets"
