@@ -84,6 +84,11 @@ def read_json(path: Path | str, default: Any = None) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def index_filename(name: str, n_lists: int, version: str) -> str:
+    """RVC's file name for a usable retrieval index; RVC WebUI and Applio find it next to the model."""
+    return f"added_IVF{int(n_lists)}_Flat_nprobe_1_{name}_{version}.index"
+
+
 def is_temporary(path: Path) -> bool:
     """True for the leftovers of an interrupted atomic write."""
     return path.name.startswith(".") and ".tmp" in path.name
@@ -152,6 +157,10 @@ class ExperimentDir:
     @property
     def tensorboard_dir(self) -> Path:
         return self.root
+
+    def index_path(self, n_lists: int, version: str) -> Path:
+        """`logs/<exp>/added_IVF<n>_Flat_nprobe_1_<exp>_<v>.index` (its JSON sidecar: the same name + `.json`)."""
+        return self.root / index_filename(self.name, n_lists, version)
 
 
 @dataclass(frozen=True)
