@@ -158,6 +158,16 @@ class ExperimentDir:
     def tensorboard_dir(self) -> Path:
         return self.root
 
+    @property
+    def train_log_path(self) -> Path:
+        """stdout/stderr of the training child process."""
+        return self.root / "train.log"
+
+    @property
+    def train_pid_path(self) -> Path:
+        """JSON {pid, started, command} of the running training child process."""
+        return self.root / "train.pid"
+
     def index_path(self, n_lists: int, version: str) -> Path:
         """`logs/<exp>/added_IVF<n>_Flat_nprobe_1_<exp>_<v>.index` (its JSON sidecar: the same name + `.json`)."""
         return self.root / index_filename(self.name, n_lists, version)
@@ -202,6 +212,16 @@ class Workspace:
     def pretrained_v2_dir(self) -> Path:
         """RVC's pretrained v2 generators/discriminators: f0G40k.pth, f0D40k.pth, ..."""
         return self.base_dir / "pretrained_v2"
+
+    def pretrained_path(self, part: str, version: str, sample_rate: int, use_f0: bool = True) -> Path:
+        """RVC's pretrained G or D (`part`): models/base/pretrained_v2/f0G40k.pth (v1: models/base/pretrained/)."""
+        folder = self.pretrained_v2_dir if version == "v2" else self.base_dir / "pretrained"
+        return folder / f"{'f0' if use_f0 else ''}{part}{int(sample_rate) // 1000}k.pth"
+
+    def voice_model_path(self, name: str, suffix: str = "") -> Path:
+        """models/voices/<name>/<name><suffix>.pth; suffix "" (final), "_best", "_e<epoch>_s<step>"."""
+        clean = sanitize_name(name, "model name")
+        return self.voices_dir / clean / f"{clean}{suffix}.pth"
 
     @property
     def whisper_tiny_dir(self) -> Path:
