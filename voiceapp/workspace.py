@@ -229,6 +229,16 @@ class Workspace:
         return self.base_dir / "whisper-tiny.en"
 
     @property
+    def piper_dir(self) -> Path:
+        """Piper TTS voices: <voice>.onnx + <voice>.onnx.json (used when the piper-tts package is installed)."""
+        return self.base_dir / "piper"
+
+    @property
+    def tts_outputs_dir(self) -> Path:
+        """Speech made in the TTS tab: <stamp>_base.wav and <stamp>_<model>.wav."""
+        return self.outputs_dir / "tts"
+
+    @property
     def downloads_dir(self) -> Path:
         """Partial downloads and imports, on the same disk as their destination so the final move is a rename."""
         return self.models_dir / ".downloads"
