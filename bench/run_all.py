@@ -1,0 +1,87 @@
+"""Run every benchmark in bench/ and write bench/RESULTS.md (one section per stage).
+
+    .venv/bin/python bench/run_all.py [--only dataset,f0] [--timeout 1800]
+
+Each benchmark is a script that prints Markdown tables; this collects them with the machine, the date and the
+command that reproduces each one. A benchmark that fails or times out is reported as such; the rest still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+ORDER = ["dataset", "separate", "f0", "features", "train", "index", "infer", "quality", "tts", "demo"]
+
+
+def machine() -> str:
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+        torch_version = torch.__version__
+    except ImportError:
+        gpu, torch_version = "no torch", "-"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores{mem}, {gpu}; Python {platform.python_version()}, torch {torch_version}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def scripts(only: set[str] | None) -> list[Path]:
+    found = {p.stem: p for p in BENCH.glob("*.py") if p.stem not in {"run_all", "__init__"} and not p.stem.startswith("_")}
+    names = [n for n in ORDER if n in found] + sorted(n for n in found if n not in ORDER)
+    return [found[n] for n in names if not only or n in only]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
+    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    args = parser.parse_args()
+    only = {s.strip() for s in args.only.split(",") if s.strip()} or None
+    sections = [f"# Benchmark results\n\n- Date: {time.strftime('%Y-%m-%d %H:%M %Z')}\n- Machine: {machine()}\n"
+                f"- Reproduce everything: `.venv/bin/python bench/run_all.py` (one stage: `--only NAME`)\n"]
+    for script in scripts(only):
+        rel = script.relative_to(ROOT)
+        print(f"== {rel}", flush=True)
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=args.timeout)
+            body, status = proc.stdout.strip(), ("ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})")
+            if proc.returncode != 0:
+                body += "\n\n```\n" + proc.stderr.strip()[-3000:] + "\n```"
+        except subprocess.TimeoutExpired as err:
+            body = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+            status = f"timed out after {args.timeout:.0f} s"
+        wall = time.perf_counter() - start
+        print(body, flush=True)
+        sections.append(f"## {script.stem}\n\n`.venv/bin/python {rel}` — {status}, {wall:.0f} s wall\n\n{body}\n")
+    args.out.write_text("\n".join(sections), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
