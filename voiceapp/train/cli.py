@@ -1,0 +1,104 @@
+"""`voiceapp train EXP [...]` and `voiceapp train --config logs/EXP/train.json` (what the Train tab runs)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+from pathlib import Path
+
+from voiceapp.errors import Cancelled, ConfigError
+from voiceapp.progress import TqdmProgress
+from voiceapp.train.config import PRECISIONS, PRESETS, PRETRAINED_CHOICES, SAMPLE_RATES, VERSIONS, TrainConfig
+from voiceapp.workspace import write_json_atomic
+
+_FLAGS = {  # flag attribute -> TrainConfig field
+    "epochs": "epochs", "save_every": "save_every_epochs", "batch_size": "batch_size", "sample_rate": "sample_rate",
+    "version": "version", "preset": "preset", "pretrained": "pretrained", "precision": "precision",
+    "validation_clips": "validation_clips", "workers": "num_workers", "gpus": "gpus", "author": "author",
+    "seed": "seed", "save_latest_only": "save_latest_only", "voice_each_save": "save_voice_each_save",
+    "use_f0": "use_f0",
+}
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    d = TrainConfig(experiment="x")
+    p = subparsers.add_parser(
+        "train", parents=[common], help="train (or resume) a voice model from extracted features",
+        description="Train the RVC voice model of experiment EXP from logs/EXP/features/. Running it again "
+                    "resumes from the latest checkpoint; settings given here replace those in logs/EXP/train.json. "
+                    "With several GPUs it starts one DDP process per GPU (torchrun).")
+    p.add_argument("experiment", nargs="?", help="experiment name (folder under logs/)")
+    p.add_argument("--config", type=Path, help="train from this train.json (as the Train tab does)")
+    p.add_argument("--epochs", type=int, help=f"total epochs (default {d.epochs})")
+    p.add_argument("--save-every", type=int, help=f"save checkpoints every N epochs (default {d.save_every_epochs})")
+    p.add_argument("--batch-size", type=int, help=f"clips per step and GPU (default {d.batch_size})")
+    p.add_argument("--sample-rate", type=int, choices=SAMPLE_RATES, help="default: the rate of the feature clips")
+    p.add_argument("--version", choices=VERSIONS, help="default: the version the features were extracted for")
+    p.add_argument("--preset", choices=PRESETS, help="full (RVC-compatible, default), light (CPU), tiny (tests)")
+    p.add_argument("--pretrained", choices=PRETRAINED_CHOICES, help="auto: RVC's f0G/f0D when present (default)")
+    p.add_argument("--precision", choices=PRECISIONS, help="autocast on CUDA (default auto)")
+    p.add_argument("--validation-clips", type=int, help=f"clips held out (default {d.validation_clips})")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
+    p.add_argument("--gpus", type=int, help="DDP processes on CUDA (default 0 = every visible GPU)")
+    p.add_argument("--author", help="stored in the voice model")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--keep-all", dest="save_latest_only", action="store_false", default=None,
+                   help="keep every checkpoint (default: only the latest)")
+    p.add_argument("--no-voice-each-save", dest="voice_each_save", action="store_false", default=None,
+                   help="write a voice model only at the end")
+    p.add_argument("--no-f0", dest="use_f0", action="store_false", default=None, help="train a model without pitch")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace, services) -> TrainConfig:
+    """The config of this run: --config file, else logs/EXP/train.json (if any) with the flags on top."""
+    if args.config is not None:
+        return TrainConfig.load(args.config)
+    if not args.experiment:
+        raise ConfigError("Name the experiment (`voiceapp train EXP`) or give --config logs/EXP/train.json.")
+    exp = services.workspace.experiment(args.experiment)
+    base = TrainConfig.load(exp.train_config_path) if exp.train_config_path.exists() else \
+        TrainConfig(experiment=exp.name)
+    changes = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag, None) is not None}
+    return base.replace(**changes) if changes else base
+
+
+def run(args: argparse.Namespace, services) -> int:
+    from voiceapp.train.distributed import dist_from_env, launch_command, wanted_processes
+    from voiceapp.train.loop import train
+
+    cfg = config_from_args(args, services)
+    exp = services.workspace.experiment(cfg.experiment)
+    dist_info = dist_from_env()
+    if dist_info.is_main and (args.config is None or Path(args.config).resolve() != exp.train_config_path.resolve()):
+        write_json_atomic(exp.train_config_path, cfg.to_json())
+    processes = wanted_processes(services.device, cfg.gpus)
+    if processes > 1 and not dist_info.enabled:
+        command = launch_command(exp.train_config_path, services.workspace.root, services.device, processes)
+        print(f"starting {processes} DDP processes: {' '.join(command)}")
+        return subprocess.call(command)
+    cancel = services.cancel
+    previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set()) if _main_thread() else None
+    try:
+        with TqdmProgress(f"train {exp.name}", disable=not dist_info.is_main or None) as bar:
+            result = train(exp, cfg, bar, cancel, workspace=services.workspace, device=services.device,
+                           dist_info=dist_info)
+    except Cancelled:
+        print("stopped; `voiceapp train %s` resumes from the last save." % exp.name)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if dist_info.is_main:
+        best = f", best validation epoch {result.best_epoch}" if result.best_epoch else ""
+        print(f"trained {exp.name} to epoch {result.epoch} (step {result.step}){best}.")
+        for path in result.voice_models:
+            print(f"  {path}")
+    return 0
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,277 @@
+"""Training as a child process: start, stop, resume, watch; and the TensorBoard server.
+
+The Train tab never trains in the web server's process. It writes `logs/<exp>/train.json` and starts
+    python -m voiceapp --root ROOT --device DEV train --config logs/<exp>/train.json
+(torchrun with one process per GPU when several are visible) in a new process group, with stdout/stderr in
+`logs/<exp>/train.log` and {pid, started, command} in `logs/<exp>/train.pid`. The child reports through
+`logs/<exp>/events.jsonl`; `run_status` turns that file plus the process state into what the tab shows, including
+a readable message when the child crashed (CUDA out of memory -> lower the batch size).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voiceapp.errors import InputError, MissingArtifactError
+from voiceapp.train.config import TrainConfig
+from voiceapp.train.distributed import launch_command, wanted_processes
+from voiceapp.train.events import last_run, read_events
+from voiceapp.workspace import ExperimentDir, Workspace, read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+_LOG_TAIL_BYTES = 20_000
+
+
+@dataclass
+class RunStatus:
+    """What the tab shows about one experiment's training."""
+
+    state: str                       # "idle" | "running" | "done" | "stopped" | "failed"
+    message: str
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    eta_s: float | None = None
+    best_epoch: int | None = None
+    best_mel_l1: float | None = None
+    last_mel_l1: float | None = None
+    pretrained: str = ""
+    voice_models: list[str] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+def _new_group_kwargs() -> dict[str, Any]:
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when `pid` runs and (on Linux) is a Voiceapp training process, not a recycled pid."""
+    if os.name == "nt" or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        try:
+            if stat.read_text().split(")")[-1].split()[0] == "Z":
+                return False
+            return b"voiceapp" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+    return True
+
+
+class TrainingRunner:
+    """Starts and watches training child processes, one per experiment. The app creates one per session."""
+
+    def __init__(self, workspace: Workspace, device: str = "cpu") -> None:
+        self.workspace, self.device = workspace, device
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._tensorboard: tuple[subprocess.Popen, str, str] | None = None
+
+    # ------------------------------------------------------------ start / stop
+    def is_running(self, experiment: str) -> bool:
+        exp = self.workspace.experiment(experiment)
+        proc = self._procs.get(exp.name)
+        if proc is not None:
+            return proc.poll() is None
+        info = read_json(exp.train_pid_path) or {}
+        return bool(info.get("pid")) and _pid_alive(int(info["pid"]))
+
+    def exit_code(self, experiment: str) -> int | None:
+        proc = self._procs.get(self.workspace.experiment(experiment).name)
+        return proc.poll() if proc is not None else None
+
+    def start(self, cfg: TrainConfig) -> int:
+        """Write train.json and start the child; returns its pid. Refuses while this experiment trains."""
+        exp = self.workspace.experiment(cfg.experiment)
+        if self.is_running(exp.name):
+            raise InputError(f"{exp.name} is already training. Stop it first, or pick another experiment name.")
+        if not (exp.features_dir / "manifest.json").exists():
+            raise MissingArtifactError(f"No features in {exp.features_dir}. Run 1. Extract features for "
+                                       f"{exp.name} first.")
+        write_json_atomic(exp.train_config_path, cfg.to_json())
+        command = launch_command(exp.train_config_path, self.workspace.root, self.device,
+                                 wanted_processes(self.device, cfg.gpus))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+        exp.root.mkdir(parents=True, exist_ok=True)
+        with open(exp.train_log_path, "ab") as out:
+            out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=str(Path(__file__).resolve().parents[2]), env=env, **_new_group_kwargs())
+        self._procs[exp.name] = proc
+        write_json_atomic(exp.train_pid_path, {"pid": proc.pid, "started": time.time(), "command": command})
+        log.info("training %s started (pid %d)", exp.name, proc.pid)
+        return proc.pid
+
+    def resume(self, experiment: str, **changes: Any) -> int:
+        """Start again from the saved train.json (e.g. with more epochs or a smaller batch); the run resumes
+        from the latest checkpoint."""
+        exp = self.workspace.experiment(experiment)
+        cfg = TrainConfig.load(exp.train_config_path)
+        return self.start(cfg.replace(**changes) if changes else cfg)
+
+    def stop(self, experiment: str, timeout_s: float = 20.0) -> bool:
+        """Ask the child (its whole process group) to stop; kill it if it has not stopped after `timeout_s`."""
+        exp = self.workspace.experiment(experiment)
+        proc = self._procs.get(exp.name)
+        pid = proc.pid if proc is not None else int((read_json(exp.train_pid_path) or {}).get("pid") or 0)
+        if not pid or not self.is_running(exp.name):
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.is_running(exp.name):
+            time.sleep(0.2)
+        if self.is_running(exp.name):
+            _signal_group(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+            if proc is not None:
+                proc.wait(timeout=10)
+        return True
+
+    # ------------------------------------------------------------ status
+    def status(self, experiment: str) -> RunStatus:
+        exp = self.workspace.experiment(experiment)
+        return run_status(exp, self.is_running(exp.name), self.exit_code(exp.name))
+
+    # ------------------------------------------------------------ TensorBoard
+    def start_tensorboard(self, logdir: Path) -> str:
+        """Start (or reuse) `tensorboard --logdir LOGDIR --host 127.0.0.1` on a free port; returns its URL."""
+        if self._tensorboard is not None:
+            proc, url, current = self._tensorboard
+            if proc.poll() is None and current == str(logdir):
+                return url
+            self.stop_tensorboard()
+        port = free_port()
+        exe = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
+        command = [exe] if exe else [sys.executable, "-m", "tensorboard.main"]
+        command += ["--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, **_new_group_kwargs())
+        url = f"http://127.0.0.1:{port}/"
+        self._tensorboard = (proc, url, str(logdir))
+        return url
+
+    def stop_tensorboard(self) -> None:
+        if self._tensorboard is not None:
+            proc = self._tensorboard[0]
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            self._tensorboard = None
+
+    def close(self) -> None:
+        self.stop_tensorboard()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        if os.name == "nt":
+            os.kill(pid, signal.CTRL_BREAK_EVENT if sig == signal.SIGTERM else sig)
+        else:
+            os.killpg(os.getpgid(pid), sig)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(exp: ExperimentDir, limit: int = _LOG_TAIL_BYTES) -> str:
+    path = exp.train_log_path
+    if not path.exists():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - limit))
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def crash_message(exp: ExperimentDir, exit_code: int | None, batch_size: int) -> str:
+    """A readable sentence for a child that ended without saying why (killed, or crashed hard)."""
+    tail = log_tail(exp)
+    if "out of memory" in tail.lower():
+        return (f"Training ran out of GPU memory at batch size {batch_size}. Resume with a smaller batch size "
+                f"(for example {max(1, batch_size // 2)}); it continues from the last save.")
+    if exit_code in (-9, 137):
+        return ("The training process was killed (exit code %s), often because the computer ran out of memory. "
+                "Resume with a smaller batch size; it continues from the last save." % exit_code)
+    last = [line for line in tail.strip().splitlines() if line.strip()][-1:] or [""]
+    code = f" (exit code {exit_code})" if exit_code is not None else ""
+    return (f"The training process ended unexpectedly{code}. Last output: {last[0][:300]!r}. Details in "
+            f"{exp.train_log_path}. Resume continues from the last save.")
+
+
+def run_status(exp: ExperimentDir, running: bool, exit_code: int | None = None) -> RunStatus:
+    """The state of `exp`'s latest run from its events and whether its process is alive."""
+    events = last_run(read_events(exp.events_path))
+    if not events:
+        return RunStatus("running" if running else "idle",
+                         "Starting..." if running else "Not trained yet.")
+    start = next((e for e in events if e["type"] == "start"), {})
+    status = RunStatus("running", "", epochs=int(start.get("epochs", 0)), pretrained=start.get("pretrained", ""),
+                       epoch=int(start.get("start_epoch", 1)) - 1, step=int(start.get("start_step", 0)))
+    for event in events:
+        kind = event["type"]
+        if kind == "step":
+            status.step, status.eta_s = event["step"], event.get("eta_s")
+        elif kind in ("epoch", "save", "resume"):
+            status.epoch, status.step = event["epoch"], event["step"]
+        elif kind == "validation":
+            status.last_mel_l1, status.best_epoch = event["mel_l1"], event["best_epoch"]
+            status.best_mel_l1 = event["best_mel_l1"]
+        elif kind == "done":
+            status.voice_models = list(event.get("voice_models", []))
+    final = events[-1]
+    best = (f" Best validation epoch: {status.best_epoch} (mel L1 {status.best_mel_l1:.3f})."
+            if status.best_epoch else "")
+    if final["type"] == "done":
+        status.state = "done"
+        status.message = f"Done: epoch {status.epoch}, step {status.step}.{best} Voice models: " + \
+            ", ".join(Path(p).name for p in status.voice_models)
+    elif final["type"] == "error":
+        status.state = "failed"
+        status.message = f"Training failed: {final.get('message', '')} {final.get('advice', '')}".strip()
+    elif final["type"] == "stopped":
+        status.state = "stopped"
+        status.message = f"Stopped at epoch {status.epoch}, step {status.step}. Resume continues from the last save."
+    elif running:
+        eta = f", about {_duration(status.eta_s)} left" if status.eta_s else ""
+        status.message = f"Training: epoch {status.epoch}/{status.epochs}, step {status.step}{eta}.{best}"
+    else:
+        status.state = "failed"
+        status.message = crash_message(exp, exit_code, int(start.get("config", {}).get("batch_size", 4)))
+    if best and status.state != "done":
+        status.message = status.message if best in status.message else status.message + best
+    return status
+
+
+def _duration(seconds: float | None) -> str:
+    seconds = int(seconds or 0)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
