@@ -1,0 +1,1 @@
+"""Voice conversion: the RVC inference pipeline and its CLI."""

@@ -1,0 +1,500 @@
+"""Voice conversion: RVC's inference pipeline (rvc-facts.md §3), any length, in bounded memory.
+
+    audio -> mono 16 kHz -> peak 0.95 -> 48 Hz zero-phase high-pass -> cuts at quiet points -> mirror pad
+    -> f0 (+ transpose, f0 curve) -> per piece: content features -> retrieval blend -> x2 frames -> protect
+    -> synthesis (seeded noise) -> crop the padding -> join -> RMS envelope mix -> resample -> peak 0.99
+
+Only one piece (a few seconds plus its context) is in the networks at a time; f0 is computed in
+blocks; the model, content encoder, f0 method and index are loaded once through `services.cache`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from voiceapp.errors import Cancelled, ConfigError, InputError, MissingArtifactError, VoiceAppError
+from voiceapp.infer import steps
+from voiceapp.infer.steps import SAMPLE_RATE, WINDOW, Segmentation
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16"]
+_ENCODER_ALIASES = {"hubert_base": "contentvec", "hubert_base.pt": "contentvec", "contentvec_base": "contentvec"}
+
+
+@dataclass(frozen=True)
+class InferConfig:
+    transpose_semitones: float = 0.0   # pitch shift; +12 = one octave up
+    f0_method: str | None = None       # None: rmvpe when its weights are present, else fcpe
+    index_rate: float = 0.75           # 0: no retrieval; 1: features fully replaced by the index's nearest frames
+    filter_radius: int = 3             # >2: median-filter harvest's pitch over 3 frames (RVC)
+    rms_mix_rate: float = 0.25         # 1: keep the output's loudness; 0: copy the input's loudness envelope
+    protect: float = 0.33              # <0.5: keep this much of the original features on unvoiced frames
+    resample_sr: int = 0               # >=16000 and != model rate: resample the output to this rate
+    speaker_id: int = 0
+    seed: int = 0                      # noise seed: the same seed gives the same output
+    f0_curve: str | None = None        # "time_s,f0_hz" csv replacing the pitch from the start on
+    encoder: str | None = None         # None: the encoder the model was trained with
+    noise_scale: float = 0.66666       # RVC's sampling temperature of the prior
+    # Long audio is converted in pieces cut at the quietest 10 ms near every `segment_center_s`.
+    # RVC's GPU values are (3, 10, 60, 65) s; shorter pieces are faster on a CPU (bench/infer.py).
+    segment_pad_s: float = 1.0
+    segment_query_s: float = 3.0
+    segment_center_s: float = 15.0
+    segment_max_s: float = 18.0
+    f0_block_s: float = 120.0          # pitch is computed on blocks of this length (with context)
+    precision: Precision = "fp32"      # "bf16": bfloat16 autocast for the synthesizer on CPUs that support it
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0.0 <= self.index_rate <= 1.0, "index_rate must be in [0, 1]"),
+            (0.0 <= self.rms_mix_rate <= 1.0, "rms_mix_rate must be in [0, 1]"),
+            (0.0 <= self.protect <= 0.5, "protect must be in [0, 0.5]"),
+            (0 <= self.filter_radius <= 7, "filter_radius must be in 0..7"),
+            (-48 <= self.transpose_semitones <= 48, "transpose_semitones must be in -48..48"),
+            (self.resample_sr == 0 or 8000 <= self.resample_sr <= 192_000, "resample_sr must be 0 or 8000..192000"),
+            (self.speaker_id >= 0, "speaker_id must be >= 0"),
+            (self.noise_scale >= 0, "noise_scale must be >= 0"),
+            (self.segment_pad_s >= 0.1 and self.segment_query_s >= 0, "segment_pad_s must be >= 0.1"),
+            (self.segment_center_s > 2 * self.segment_query_s, "segment_center_s must exceed 2*segment_query_s"),
+            (self.segment_max_s >= self.segment_center_s, "segment_max_s must be >= segment_center_s"),
+            (self.f0_block_s >= 10, "f0_block_s must be >= 10"),
+            (self.precision in ("fp32", "bf16"), "precision must be fp32 or bf16"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"InferConfig: {message}.")
+
+    @property
+    def segmentation(self) -> Segmentation:
+        return Segmentation(self.segment_pad_s, self.segment_query_s, self.segment_center_s, self.segment_max_s)
+
+
+@dataclass
+class ConversionResult:
+    audio: np.ndarray            # float32 mono at `sample_rate`
+    sample_rate: int
+    duration_s: float            # input duration
+    timings: dict[str, float]    # seconds: load, f0, features, retrieval, synthesis, post, total
+    segments: int
+    f0_method: str | None
+    encoder: str
+    index_path: Path | None
+    notes: list[str] = field(default_factory=list)
+    output_path: Path | None = None
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: compute seconds per second of audio (below 1 = faster than real time)."""
+        return self.timings.get("total", 0.0) / self.duration_s if self.duration_s > 0 else 0.0
+
+    def summary(self) -> str:
+        t = self.timings
+        steps_ = ", ".join(f"{k} {t.get(k, 0.0):.2f} s" for k in ("f0", "features", "retrieval", "synthesis"))
+        index = self.index_path.name if self.index_path else "none"
+        lines = [f"Converted {self.duration_s:.1f} s in {t.get('total', 0.0):.1f} s (real-time factor {self.rtf:.2f}; "
+                 f"{1 / self.rtf if self.rtf else 0:.1f}x real time), {self.segments} piece(s), {self.sample_rate} Hz.",
+                 f"Time: {steps_}, other {t.get('load', 0.0) + t.get('post', 0.0):.2f} s.",
+                 f"Pitch: {self.f0_method or 'none (model without pitch)'}; encoder: {self.encoder}; index: {index}."]
+        if self.output_path:
+            lines.append(f"Saved: {self.output_path}")
+        lines += self.notes
+        return "\n".join(lines)
+
+
+@dataclass
+class FileStatus:
+    path: Path
+    ok: bool
+    message: str
+    output_path: Path | None = None
+    result: ConversionResult | None = None
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+
+    def add(self, key: str, started: float) -> float:
+        now = time.perf_counter()
+        self.totals[key] = self.totals.get(key, 0.0) + now - started
+        return now
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+def _cached(services: Any, key: tuple, load: Any) -> Any:
+    return services.cache.get(key, load) if services is not None else load()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def resolve_model_path(name_or_path: str | Path, workspace: Any = None) -> Path:
+    """A .pth path as given, or models/voices/NAME/NAME.pth; `MissingArtifactError` naming the choices."""
+    path = Path(str(name_or_path)).expanduser()
+    if path.suffix.lower() == ".pth" and path.is_file():
+        return path
+    if workspace is not None and str(name_or_path).strip():
+        try:
+            candidate = workspace.voice_model_path(str(name_or_path).strip())
+        except VoiceAppError:
+            candidate = None
+        if candidate is not None and candidate.is_file():
+            return candidate
+    known = [p.stem for p in list_voice_models(workspace)] if workspace is not None else []
+    raise MissingArtifactError(f"Voice model {str(name_or_path)!r} not found. "
+                               + (f"Available: {', '.join(known)}. " if known else "No models in models/voices/. ")
+                               + "Give a model name or the path of a .pth file (import one in the Models tab).")
+
+
+def list_voice_models(workspace: Any) -> list[Path]:
+    """Every models/voices/<name>/*.pth, sorted by name."""
+    root = workspace.voices_dir
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.glob("*/*.pth") if not p.name.startswith(".")), key=lambda p: (p.parent.name, p.name))
+
+
+def load_voice(name_or_path: str | Path, services: Any = None, device: str | None = None) -> Any:
+    """The `VoiceModel` for a name or .pth path, loaded once per (file, mtime, device) via `services.cache`."""
+    from voiceapp.nets.voicefile import load_voice_model
+
+    workspace = services.workspace if services is not None else None
+    path = resolve_model_path(name_or_path, workspace).resolve()
+    device = device or (services.device if services is not None else "cpu")
+    return _cached(services, ("voice", str(path), _mtime(path), device), lambda: load_voice_model(path, device=device))
+
+
+def encoder_name_for(voice: Any, requested: str | None) -> str:
+    """The content encoder to use: the model's own (`embedder` metadata; contentvec when absent).
+
+    Raises `InputError` when `requested` names a different encoder than the one the model was trained with.
+    """
+    trained = str(getattr(voice, "embedder", None) or "contentvec")
+    if not requested:
+        return trained
+
+    def norm(name: str) -> str:
+        base = Path(name).name.lower() if ("/" in name or "\\" in name) else name.lower()
+        return _ENCODER_ALIASES.get(base, base)
+
+    if norm(requested) != norm(trained):
+        raise InputError(f"{Path(str(voice.path)).name} was trained with {trained!r} content features; converting "
+                         f"with {requested!r} would produce noise. Leave the encoder empty (it follows the model) "
+                         f"or choose {trained!r}.")
+    return requested
+
+
+def _load_encoder(name: str, voice: Any, services: Any) -> Any:
+    from voiceapp.features.encoders import load_encoder
+
+    device = services.device if services is not None else "cpu"
+    workspace = services.workspace if services is not None else None
+    return _cached(services, ("encoder", name, voice.version, device),
+                   lambda: load_encoder(name, version=voice.version, device=device, workspace=workspace))
+
+
+def _load_f0(name: str, services: Any) -> Any:
+    from voiceapp.features.f0 import load_f0_method
+
+    device = services.device if services is not None else "cpu"
+    workspace = services.workspace if services is not None else None
+    return _cached(services, ("f0", name, device), lambda: load_f0_method(name, device=device, workspace=workspace))
+
+
+def _load_retrieval(path: Path, services: Any) -> Any:
+    from voiceapp.index.retrieval import load_index
+
+    path = Path(path).resolve()
+    return _cached(services, ("index", str(path), _mtime(path)), lambda: load_index(path))
+
+
+def default_f0(services: Any) -> str:
+    from voiceapp.features.f0 import default_f0_method
+
+    return default_f0_method(services.workspace if services is not None else None)
+
+
+def find_index_for(voice_path: Path | str, workspace: Any = None) -> Path | None:
+    """The index that belongs to a voice model, as RVC/Applio pick it: an `.index` (not `trained_`) in the
+    model's folder (or logs/<name>/) whose name contains the model's name; else the only index in its folder."""
+    voice_path = Path(voice_path)
+    name = voice_path.parent.name if voice_path.parent.name else voice_path.stem
+    stems = {name.lower(), voice_path.stem.lower()}
+    folders = [voice_path.parent]
+    if workspace is not None:
+        try:
+            folders.append(workspace.experiment(name).root)
+        except VoiceAppError:
+            pass
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        found = sorted(p for p in folder.glob("*.index") if "trained" not in p.name.lower()
+                       and not p.name.startswith("."))
+        named = [p for p in found if any(s and s in p.name.lower() for s in stems)]
+        if named:
+            return max(named, key=_mtime)
+        if len(found) == 1 and folder == voice_path.parent:
+            return found[0]
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- pitch
+
+def _f0_blocks(audio_pad: np.ndarray, f0_fn: Any, block: int, context: int, cancel: CancelToken,
+               progress: Progress) -> np.ndarray:
+    """f0 (Hz, one value per 160 samples, len//160 + 1 values) of `audio_pad`, computed block by block.
+
+    Each block sees `context` samples of real neighbouring audio on both sides, so the result equals
+    one call on the whole signal up to the methods' own edge effects (inside the context).
+    """
+    n = len(audio_pad)
+    n_frames = n // WINDOW + 1
+    if n <= block + 2 * context:
+        return np.asarray(f0_fn(audio_pad), dtype=np.float32)[:n_frames]
+    out = np.zeros(n_frames, dtype=np.float32)
+    for start in range(0, n, block):
+        cancel.raise_if_set()
+        lo, hi = max(0, start - context), min(n, start + block + context)
+        f0 = np.asarray(f0_fn(audio_pad[lo:hi]), dtype=np.float32)
+        first = (start - lo) // WINDOW
+        count = min(block // WINDOW, n_frames - start // WINDOW) if start + block < n else n_frames - start // WINDOW
+        piece = steps.fit_frames(f0[first:], count)
+        out[start // WINDOW:start // WINDOW + count] = piece
+        progress(min(1.0, (start + block) / n), "pitch")
+    return out
+
+
+def _pitch(audio_pad: np.ndarray, cfg: InferConfig, method: str, f0_fn: Any, seg: Segmentation,
+           cancel: CancelToken, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """(coarse pitch int64, pitchf Hz float32), both len(audio_pad)//160 frames."""
+    from scipy import signal
+
+    from voiceapp.features.f0 import coarse_f0
+
+    block = int(cfg.f0_block_s * SAMPLE_RATE) // WINDOW * WINDOW
+    f0 = _f0_blocks(audio_pad, f0_fn, block, seg.pad, cancel, progress)
+    if method == "harvest" and cfg.filter_radius > 2:
+        f0 = signal.medfilt(f0, 3).astype(np.float32)
+    f0 = steps.transpose_f0(f0, cfg.transpose_semitones)
+    if cfg.f0_curve:
+        f0 = steps.apply_f0_curve(f0, steps.read_f0_curve(cfg.f0_curve), seg.pad // WINDOW)
+    p_len = len(audio_pad) // WINDOW
+    f0 = steps.fit_frames(f0, p_len)
+    return np.asarray(coarse_f0(f0), dtype=np.int64), f0.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- synthesis
+
+def _synthesize(voice: Any, feats: np.ndarray, pitch: np.ndarray | None, pitchf: np.ndarray | None,
+                cfg: InferConfig, generator: Any) -> np.ndarray:
+    import torch
+
+    device = next(voice.net.parameters()).device
+    phone = torch.from_numpy(np.ascontiguousarray(feats)).unsqueeze(0).to(device)
+    lengths = torch.tensor([feats.shape[0]], dtype=torch.long, device=device)
+    sid = torch.tensor([cfg.speaker_id], dtype=torch.long, device=device)
+    p = torch.from_numpy(pitch).unsqueeze(0).to(device) if pitch is not None else None
+    pf = torch.from_numpy(pitchf).unsqueeze(0).to(device) if pitchf is not None else None
+    use_bf16 = cfg.precision == "bf16"
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        audio = voice.net.infer(phone, lengths, p, pf, sid, noise_scale=cfg.noise_scale, generator=generator)
+    return audio[0, 0].float().cpu().numpy()
+
+
+def _prepare_input(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    from voiceapp.audio import resample, to_mono
+
+    audio = np.asarray(audio)
+    if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:
+        audio = audio.T  # (samples, channels) as Gradio gives it
+    if audio.ndim not in (1, 2) or audio.shape[-1] == 0:
+        raise InputError(f"Cannot convert audio of shape {audio.shape}; expected (samples,) or (channels, samples).")
+    if np.issubdtype(audio.dtype, np.integer):
+        audio = audio.astype(np.float32) / float(np.iinfo(audio.dtype).max)
+    audio = to_mono(audio.astype(np.float32, copy=False))
+    if not np.all(np.isfinite(audio)):
+        raise InputError("The input audio contains NaN or infinite samples; the file is damaged.")
+    return resample(audio, int(sample_rate), SAMPLE_RATE)
+
+
+def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = InferConfig(), *,
+            index_path: Path | str | None = None, services: Any = None, progress: Progress = no_progress,
+            cancel: CancelToken = NEVER) -> "ConversionResult":
+    """Convert `audio` ((samples,) or (channels, samples), any rate) into `voice` (a loaded `VoiceModel`).
+
+    Returns float32 mono audio at the model's rate (or `cfg.resample_sr`), as long as the input
+    (within one model hop), plus the time spent in each step. `index_path` None: no retrieval.
+    """
+    timer = _Timer()
+    started = t0 = time.perf_counter()
+    notes: list[str] = []
+    x16 = _prepare_input(audio, sample_rate)
+    duration_s = len(x16) / SAMPLE_RATE
+    if cfg.speaker_id >= int(getattr(voice, "n_speakers", 1) or 1):
+        raise InputError(f"Speaker id {cfg.speaker_id} does not exist in {Path(str(voice.path)).name}; it has "
+                         f"{voice.n_speakers} speaker(s) (ids 0..{voice.n_speakers - 1}).")
+    x16 = steps.peak_limit(x16)
+    if float(np.max(np.abs(x16))) < 1e-4:
+        notes.append("Note: the input is silent (or nearly), so the output is too.")
+    from voiceapp.audio import highpass
+
+    x16, _ = highpass(x16, SAMPLE_RATE, zero_phase=True)
+    encoder_name = encoder_name_for(voice, cfg.encoder)
+    encoder = _load_encoder(encoder_name, voice, services)
+    content_dim = int(getattr(voice.config, "content_dim", encoder.dim))
+    if encoder.dim != content_dim:
+        raise InputError(f"Encoder {encoder_name!r} gives {encoder.dim}-d features but "
+                         f"{Path(str(voice.path)).name} expects {content_dim}-d ({voice.version}).")
+    retrieval = None
+    if index_path and cfg.index_rate > 0:
+        from voiceapp.index.retrieval import check_dim
+
+        retrieval = _load_retrieval(Path(index_path), services)
+        check_dim(retrieval, content_dim)
+    method = None
+    f0_fn = None
+    if voice.use_f0:
+        method = cfg.f0_method or default_f0(services)
+        f0_fn = _load_f0(method, services)
+    t0 = timer.add("load", t0)
+
+    seg = cfg.segmentation
+    pad = seg.pad
+    cuts = steps.find_cuts(x16, seg)
+    spans = steps.segment_spans(len(x16), cuts)
+    audio_pad = steps.reflect_pad(x16, pad)
+    pitch = pitchf = None
+    if f0_fn is not None:
+        pitch, pitchf = _pitch(audio_pad, cfg, method, f0_fn, seg, cancel, sub_progress(progress, 0.0, 0.15))
+        t0 = timer.add("f0", t0)
+    progress(0.15, "converting")
+
+    out_rate = int(voice.sample_rate)
+    hop = int(voice.config.hop_length)
+    pad_frames = pad // WINDOW
+    protect = voice.use_f0 and cfg.protect < 0.5
+    import torch
+
+    generator = torch.Generator(device=str(next(voice.net.parameters()).device)).manual_seed(int(cfg.seed))
+    pieces: list[np.ndarray] = []
+    for i, (s, e) in enumerate(spans):
+        cancel.raise_if_set()
+        last = i == len(spans) - 1
+        piece = audio_pad[s:] if last else audio_pad[s:e + 2 * pad + WINDOW]
+        n_frames = len(piece) // WINDOW
+        feats = np.asarray(encoder.encode(piece), dtype=np.float32)
+        t0 = timer.add("features", t0)
+        feats0 = feats if protect else None
+        if retrieval is not None:
+            from voiceapp.index.retrieval import blend
+
+            feats = blend(feats, retrieval.index, retrieval.big_npy, cfg.index_rate)
+            t0 = timer.add("retrieval", t0)
+        feats = steps.fit_frames(steps.upsample2(feats), n_frames)
+        seg_pitch = seg_pitchf = None
+        if pitch is not None and pitchf is not None:
+            first = s // WINDOW
+            seg_pitch = steps.fit_frames(pitch[first:first + n_frames], n_frames)
+            seg_pitchf = steps.fit_frames(pitchf[first:first + n_frames], n_frames)
+            if protect and feats0 is not None:
+                feats = steps.protect_mix(feats, steps.fit_frames(steps.upsample2(feats0), n_frames), seg_pitchf,
+                                          cfg.protect)
+        t0 = timer.add("features", t0)
+        wav = _synthesize(voice, feats, seg_pitch, seg_pitchf, cfg, generator)
+        keep = (e - s) // WINDOW
+        pieces.append(wav[pad_frames * hop:(pad_frames + keep) * hop])
+        t0 = timer.add("synthesis", t0)
+        progress(0.15 + 0.8 * (i + 1) / len(spans), f"piece {i + 1}/{len(spans)}")
+
+    out = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    expected = int(round(len(x16) * out_rate / SAMPLE_RATE))
+    out = steps.fit_frames(out, expected) if len(out) else np.zeros(expected, dtype=np.float32)
+    out = steps.rms_mix(x16, out, out_rate, cfg.rms_mix_rate)
+    if cfg.resample_sr >= 16000 and cfg.resample_sr != out_rate:
+        from voiceapp.audio import resample
+
+        out = resample(out, out_rate, cfg.resample_sr)
+        out_rate = cfg.resample_sr
+    out = steps.peak_safe(out)
+    if not np.all(np.isfinite(out)):
+        raise VoiceAppError(f"The conversion with {Path(str(voice.path)).name} produced invalid samples (NaN); "
+                            "the model file may be damaged. Try another model.")
+    timer.add("post", t0)
+    timer.totals["total"] = time.perf_counter() - started
+    progress(1.0, "done")
+    return ConversionResult(out, out_rate, duration_s, timer.totals, len(spans), method, encoder_name,
+                            Path(index_path) if retrieval is not None else None, notes)
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+def convert_file(path: Path | str, voice: Any, cfg: InferConfig = InferConfig(), *, out_path: Path | str | None = None,
+                 fmt: str | None = None, index_path: Path | str | None = None, services: Any = None,
+                 progress: Progress = no_progress, cancel: CancelToken = NEVER) -> ConversionResult:
+    """Load any audio file, convert it, and write it to `out_path` (wav/flac/mp3/ogg) when given."""
+    from voiceapp.audio import load_audio, save_audio
+
+    started = time.perf_counter()
+    audio, rate = load_audio(path, SAMPLE_RATE, mono=True)
+    load_s = time.perf_counter() - started
+    result = convert(audio, rate, voice, cfg, index_path=index_path, services=services, progress=progress,
+                     cancel=cancel)
+    result.timings["load"] = result.timings.get("load", 0.0) + load_s
+    result.timings["total"] += load_s
+    if out_path is not None:
+        result.output_path = save_audio(out_path, result.audio, result.sample_rate, fmt)
+    return result
+
+
+def _output_name(path: Path, roots: list[Path], out_dir: Path, fmt: str) -> Path:
+    for root in roots:
+        if root.is_dir():
+            try:
+                return out_dir / path.relative_to(root).with_suffix(f".{fmt}")
+            except ValueError:
+                continue
+    return out_dir / f"{path.stem}.{fmt}"
+
+
+def convert_folder(inputs: list[Path | str], out_dir: Path | str, voice: Any, cfg: InferConfig = InferConfig(), *,
+                   fmt: str = "wav", index_path: Path | str | None = None, services: Any = None,
+                   progress: Progress = no_progress, cancel: CancelToken = NEVER) -> list[FileStatus]:
+    """Convert files and folders (recursively) into `out_dir`; a bad file is reported and skipped."""
+    from voiceapp.audio import find_audio_files
+
+    roots = [Path(p) for p in inputs]
+    files, skipped = find_audio_files(roots)
+    statuses = [FileStatus(p, False, f"skipped: {why}") for p, why in skipped]
+    if not files and not skipped:
+        raise InputError(f"No audio files in {', '.join(str(r) for r in roots)}.")
+    out_dir = Path(out_dir)
+    for i, path in enumerate(files):
+        cancel.raise_if_set()
+        target = _output_name(path, roots, out_dir, fmt)
+        try:
+            result = convert_file(path, voice, cfg, out_path=target, fmt=fmt, index_path=index_path,
+                                  services=services, cancel=cancel,
+                                  progress=sub_progress(progress, i / len(files), (i + 1) / len(files)))
+        except Cancelled:
+            raise
+        except (VoiceAppError, ValueError, RuntimeError) as err:
+            log.warning("conversion of %s failed: %s", path, err)
+            statuses.append(FileStatus(path, False, f"failed: {err}"))
+            continue
+        statuses.append(FileStatus(path, True, f"ok ({result.duration_s:.1f} s, RTF {result.rtf:.2f})",
+                                   result.output_path, result))
+    return statuses
