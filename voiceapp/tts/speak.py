@@ -185,7 +185,7 @@ def resolve_voice_model(voice_model: Any, services=None) -> tuple[Any, Path | No
     if path.suffix.lower() != ".pth" and services is not None:
         path = services.workspace.voice_model_path(text)
     if not path.exists():
-        known = _model_names(services)
+        known = list_voice_models(services.workspace) if services is not None else []
         raise InputError(f"No voice model {text!r} (looked for {path}). Known models: "
                          f"{', '.join(known) if known else 'none yet - train one in the Train tab or import one in Models'}.")
     device = getattr(services, "device", "cpu") if services is not None else "cpu"
@@ -196,11 +196,29 @@ def resolve_voice_model(voice_model: Any, services=None) -> tuple[Any, Path | No
     return voice, path
 
 
-def _model_names(services) -> list[str]:
-    if services is None or not services.workspace.voices_dir.is_dir():
+def list_voice_models(workspace) -> list[str]:
+    """Names of the voice models under models/voices/ (folders holding <name>/<name>.pth)."""
+    if not workspace.voices_dir.is_dir():
         return []
-    return sorted(p.parent.name for p in services.workspace.voices_dir.glob("*/*.pth")
-                  if p.stem == p.parent.name)
+    return sorted(p.parent.name for p in workspace.voices_dir.glob("*/*.pth") if p.stem == p.parent.name)
+
+
+def save_result(result: SpeakResult, out_dir: Path, model_name: str | None = None,
+                fmt: str = "wav") -> tuple[Path, Path | None]:
+    """Write the base speech and the converted speech (if any) as `<time>_<engine>_<voice>.<fmt>` and
+    `<time>_<engine>_<voice>_<model>.<fmt>` in `out_dir`; returns both paths (the second None without a model)."""
+    from voiceapp.audio import save_audio
+    from voiceapp.workspace import sanitize_name
+
+    stem = sanitize_name(f"{time.strftime('%Y%m%d-%H%M%S')}_{result.engine}_{result.voice.replace('+', '-')}")
+    subtype = "PCM_16" if fmt == "wav" else None  # plays in every browser
+    base_path = save_audio(Path(out_dir) / f"{stem}.{fmt}", result.base_audio, result.base_sample_rate, fmt,
+                           subtype)
+    if result.audio is None:
+        return Path(base_path), None
+    tag = sanitize_name(model_name or "converted", "model name")
+    converted = save_audio(Path(out_dir) / f"{stem}_{tag}.{fmt}", result.audio, result.sample_rate, fmt, subtype)
+    return Path(base_path), Path(converted)
 
 
 def speak(text: str, engine: str | None = None, voice: str | None = None, cfg: TtsConfig = TtsConfig(),

@@ -1,0 +1,201 @@
+"""TTS tab: type or upload text, speak it with an offline engine, optionally convert it into a voice model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from voiceapp.services import Services
+from voiceapp.tts.engines import DEFAULT_ENGINE, RATE_PERCENT_MAX, RATE_PERCENT_MIN
+from voiceapp.tts.speak import TARGET_SEXES, TtsConfig
+from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+
+log = logging.getLogger(__name__)
+
+_T = TtsConfig()
+_MAX_TEXT_FILE_BYTES = 2_000_000
+AUTO = "auto"
+
+
+def engine_choices(services: Services) -> list[tuple[str, str]]:
+    from voiceapp.tts.engines import available_engines, engine_label
+
+    return [(engine_label(name), name) for name in available_engines(services.workspace)]
+
+
+def voice_choices(services: Services, engine: str | None) -> tuple[list[tuple[str, str]], str, str]:
+    """(dropdown choices, default voice id, notice markdown) for an engine."""
+    from voiceapp.errors import VoiceAppError
+    from voiceapp.tts.engines import get_engine
+
+    try:
+        tts = get_engine(engine or DEFAULT_ENGINE, services.workspace)
+        voices = tts.voices()
+    except VoiceAppError as err:
+        return [], "", f"⚠️ {err}"
+    notice = (f"⚠️ **Online engine: {tts.online_notice}.** Pick an offline engine to keep your text on this "
+              f"computer." if tts.online else "")
+    return [(f"{v.id} — {v.label}", v.id) for v in voices], tts.default_voice, notice
+
+
+def engine_changed(services: Services, engine: str) -> tuple[Any, Any]:
+    choices, default, notice = voice_choices(services, engine)
+    return gr.update(choices=choices, value=default), gr.update(value=notice, visible=bool(notice))
+
+
+def model_choices(services: Services) -> list[tuple[str, str]]:
+    from voiceapp.tts.speak import list_voice_models
+
+    return [("(none: base speech only)", "")] + [(name, name) for name in list_voice_models(services.workspace)]
+
+
+def refresh_models(services: Services, current: str | None) -> Any:
+    choices = model_choices(services)
+    keep = current if current in {value for _, value in choices} else ""
+    return gr.update(choices=choices, value=keep)
+
+
+def read_text(text: str | None, text_file: str | None) -> str:
+    """The text box, or the uploaded .txt file when one is given."""
+    from pathlib import Path
+
+    if text_file:
+        path = Path(text_file)
+        if path.stat().st_size > _MAX_TEXT_FILE_BYTES:
+            raise gr.Error(f"{path.name} is larger than 2 MB; split it into smaller files.")
+        try:
+            return path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise gr.Error(f"{path.name} is not UTF-8 text; save it as UTF-8 and upload it again.") from err
+    return text or ""
+
+
+def _infer_config(transpose: float, f0_method: str, index_rate: float, protect: float, rms_mix: float,
+                  filter_radius: float) -> Any:
+    from voiceapp.infer.pipeline import InferConfig
+
+    return InferConfig(transpose_semitones=int(transpose), f0_method=None if f0_method in (AUTO, "", None)
+                       else f0_method, index_rate=float(index_rate), protect=float(protect),
+                       rms_mix_rate=float(rms_mix), filter_radius=int(filter_radius))
+
+
+def speak_clicked(services: Services, text: str, text_file: str | None, engine: str, voice: str, rate: float,
+                  pause_s: float, model: str | None, auto_transpose: bool, model_voice: str, transpose: float,
+                  f0_method: str, index_rate: float, protect: float, rms_mix: float, filter_radius: float,
+                  progress: Any = None) -> tuple[Any, ...]:
+    """Handler of "Speak": returns (status markdown, base audio, base file, converted audio, converted file,
+    transpose slider update)."""
+    from voiceapp.tts.speak import save_result, speak
+
+    words = read_text(text, text_file)
+    token = services.start_job("tts")
+
+    def job(progress: Any) -> tuple[Any, ...]:
+        cfg = TtsConfig(rate_percent=float(rate), pause_s=float(pause_s), auto_transpose=bool(auto_transpose),
+                        target_sex=model_voice or "auto")
+        infer_cfg = _infer_config(transpose, f0_method, index_rate, protect, rms_mix, filter_radius) if model else None
+        result = speak(words, engine, voice, cfg, voice_model=model or None, infer_cfg=infer_cfg,
+                       services=services, progress=progress, cancel=token)
+        base_path, converted_path = save_result(result, services.workspace.tts_outputs_dir, model or None)
+        lines = [f"{len(result.sentences)} sentence(s), {result.base_duration_s:.1f} s of speech "
+                 f"({result.engine}, voice `{result.voice}`)."]
+        if result.transpose is not None:
+            lines.append(result.transpose.message)
+        if converted_path is not None:
+            lines.append(f"Converted with `{model}` in {result.timings.get('convert_s', 0.0):.1f} s.")
+        new_transpose = result.transpose.semitones if result.transpose and result.transpose.applied else transpose
+        converted = str(converted_path) if converted_path else None
+        return ("\n\n".join(lines), str(base_path), str(base_path), converted, converted,
+                gr.update(value=new_transpose))
+
+    return run_job(job, progress=progress)
+
+
+def stop_clicked(services: Services) -> str:
+    return "Stopping after the current sentence..." if services.cancel_job("tts") else "Nothing is running."
+
+
+def _conversion_controls(services: Services) -> dict[str, Any]:
+    from voiceapp.features.f0 import F0_METHODS
+    from voiceapp.infer.pipeline import InferConfig
+
+    d = InferConfig()
+    c: dict[str, Any] = {}
+    with gr.Row():
+        c["auto_transpose"] = gr.Checkbox(value=_T.auto_transpose, label="Match the model's pitch automatically",
+                                          info="Sets the transpose from the base voice's median pitch and the "
+                                               "model's training pitch. Untick to use the slider.")
+        c["model_voice"] = gr.Radio(list(TARGET_SEXES), value=_T.target_sex, label="Model voice",
+                                    info="Used for the automatic pitch only when the model file has no pitch "
+                                         "statistics: male ~120 Hz, female ~210 Hz.")
+        c["transpose"] = gr.Slider(-24, 24, value=d.transpose_semitones, step=1, label="Transpose (semitones)",
+                                   info="+12 is one octave up. Overwritten by the automatic value when ticked.")
+    with gr.Row():
+        c["f0_method"] = gr.Dropdown([AUTO] + list(F0_METHODS), value=d.f0_method or AUTO, label="Pitch method",
+                                     info="How the pitch of the base speech is tracked; auto = rmvpe when "
+                                          "downloaded, else fcpe.")
+        c["index_rate"] = gr.Slider(0, 1, value=d.index_rate, step=0.05, label="Index rate",
+                                    info="How much of the model's retrieval index (its timbre) to use; 0 = none.")
+        c["protect"] = gr.Slider(0, 0.5, value=d.protect, step=0.01, label="Protect consonants",
+                                 info="Keeps breath and voiceless consonants clear; 0.5 = off.")
+    with gr.Row():
+        c["rms_mix"] = gr.Slider(0, 1, value=d.rms_mix_rate, step=0.05, label="Loudness envelope mix",
+                                 info="0 = follow the base speech's loudness, 1 = the model's own.")
+        c["filter_radius"] = gr.Slider(0, 7, value=d.filter_radius, step=1, label="Pitch smoothing",
+                                       info="Median filter on harvest pitch when 3 or more.")
+    return c
+
+
+def build(services: Services) -> None:
+    gr.Markdown("Type a text (or upload a .txt), hear it spoken by an offline speech engine, and convert it "
+                "into one of your voice models with the same settings as the Inference tab.")
+    engines = engine_choices(services)
+    voices, default_voice, notice_text = voice_choices(services, DEFAULT_ENGINE)
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Text", lines=6, placeholder="Hello! This is my voice model speaking.",
+                              info="Long texts are split into sentences and joined with short pauses.")
+            text_file = gr.File(label="...or a .txt file", file_types=[".txt"], type="filepath")
+        with gr.Column(scale=2):
+            engine = gr.Dropdown(engines, value=DEFAULT_ENGINE, label="Speech engine",
+                                 info="eSpeak NG is built in and offline. Others appear when installed.")
+            notice = gr.Markdown(notice_text, visible=bool(notice_text))
+            voice = gr.Dropdown(voices, value=default_voice, label="Engine voice", allow_custom_value=True,
+                                info="Language and voice of the base speech; for eSpeak NG add a variant such "
+                                     "as en-us+f3 (female) or en-us+m3.")
+            rate = gr.Slider(RATE_PERCENT_MIN, RATE_PERCENT_MAX, value=_T.rate_percent, step=5,
+                             label="Speaking rate (%)", info="+50 speaks 1.5x as fast, -50 half as fast.")
+            pause = gr.Slider(0, 0.5, value=_T.pause_s, step=0.05, label="Pause between sentences (s)",
+                              info="0 joins sentences with a short crossfade.")
+    with gr.Row():
+        model = gr.Dropdown(model_choices(services), value="", label="Voice model",
+                            info="Converts the speech into this voice. None: keep the engine's voice.")
+        refresh = gr.Button("Refresh models", size="sm")
+    with gr.Accordion("Conversion settings", open=False):
+        controls = _conversion_controls(services)
+    with gr.Row():
+        go = gr.Button("Speak", variant="primary")
+        stop = gr.Button("Stop", variant="stop")
+    status = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            base_audio = gr.Audio(label="Base speech", type="filepath", interactive=False)
+            base_file = gr.File(label="Download base speech", interactive=False)
+        with gr.Column():
+            converted_audio = gr.Audio(label="In the voice model", type="filepath", interactive=False)
+            converted_file = gr.File(label="Download converted speech", interactive=False)
+
+    engine.change(lambda e: engine_changed(services, e), [engine], [voice, notice])
+    refresh.click(lambda m: refresh_models(services, m), [model], [model])
+    inputs = [text, text_file, engine, voice, rate, pause, model, controls["auto_transpose"], controls["model_voice"],
+              controls["transpose"], controls["f0_method"], controls["index_rate"], controls["protect"],
+              controls["rms_mix"], controls["filter_radius"]]
+
+    def on_speak(*values: Any, progress: Any = gr.Progress()) -> tuple[Any, ...]:
+        return speak_clicked(services, *values, progress=progress)
+
+    go.click(on_speak, inputs, [status, base_audio, base_file, converted_audio, converted_file,
+                                controls["transpose"]], **COMPUTE_QUEUE)
+    stop.click(lambda: stop_clicked(services), None, [status])
