@@ -22,6 +22,8 @@ log = logging.getLogger("voiceapp")
 COMMAND_MODULES: list[str] = [
     "voiceapp.dataset.cli",
     "voiceapp.tts.cli",
+    "voiceapp.modelstore_cli",
+    "voiceapp.assets_cli",
 ]
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent

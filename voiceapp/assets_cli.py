@@ -1,0 +1,64 @@
+"""`voiceapp assets list | download NAME... | import PATH [--as NAME]`"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from voiceapp.assets import ASSETS, GROUPS
+
+    names = ", ".join([*ASSETS, *GROUPS])
+    p = subparsers.add_parser("assets", parents=[common], help="base assets: ContentVec, RMVPE, pretrained, Whisper",
+                              description="Download or import the base weights (models/base/): " + names)
+    sub = p.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
+
+    s = sub.add_parser("list", parents=[common], help="what each asset is, where it comes from, and whether it is here")
+    s.add_argument("--verify", action="store_true", help="also check the sha256 of present files (slow)")
+    s.set_defaults(func=run_list)
+
+    s = sub.add_parser("download", parents=[common], help="download assets from Hugging Face (or $HF_ENDPOINT)")
+    s.add_argument("names", nargs="+", metavar="NAME", help=names)
+    s.add_argument("--endpoint", help="hub address (default: $HF_ENDPOINT or https://huggingface.co)")
+    s.set_defaults(func=run_download)
+
+    s = sub.add_parser("import", parents=[common], help="place a file (or folder) you already downloaded")
+    s.add_argument("path", type=Path)
+    s.add_argument("--as", dest="as_name", metavar="NAME",
+                   help="the asset it belongs to (default: recognised by its sha256)")
+    s.set_defaults(func=run_import)
+
+
+def run_list(args: argparse.Namespace, services) -> int:
+    from voiceapp.assets import ASSETS, asset_status
+
+    for name, asset in ASSETS.items():
+        st = asset_status(services.workspace, name, verify=args.verify)
+        print(f"{name:18s} {st.state:10s} {asset.size / 1e6:8.1f} MB  {st.detail}")
+        print(f"{'':18s} from {asset.repo_id}: {', '.join(f.remote_path for f in asset.files)}")
+        print(f"{'':18s} licence: {asset.licence}; needed for: {asset.needed_by}")
+    return 0
+
+
+def run_download(args: argparse.Namespace, services) -> int:
+    from voiceapp.assets import DownloadConfig, download_assets
+    from voiceapp.progress import TqdmProgress
+
+    with TqdmProgress("download") as bar:
+        paths = download_assets(services.workspace, args.names, DownloadConfig(endpoint=args.endpoint), bar,
+                                services.cancel)
+    for path in paths:
+        print(f"ready: {path}")
+    return 0
+
+
+def run_import(args: argparse.Namespace, services) -> int:
+    from voiceapp.assets import import_asset
+    from voiceapp.progress import TqdmProgress
+
+    with TqdmProgress("import") as bar:
+        placed = import_asset(services.workspace, args.path, args.as_name, bar, services.cancel)
+    for path in placed:
+        print(f"placed: {path}")
+    return 0

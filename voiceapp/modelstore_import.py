@@ -1,0 +1,404 @@
+"""Importing voice models into the store: `.pth` / `.index` / `.zip`, from disk or an http(s) URL.
+
+Everything is unpacked and checked in a private folder under `models/.downloads/`; the store is touched
+only at the end, by renaming a finished folder into `models/voices/<name>/`. A refused import writes nothing
+into the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import stat
+import urllib.parse
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from voiceapp.errors import Cancelled, InputError, VoiceAppError
+from voiceapp.modelstore import (INDEX_SUFFIX, MODEL_SUFFIXES, ImportResult, StoreLimits, find_index,
+                                 read_model_file)
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.workspace import Workspace, atomic_path, sanitize_name
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1024 * 1024
+_SKIP_MEMBER = re.compile(r"(^|/)(__MACOSX/|\._)")
+
+
+def is_url(source: str | Path) -> bool:
+    return isinstance(source, str) and source.strip().lower().startswith(("http://", "https://"))
+
+
+def import_model(ws: Workspace, sources: str | Path | list[str | Path], name: str | None = None,
+                 overwrite: bool = False, limits: StoreLimits = StoreLimits(),
+                 progress: Progress = no_progress, cancel: CancelToken = NEVER) -> ImportResult:
+    """Import a voice model from `.pth` / `.index` / `.zip` files or http(s) URLs.
+
+    - a `.pth` (with or without an `.index`, or a zip holding them) becomes `models/voices/<name>/<name>.pth`
+      (+ `<name>.index`); `name` defaults to the `.pth` file's name;
+    - an `.index` alone is added to the existing model `name`;
+    - an existing model is replaced only with `overwrite=True`.
+    Raises InputError (nothing written to the store) for unsafe zips, code-carrying pickles, non-models.
+    """
+    items = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    if not items:
+        raise InputError("Nothing to import: give a .pth, .index or .zip file, or an http(s) URL.")
+    if name is not None and not str(name).strip():
+        name = None
+    adds_index = any(str(i).split("?")[0].lower().endswith(INDEX_SUFFIX) for i in items)
+    if name and not adds_index and (ws.voice_dir(name) / f"{ws.voice_dir(name).name}.pth").exists():
+        _refuse_existing(ws, sanitize_name(name, "model name"), overwrite)  # fail before any download
+    ws.downloads_dir.mkdir(parents=True, exist_ok=True)
+    staging = ws.downloads_dir / f".model-{uuid.uuid4().hex[:10]}"
+    staging.mkdir()
+    try:
+        pths, indexes, notes = _gather(items, staging, limits, progress, cancel)
+        return _place(ws, pths, indexes, notes, name, overwrite, staging, progress)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _gather(items: list, staging: Path, limits: StoreLimits, progress: Progress,
+            cancel: CancelToken) -> tuple[list[Path], list[Path], list[str]]:
+    """Local copies of every `.pth` and `.index` in the sources (zips unpacked), in `staging`."""
+    pths: list[Path] = []
+    indexes: list[Path] = []
+    notes: list[str] = []
+    for i, item in enumerate(items):
+        step = _scaled(progress, 0.8 * i / len(items), 0.8 / len(items))
+        if is_url(item):
+            local = download_url(str(item).strip(), staging / "downloads", limits, step, cancel)
+        else:
+            local = Path(str(item).strip().strip('"').strip("'")).expanduser()
+            if not local.is_file():
+                raise InputError(f"{local} is not a file; give a .pth, .index or .zip file, or an http(s) URL.")
+        kind = _kind(local)
+        if kind == "zip":
+            found = unpack_zip(local, staging / f"zip{i}", limits, step, cancel)
+            notes += [f"ignored {m} in {local.name}" for m in found["ignored"]]
+            pths += found["pth"]
+            indexes += found["index"]
+        elif kind == "pth":
+            pths.append(local)
+        elif kind == "index":
+            indexes.append(local)
+        else:
+            raise InputError(f"{local.name} is not a .pth, .index or .zip file; a voice model is a .pth "
+                             f"(often zipped with an added_*.index).")
+    return pths, indexes, notes
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return "zip"
+    if suffix in MODEL_SUFFIXES:
+        return "pth"
+    if suffix == INDEX_SUFFIX:
+        return "index"
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head.startswith(b"PK"):  # a zip, or a torch file (itself a zip holding <name>/data.pkl)
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile:
+            return "unknown"
+        return "pth" if any(n.endswith("/data.pkl") for n in names) and len({n.split("/")[0] for n in names}) == 1 \
+            else "zip"
+    if head[:1] == b"I" and head[1:4].isalpha():  # faiss fourcc, e.g. IwFl / IxF2
+        return "index"
+    return "pth" if head[:1] == b"\x80" else "unknown"  # legacy pickle-format torch file
+
+
+def _place(ws: Workspace, pths: list[Path], indexes: list[Path], notes: list[str], name: str | None,
+           overwrite: bool, staging: Path, progress: Progress) -> ImportResult:
+    models = _voice_models(pths, notes)
+    if not models:
+        if not indexes:
+            raise InputError("No voice model (.pth) or index found to import.")
+        if not name:
+            raise InputError("An index alone is added to an existing model: give the model's name.")
+        return _attach_index(ws, sanitize_name(name, "model name"), _pick_index(indexes, name, notes), overwrite,
+                             notes)
+    if len(models) > 1:
+        wanted = [p for p in models if name and sanitize_name(p.stem, "model name") == sanitize_name(name)]
+        if len(wanted) != 1:
+            raise InputError(f"Found {len(models)} voice models ({', '.join(p.name for p in models)}); import them "
+                             f"one at a time (unzip first), or give the name of the one you want.")
+        models = wanted
+    pth = models[0]
+    final = sanitize_name(name or pth.stem, "model name")
+    index = _pick_index(indexes, pth.stem, notes) if indexes else None
+    replaced = _refuse_existing(ws, final, overwrite)
+    folder = staging / "out" / final
+    folder.mkdir(parents=True)
+    progress(0.85, f"placing {final}")
+    _copy_or_move(pth, folder / f"{final}.pth", staging)
+    if index is not None:
+        _copy_or_move(index, folder / f"{final}{INDEX_SUFFIX}", staging)
+    _swap_into_place(folder, ws.voices_dir / final, staging)
+    progress(1.0, f"imported {final}")
+    dest = ws.voices_dir / final
+    log.info("imported voice model %s (index: %s)", final, index is not None)
+    return ImportResult(final, dest / f"{final}.pth", find_index(dest), replaced, notes)
+
+
+def _voice_models(pths: list[Path], notes: list[str]) -> list[Path]:
+    """The `.pth` files that are voice models. Code-carrying pickles abort the whole import."""
+    models = []
+    for pth in pths:
+        try:
+            read_model_file(pth)
+        except InputError as err:
+            if "Python code" in str(err) or len(pths) == 1:
+                raise
+            notes.append(f"skipped {pth.name}: {err}")
+            continue
+        models.append(pth)
+    return models
+
+
+def _pick_index(indexes: list[Path], stem: str, notes: list[str]) -> Path | None:
+    """RVC's `added_*.index` that names the model, else the only usable index (never `trained_*`)."""
+    usable = [p for p in indexes if not p.name.startswith("trained_")]
+    for p in indexes:
+        if p not in usable:
+            notes.append(f"ignored {p.name} (an empty trained index; the usable one is added_*.index)")
+    for candidates in ([p for p in usable if stem and stem.lower() in p.name.lower()],
+                       [p for p in usable if p.name.startswith("added_")], usable):
+        if len(candidates) == 1:
+            _check_index(candidates[0])
+            return candidates[0]
+        if len(candidates) > 1:
+            break
+    if usable:
+        notes.append(f"several indexes ({', '.join(p.name for p in usable)}); none imported — add the right one "
+                     f"with `models import FILE.index --name NAME`")
+    return None
+
+
+def _check_index(path: Path) -> None:
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if len(head) < 4 or not (head[:1] == b"I" and head[1:4].isalnum()):
+        raise InputError(f"{path.name} is not a faiss index (it does not start with a faiss header).")
+
+
+def _attach_index(ws: Workspace, name: str, index: Path | None, overwrite: bool, notes: list[str]) -> ImportResult:
+    from voiceapp.modelstore import get_model
+
+    entry = get_model(ws, name)
+    if index is None:
+        raise InputError("No usable index to add (only trained_*.index, or several candidates).")
+    target = entry.pth.parent / f"{entry.name}{INDEX_SUFFIX}"
+    existing = find_index(entry.pth.parent)
+    if existing is not None and not overwrite:
+        raise InputError(f"{entry.name} already has an index ({existing.name}); confirm replacing it "
+                         f"(tick 'Replace existing', or pass --overwrite).")
+    with atomic_path(target) as tmp:
+        shutil.copyfile(index, tmp)
+    if existing is not None and existing != target:
+        existing.unlink()
+    return ImportResult(entry.name, entry.pth, target, existing is not None, notes)
+
+
+def _refuse_existing(ws: Workspace, name: str, overwrite: bool) -> bool:
+    """True when `models/voices/<name>/` already has files; InputError then unless `overwrite`."""
+    dest = ws.voices_dir / name
+    exists = dest.is_dir() and any(dest.iterdir())
+    if exists and not overwrite:
+        raise InputError(f"A voice model named {name!r} already exists in {ws.voices_dir}. Choose another name, "
+                         f"or confirm replacing it (tick 'Replace existing', or pass --overwrite).")
+    return exists
+
+
+def _copy_or_move(src: Path, dst: Path, staging: Path) -> None:
+    if staging in src.parents:
+        os.replace(src, dst)
+    else:
+        shutil.copyfile(src, dst)
+
+
+def _swap_into_place(new: Path, dest: Path, staging: Path) -> None:
+    """Rename the finished folder onto `dest`; an old folder is moved aside first and removed afterwards."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    old = staging / "old"
+    if dest.exists():
+        os.replace(dest, old)
+    try:
+        os.replace(new, dest)
+    except OSError:
+        if old.exists():
+            os.replace(old, dest)
+        raise
+
+
+# --- zips ---------------------------------------------------------------------------------------------------
+
+
+def check_zip_members(zf: zipfile.ZipFile, limits: StoreLimits, label: str) -> list[zipfile.ZipInfo]:
+    """Every member is checked; the first bad one refuses the whole archive (InputError)."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_zip_members:
+        raise InputError(f"{label} has {len(infos)} members (limit {limits.max_zip_members}); refused, nothing "
+                         f"written. A voice model zip holds a .pth and an .index.")
+    declared = 0
+    for info in infos:
+        problem = _member_problem(info, limits)
+        if problem:
+            raise InputError(f"{label} was refused and nothing was written: member {info.filename!r} {problem}.")
+        declared += info.file_size
+        if declared > limits.max_unpacked_bytes:
+            raise InputError(f"{label} unpacks to more than {limits.max_unpacked_bytes / 1e9:.1f} GB; refused, "
+                             f"nothing written.")
+    return infos
+
+
+def _member_problem(info: zipfile.ZipInfo, limits: StoreLimits) -> str | None:
+    name = info.filename
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
+        return "has an absolute path"
+    if ".." in PurePosixPath(posix).parts:
+        return "points outside the archive ('..')"
+    if "\x00" in name:
+        return "has a NUL in its name"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "is a symbolic link"
+    if info.flag_bits & 0x1:
+        return "is encrypted"
+    if info.file_size > 1_000_000 and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
+        return f"unpacks {info.file_size / max(info.compress_size, 1):.0f}x (a zip bomb)"
+    return None
+
+
+def unpack_zip(path: Path, dest: Path, limits: StoreLimits = StoreLimits(), progress: Progress = no_progress,
+               cancel: CancelToken = NEVER) -> dict[str, list]:
+    """Check every member, then copy out the `.pth` / `.index` members to flat, generated names in `dest`.
+
+    Returns {"pth": [paths], "index": [paths], "ignored": [member names]}. Sizes are enforced while reading
+    (a member that unpacks to more than it declared is refused).
+    """
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise InputError(f"{path.name} is not a readable zip ({err}); download it again.") from err
+    out: dict[str, list] = {"pth": [], "index": [], "ignored": []}
+    with zf:
+        infos = check_zip_members(zf, limits, path.name)
+        wanted = [i for i in infos if not i.is_dir() and not _SKIP_MEMBER.search(i.filename.replace("\\", "/"))
+                  and PurePosixPath(i.filename.replace("\\", "/")).suffix.lower() in (*MODEL_SUFFIXES, INDEX_SUFFIX)]
+        out["ignored"] = [i.filename for i in infos if not i.is_dir() and i not in wanted]
+        dest.mkdir(parents=True, exist_ok=True)
+        total = max(sum(i.file_size for i in wanted), 1)
+        done = 0
+        for n, info in enumerate(wanted):
+            base = PurePosixPath(info.filename.replace("\\", "/")).name
+            target = dest / f"{n:03d}_{_safe_file_name(base)}"
+            done = _extract_member(zf, info, target, done, total, limits, progress, cancel)
+            out["index" if target.suffix.lower() == INDEX_SUFFIX else "pth"].append(target)
+    for key in ("pth", "index"):  # generated prefixes keep names unique; drop them for matching by name
+        renamed = []
+        for p in out[key]:
+            final = p.with_name(p.name[4:])
+            if final.exists():
+                final = p
+            else:
+                p.rename(final)
+            renamed.append(final)
+        out[key] = renamed
+    return out
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, done: int, total: int,
+                    limits: StoreLimits, progress: Progress, cancel: CancelToken) -> int:
+    written = 0
+    with zf.open(info) as src, open(target, "wb") as dst:
+        while chunk := src.read(_CHUNK):
+            cancel.raise_if_set()
+            written += len(chunk)
+            if written > info.file_size or done + written > limits.max_unpacked_bytes:
+                raise InputError(f"{info.filename} unpacks to more than it declares; the zip was refused.")
+            dst.write(chunk)
+            progress((done + written) / total, f"unpacking {info.filename}")
+    return done + written
+
+
+def _safe_file_name(name: str) -> str:
+    stem, suffix = os.path.splitext(name)
+    try:
+        return sanitize_name(stem, "file name") + suffix.lower()
+    except InputError:
+        return "file" + suffix.lower()
+
+
+# --- URLs ---------------------------------------------------------------------------------------------------
+
+
+def download_url(url: str, dest_dir: Path, limits: StoreLimits = StoreLimits(), progress: Progress = no_progress,
+                 cancel: CancelToken = NEVER) -> Path:
+    """Stream an http(s) URL into `dest_dir` (size-capped, with progress); returns the file.
+
+    Hugging Face page links (`/blob/`) are turned into download links (`/resolve/`).
+    """
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InputError(f"{url!r} is not an http(s) URL.")
+    if "huggingface.co" in parsed.netloc and "/blob/" in parsed.path:
+        url = url.replace("/blob/", "/resolve/", 1)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    request = urllib.request.Request(url, headers={"User-Agent": "voiceapp"})
+    try:
+        response = urllib.request.urlopen(request, timeout=limits.timeout_s)  # noqa: S310 - scheme checked above
+    except OSError as err:
+        raise VoiceAppError(f"Could not download {url}: {err}. Check the address and the connection, or "
+                            f"download the file in a browser and import it from disk.") from err
+    with response:
+        length = int(response.headers.get("Content-Length") or 0)
+        if length > limits.max_download_bytes:
+            raise InputError(f"{url} is {length / 1e9:.1f} GB, over the {limits.max_download_bytes / 1e9:.1f} GB "
+                             f"limit for a voice model; refused.")
+        target = dest_dir / _download_name(response, parsed)
+        _stream(response, target, length, url, limits, progress, cancel)
+    return target
+
+
+def _stream(response, target: Path, length: int, url: str, limits: StoreLimits, progress: Progress,
+            cancel: CancelToken) -> None:
+    done = 0
+    try:
+        with open(target, "wb") as out:
+            while chunk := response.read(_CHUNK):
+                cancel.raise_if_set()
+                done += len(chunk)
+                if done > limits.max_download_bytes:
+                    raise InputError(f"{url} is larger than the {limits.max_download_bytes / 1e9:.1f} GB limit; "
+                                     f"refused.")
+                out.write(chunk)
+                progress(done / length if length else 0.0, f"downloading {target.name}: {done / 1e6:,.1f} MB")
+    except (InputError, Cancelled):
+        target.unlink(missing_ok=True)
+        raise
+    except OSError as err:
+        target.unlink(missing_ok=True)
+        raise VoiceAppError(f"The download of {url} broke off after {done / 1e6:,.1f} MB ({err}); try again.") from err
+    if length and done != length:
+        target.unlink(missing_ok=True)
+        raise VoiceAppError(f"The download of {url} is truncated ({done:,} of {length:,} bytes); try again.")
+
+
+def _download_name(response, parsed: urllib.parse.ParseResult) -> str:
+    disposition = response.headers.get("Content-Disposition") or ""
+    m = re.search(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)", disposition)
+    raw = urllib.parse.unquote(m.group(1)) if m else urllib.parse.unquote(PurePosixPath(parsed.path).name)
+    return _safe_file_name(PurePosixPath(raw.replace("\\", "/")).name or "download.bin")
+
+
+def _scaled(progress: Progress, start: float, span: float) -> Progress:
+    return lambda fraction, message: progress(start + span * min(max(fraction, 0.0), 1.0), message)
