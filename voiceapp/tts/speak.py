@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from voiceapp.errors import ConfigError, InputError, MissingArtifactError
+from voiceapp.errors import ConfigError, InputError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 from voiceapp.tts.engines import RATE_PERCENT_MAX, RATE_PERCENT_MIN, TtsEngine, get_engine
 from voiceapp.tts.text import join_pieces, split_sentences, trim_silence
@@ -43,6 +43,7 @@ class TtsConfig:
     pause_s: float = 0.25           # silence between sentences (0: 10 ms crossfade)
     fade_ms: float = 10.0           # fade at both ends of every sentence (no clicks at joins)
     max_sentence_chars: int = 250   # a longer sentence is cut at commas, then spaces
+    convert_group_s: float = 12.0   # sentences are converted in groups of up to this much speech
     auto_transpose: bool = True     # with a voice model: use the suggested transpose instead of InferConfig's
     target_sex: str = "auto"        # "auto" | "male" | "female": used only when the model has no f0 statistics
 
@@ -56,6 +57,8 @@ class TtsConfig:
             raise ConfigError(f"TtsConfig.fade_ms must be 0..50, got {self.fade_ms}")
         if self.max_sentence_chars < 20:
             raise ConfigError(f"TtsConfig.max_sentence_chars must be >= 20, got {self.max_sentence_chars}")
+        if not 1.0 <= self.convert_group_s <= 60.0:
+            raise ConfigError(f"TtsConfig.convert_group_s must be 1..60 s, got {self.convert_group_s}")
         if self.target_sex not in TARGET_SEXES:
             raise ConfigError(f"TtsConfig.target_sex must be one of {TARGET_SEXES}, got {self.target_sex!r}")
 
@@ -86,6 +89,8 @@ class SpeakResult:
     sample_rate: int | None = None
     transpose: TransposeSuggestion | None = None
     infer_config: Any = None              # the InferConfig actually used
+    index_path: Path | None = None        # the retrieval index used
+    model_name: str | None = None         # the voice model's file stem
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -175,36 +180,18 @@ def suggest_transpose(base_f0_hz: float, target_f0_hz: float, source: str) -> Tr
 
 
 def resolve_voice_model(voice_model: Any, services=None) -> tuple[Any, Path | None]:
-    """A loaded VoiceModel (cached in services.cache) from a VoiceModel, a .pth path or a model name."""
-    if voice_model is None or hasattr(voice_model, "net"):
-        return voice_model, getattr(voice_model, "path", None)
-    from voiceapp.nets.voicefile import load_voice_model
+    """(VoiceModel, its path) from a loaded VoiceModel, a .pth path or a model name under models/voices/."""
+    if voice_model is None or (isinstance(voice_model, str) and not voice_model.strip()):
+        return None, None
+    if hasattr(voice_model, "net"):
+        return voice_model, Path(str(voice_model.path)) if getattr(voice_model, "path", None) else None
+    from voiceapp.infer.models import load_voice
 
-    text = str(voice_model).strip()
-    path = Path(text).expanduser()
-    if path.suffix.lower() != ".pth" and services is not None:
-        path = services.workspace.voice_model_path(text)
-    if not path.exists():
-        known = list_voice_models(services.workspace) if services is not None else []
-        raise InputError(f"No voice model {text!r} (looked for {path}). Known models: "
-                         f"{', '.join(known) if known else 'none yet - train one in the Train tab or import one in Models'}.")
-    device = getattr(services, "device", "cpu") if services is not None else "cpu"
-    if services is None:
-        return load_voice_model(path, device=device), path
-    voice = services.cache.get(("voice_model", str(path.resolve()), path.stat().st_mtime, device),
-                               lambda: load_voice_model(path, device=device))
-    return voice, path
+    voice = load_voice(voice_model, services)
+    return voice, Path(str(voice.path))
 
 
-def list_voice_models(workspace) -> list[str]:
-    """Names of the voice models under models/voices/ (folders holding <name>/<name>.pth)."""
-    if not workspace.voices_dir.is_dir():
-        return []
-    return sorted(p.parent.name for p in workspace.voices_dir.glob("*/*.pth") if p.stem == p.parent.name)
-
-
-def save_result(result: SpeakResult, out_dir: Path, model_name: str | None = None,
-                fmt: str = "wav") -> tuple[Path, Path | None]:
+def save_result(result: SpeakResult, out_dir: Path, fmt: str = "wav") -> tuple[Path, Path | None]:
     """Write the base speech and the converted speech (if any) as `<time>_<engine>_<voice>.<fmt>` and
     `<time>_<engine>_<voice>_<model>.<fmt>` in `out_dir`; returns both paths (the second None without a model)."""
     from voiceapp.audio import save_audio
@@ -216,7 +203,7 @@ def save_result(result: SpeakResult, out_dir: Path, model_name: str | None = Non
                            subtype)
     if result.audio is None:
         return Path(base_path), None
-    tag = sanitize_name(model_name or "converted", "model name")
+    tag = sanitize_name(result.model_name or "converted", "model name")
     converted = save_audio(Path(out_dir) / f"{stem}_{tag}.{fmt}", result.audio, result.sample_rate, fmt, subtype)
     return Path(base_path), Path(converted)
 
@@ -253,16 +240,35 @@ def speak(text: str, engine: str | None = None, voice: str | None = None, cfg: T
     return result
 
 
+def group_pieces(pieces: list[np.ndarray], sample_rate: int, max_group_s: float) -> list[list[int]]:
+    """Consecutive piece indices grouped up to `max_group_s` of speech each (a longer piece is its own group)."""
+    groups: list[list[int]] = []
+    length = 0
+    for i, piece in enumerate(pieces):
+        if groups and length + len(piece) <= max_group_s * sample_rate:
+            groups[-1].append(i)
+            length += len(piece)
+        else:
+            groups.append([i])
+            length = len(piece)
+    return groups
+
+
 def _convert_pieces(result: SpeakResult, pieces: list[np.ndarray], voice: Any, model_path: Path | None,
                     cfg: TtsConfig, infer_cfg: Any, index_path: str | Path | None, services,
                     progress: Progress, cancel: CancelToken) -> None:
-    from voiceapp.infer.pipeline import InferConfig, convert, find_index_for
+    """Convert the sentences in groups of up to `TtsConfig.convert_group_s` (each group: its sentences joined
+    with the pause), then join the converted groups with the same pause. The converted speech is as long
+    as the base speech (within one model hop per group)."""
+    from voiceapp.infer.models import find_index_for
+    from voiceapp.infer.pipeline import InferConfig, convert
 
     infer_cfg = infer_cfg if infer_cfg is not None else InferConfig()
+    workspace = services.workspace if services is not None else None
     started = time.perf_counter()
     if getattr(voice, "use_f0", True):
         base_f0 = median_f0_hz(result.base_audio, result.base_sample_rate)
-        target_f0, source = model_f0_hz(voice, services.workspace if services else None, cfg.target_sex)
+        target_f0, source = model_f0_hz(voice, workspace, cfg.target_sex)
         suggestion = suggest_transpose(base_f0, target_f0, source)
         if cfg.auto_transpose:
             suggestion = dataclasses.replace(suggestion, applied=True)
@@ -271,23 +277,25 @@ def _convert_pieces(result: SpeakResult, pieces: list[np.ndarray], voice: Any, m
         log.info(suggestion.message)
     result.timings["f0_suggest_s"] = time.perf_counter() - started
     if index_path is None and model_path is not None:
-        index_path = find_index_for(model_path)
+        index_path = find_index_for(model_path, workspace)
     started = time.perf_counter()
-    converted, out_rate = [], 0
-    for i, piece in enumerate(pieces):
+    groups = group_pieces(pieces, result.base_sample_rate, cfg.convert_group_s)
+    converted, out_rate, done = [], 0, 0
+    for group in groups:
         cancel.raise_if_set()
-        step = sub_progress(progress, i / len(pieces), (i + 1) / len(pieces))
-        step(0.0, f"converting {i + 1}/{len(pieces)}")
-        out = convert(piece, result.base_sample_rate, voice, infer_cfg, index_path=index_path,
+        step = sub_progress(progress, done / len(pieces), (done + len(group)) / len(pieces))
+        step(0.0, f"converting sentences {group[0] + 1}-{group[-1] + 1} of {len(pieces)}")
+        audio, _ = join_pieces([pieces[i] for i in group], result.base_sample_rate, cfg.pause_s, cfg.fade_ms / 1000)
+        out = convert(audio, result.base_sample_rate, voice, infer_cfg, index_path=index_path,
                       services=services, progress=step, cancel=cancel)
         converted.append(np.asarray(out.audio, dtype=np.float32).reshape(-1))
         out_rate = int(out.sample_rate)
-        for key, value in (getattr(out, "timings", None) or {}).items():
-            if isinstance(value, (int, float)):
-                result.timings[f"convert_{key}"] = result.timings.get(f"convert_{key}", 0.0) + float(value)
+        for key, value in (out.timings or {}).items():
+            result.timings[f"convert_{key}_s"] = result.timings.get(f"convert_{key}_s", 0.0) + float(value)
+        done += len(group)
     result.timings["convert_s"] = time.perf_counter() - started
     result.audio, _ = join_pieces(converted, out_rate, cfg.pause_s, cfg.fade_ms / 1000)
     result.sample_rate = out_rate
     result.infer_config = infer_cfg
-    if index_path is None:
-        log.info("no retrieval index beside %s; converting without one", model_path)
+    result.model_name = model_path.stem if model_path is not None else None
+    result.index_path = Path(index_path) if index_path else None

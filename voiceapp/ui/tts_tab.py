@@ -46,9 +46,11 @@ def engine_changed(services: Services, engine: str) -> tuple[Any, Any]:
 
 
 def model_choices(services: Services) -> list[tuple[str, str]]:
-    from voiceapp.tts.speak import list_voice_models
+    """("name/file.pth", path) for every voice model under models/voices/, after a "none" entry."""
+    from voiceapp.infer.models import list_voice_models
 
-    return [("(none: base speech only)", "")] + [(name, name) for name in list_voice_models(services.workspace)]
+    return [("(none: base speech only)", "")] + [(f"{p.parent.name}/{p.name}", str(p))
+                                                 for p in list_voice_models(services.workspace)]
 
 
 def refresh_models(services: Services, current: str | None) -> Any:
@@ -98,13 +100,13 @@ def speak_clicked(services: Services, text: str, text_file: str | None, engine: 
         infer_cfg = _infer_config(transpose, f0_method, index_rate, protect, rms_mix, filter_radius) if model else None
         result = speak(words, engine, voice, cfg, voice_model=model or None, infer_cfg=infer_cfg,
                        services=services, progress=progress, cancel=token)
-        base_path, converted_path = save_result(result, services.workspace.tts_outputs_dir, model or None)
+        base_path, converted_path = save_result(result, services.workspace.tts_outputs_dir)
         lines = [f"{len(result.sentences)} sentence(s), {result.base_duration_s:.1f} s of speech "
                  f"({result.engine}, voice `{result.voice}`)."]
         if result.transpose is not None:
             lines.append(result.transpose.message)
         if converted_path is not None:
-            lines.append(f"Converted with `{model}` in {result.timings.get('convert_s', 0.0):.1f} s.")
+            lines.append(f"Converted with `{result.model_name}` in {result.timings.get('convert_s', 0.0):.1f} s.")
         new_transpose = result.transpose.semitones if result.transpose and result.transpose.applied else transpose
         converted = str(converted_path) if converted_path else None
         return ("\n\n".join(lines), str(base_path), str(base_path), converted, converted,
@@ -118,7 +120,7 @@ def stop_clicked(services: Services) -> str:
 
 
 def _conversion_controls(services: Services) -> dict[str, Any]:
-    from voiceapp.features.f0 import F0_METHODS
+    from voiceapp.features.f0 import available_f0_methods, f0_method_choices
     from voiceapp.infer.pipeline import InferConfig
 
     d = InferConfig()
@@ -133,7 +135,9 @@ def _conversion_controls(services: Services) -> dict[str, Any]:
         c["transpose"] = gr.Slider(-24, 24, value=d.transpose_semitones, step=1, label="Transpose (semitones)",
                                    info="+12 is one octave up. Overwritten by the automatic value when ticked.")
     with gr.Row():
-        c["f0_method"] = gr.Dropdown([AUTO] + list(F0_METHODS), value=d.f0_method or AUTO, label="Pitch method",
+        usable = set(available_f0_methods(services.workspace))
+        methods = [("auto", AUTO)] + [(label, name) for label, name in f0_method_choices() if name in usable]
+        c["f0_method"] = gr.Dropdown(methods, value=d.f0_method or AUTO, label="Pitch method",
                                      info="How the pitch of the base speech is tracked; auto = rmvpe when "
                                           "downloaded, else fcpe.")
         c["index_rate"] = gr.Slider(0, 1, value=d.index_rate, step=0.05, label="Index rate",
