@@ -211,10 +211,13 @@ def delete_model(ws: Workspace, name: str, confirm: bool = False) -> None:
     log.info("deleted voice model %s", entry.name)
 
 
-def export_model(ws: Workspace, name: str, out: Path | str, progress: Progress = no_progress) -> Path:
-    """Write `<name>.pth` and its index into a zip (written to a temporary file, then renamed into place)."""
+def export_model(ws: Workspace, name: str, out: Path | str | None = None, progress: Progress = no_progress) -> Path:
+    """Write `<name>.pth` and its index into a zip (written to a temporary file, then renamed into place).
+
+    `out` defaults to `outputs/<name>.zip` in the workspace; a folder gets `<name>.zip` inside it.
+    """
     entry = get_model(ws, name)
-    out = Path(out).expanduser()
+    out = Path(out).expanduser() if out is not None else ws.outputs_dir / f"{entry.name}.zip"
     if out.suffix.lower() != ".zip":
         out = out.with_suffix(".zip") if out.suffix else out / f"{entry.name}.zip"
     members = [(entry.pth, f"{entry.name}.pth")]
