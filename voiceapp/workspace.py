@@ -142,6 +142,26 @@ class ExperimentDir:
     def features_dir(self) -> Path:
         return self.root / "features"
 
+    # Feature files (voiceapp/features/extract.py): one .npy per clip stem in each folder.
+    @property
+    def content_dir(self) -> Path:
+        """`features/content/<stem>.npy`: float32 (frames_50Hz, dim)."""
+        return self.features_dir / "content"
+
+    @property
+    def f0_dir(self) -> Path:
+        """`features/f0/<stem>.npy`: float32 f0 in Hz at 100 frames/s (0 = unvoiced)."""
+        return self.features_dir / "f0"
+
+    @property
+    def f0_coarse_dir(self) -> Path:
+        """`features/f0_coarse/<stem>.npy`: int64 pitch tokens 1..255."""
+        return self.features_dir / "f0_coarse"
+
+    @property
+    def features_manifest_path(self) -> Path:
+        return self.features_dir / "manifest.json"
+
     @property
     def train_config_path(self) -> Path:
         return self.root / "train.json"
