@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 _NAME = re.compile(r"^([GD])_(\d+)\.pth$")
+_NEW_G, _NEW_V = "parametrizations.weight.original0", "parametrizations.weight.original1"
 
 
 @dataclass(frozen=True)
@@ -144,18 +145,17 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module) -> 
     """Rename weight-norm keys between the old (`weight_g`/`weight_v`) and the parametrization style
     (`parametrizations.weight.original0/1`) to whichever `model` uses."""
     own = unwrap(model).state_dict().keys()
-    new_style = any(".parametrizations.weight.original" in k for k in own)
-    old_style = any(k.endswith(".weight_g") for k in own)
+    new_style = any(k.endswith(_NEW_G) for k in own)
+    old_style = any(k == "weight_g" or k.endswith(".weight_g") for k in own)
     out = {}
     for key, value in state.items():
-        if new_style and key.endswith(".weight_g"):
-            key = key[: -len(".weight_g")] + ".parametrizations.weight.original0"
-        elif new_style and key.endswith(".weight_v"):
-            key = key[: -len(".weight_v")] + ".parametrizations.weight.original1"
-        elif old_style and key.endswith(".parametrizations.weight.original0"):
-            key = key[: -len(".parametrizations.weight.original0")] + ".weight_g"
-        elif old_style and key.endswith(".parametrizations.weight.original1"):
-            key = key[: -len(".parametrizations.weight.original1")] + ".weight_v"
+        head, _, leaf = key.rpartition(".") if not key.endswith((_NEW_G, _NEW_V)) else (key, "", "")
+        prefix = f"{head}." if head else ""
+        if new_style and leaf in ("weight_g", "weight_v"):
+            key = prefix + (_NEW_G if leaf == "weight_g" else _NEW_V)
+        elif old_style and key.endswith((_NEW_G, _NEW_V)):
+            base = key[: -len(_NEW_G)]
+            key = base + ("weight_g" if key.endswith(_NEW_G) else "weight_v")
         out[key] = value
     return out
 

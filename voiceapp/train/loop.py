@@ -34,7 +34,7 @@ from voiceapp.train.distributed import DistInfo, cleanup_distributed, dist_from_
 from voiceapp.train.events import EventLog
 from voiceapp.train.losses import discriminator_loss, feature_loss, generator_loss, kl_loss
 from voiceapp.train.mel import MelConfig, mel_spectrogram, spec_to_mel
-from voiceapp.train.pretrained import choose_pretrained, read_pretrained_state
+from voiceapp.train.pretrained import choose_pretrained
 from voiceapp.workspace import ExperimentDir, Workspace
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,12 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def prepare(self) -> None:
         """Read the features, build data, models and optimizers, then resume or load pretrained weights."""
-        from voiceapp.nets.synthesizer import MultiPeriodDiscriminator, SynthConfig, Synthesizer
+        from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
 
+        try:
+            from voiceapp.nets.synthesizer import MultiPeriodDiscriminator
+        except ImportError:
+            from voiceapp.nets.discriminator import MultiPeriodDiscriminator
         cfg = self.cfg
         self.manifest = manifest = load_manifest(self.exp)
         self.sample_rate = int(cfg.sample_rate or manifest["sample_rate"])
@@ -173,10 +177,12 @@ class Trainer:
                                    cfg.use_f0, self.content_dim, self.encoder)
         if not choice.used:
             return choice.message
+        from voiceapp.nets.voicefile import load_pretrained
+
         try:
-            ckpt.load_model_state(self.net_g, read_pretrained_state(choice.generator), choice.generator.name)
-            ckpt.load_model_state(self.net_d, read_pretrained_state(choice.discriminator), choice.discriminator.name)
-        except ConfigError as err:
+            load_pretrained(self.net_g, choice.generator)
+            load_pretrained(self.net_d, choice.discriminator)
+        except VoiceAppError as err:
             torch.manual_seed(cfg.seed)
             self._build_models(type(ckpt.unwrap(self.net_g)), type(ckpt.unwrap(self.net_d)))
             return f"Training from scratch: {err}"
@@ -260,8 +266,9 @@ class Trainer:
         self.scaler.step(self.optim_g)
         self.scaler.update()
         self._last_slice = (y_mel[0].detach().cpu().numpy(), y_hat_mel[0].detach().float().cpu().numpy())
-        return {"d": float(loss_d), "g": float(loss_g), "gen": float(loss_gen), "fm": float(loss_fm),
-                "mel": float(loss_mel), "kl": float(loss_kl), "grad_norm_g": grad_norm_g, "grad_norm_d": grad_norm_d}
+        values = {"d": loss_d, "g": loss_g, "gen": loss_gen, "fm": loss_fm, "mel": loss_mel, "kl": loss_kl}
+        return {**{k: float(v.detach()) for k, v in values.items()}, "grad_norm_g": grad_norm_g,
+                "grad_norm_d": grad_norm_d}
 
     # ---------------------------------------------------------------- the run
     def fit(self) -> TrainResult:

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 # (tab title, module with `build(services)`), in the order a user works.
 TABS: list[tuple[str, str]] = [
     ("Dataset", "voiceapp.ui.dataset_tab"),
+    ("Train", "voiceapp.ui.train_tab"),
     ("TTS", "voiceapp.ui.tts_tab"),
     ("Models", "voiceapp.ui.models_tab"),
 ]

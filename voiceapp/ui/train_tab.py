@@ -1,0 +1,209 @@
+"""Train tab: 1. Extract features, 2. Train (a child process, live loss curves, TensorBoard), 3. Index.
+
+Training runs in its own process (`python -m voiceapp train --config logs/<exp>/train.json`), so the app survives
+a crash and Stop really stops; this tab only starts, stops and watches it through `logs/<exp>/events.jsonl`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from typing import Any
+
+import gradio as gr
+
+from voiceapp.services import Services
+from voiceapp.train.config import TrainConfig
+from voiceapp.ui.jobs import run_job
+
+log = logging.getLogger(__name__)
+
+_D = TrainConfig(experiment="defaults")
+REFRESH_S = 5.0
+
+
+def _section(module: str, services: Services) -> bool:
+    """Build another engineer's section if its module is installed; False when it is not."""
+    try:
+        builder = importlib.import_module(module)
+    except ImportError:
+        log.info("%s not available; section hidden", module)
+        return False
+    builder.build(services)
+    return True
+
+
+def make_config(experiment: str, sample_rate: Any, version: str, preset: str, epochs: float, save_every: float,
+                batch_size: float, keep_latest: bool, voice_each_save: bool, pretrained: str) -> TrainConfig:
+    if not (experiment or "").strip():
+        raise gr.Error("Pick the experiment to train (the name you extracted features under).")
+    return TrainConfig(experiment=experiment, sample_rate=int(sample_rate) if sample_rate else None,
+                       version=version or None, preset=preset, epochs=int(epochs), save_every_epochs=int(save_every),
+                       batch_size=int(batch_size), save_latest_only=bool(keep_latest),
+                       save_voice_each_save=bool(voice_each_save), pretrained=pretrained)
+
+
+def start_training(runner: Any, experiment: str, *settings: Any) -> str:
+    """Handler of Start: write train.json and start the child process (it resumes if checkpoints exist)."""
+    def job(progress: Any) -> str:
+        cfg = make_config(experiment, *settings)
+        pid = runner.start(cfg)
+        return f"Started training **{cfg.experiment}** (process {pid}). The curves below update every few seconds."
+
+    return run_job(job)
+
+
+def resume_training(runner: Any, experiment: str, epochs: float, batch_size: float) -> str:
+    """Handler of Resume: the saved settings, with the epochs and batch size from the form."""
+    def job(progress: Any) -> str:
+        if not (experiment or "").strip():
+            raise gr.Error("Pick the experiment to resume.")
+        pid = runner.resume(experiment, epochs=int(epochs), batch_size=int(batch_size))
+        return f"Resumed **{experiment}** from its last save (process {pid})."
+
+    return run_job(job)
+
+
+def stop_training(runner: Any, experiment: str) -> str:
+    if not experiment:
+        return "Nothing to stop."
+    stopped = runner.stop(experiment)
+    return ("Stopped. **Resume** continues from the last save." if stopped else
+            f"{experiment} is not training.")
+
+
+def status_markdown(runner: Any, experiment: str) -> str:
+    if not experiment:
+        return "Pick an experiment."
+    try:
+        status = runner.status(experiment)
+    except Exception as err:  # noqa: BLE001 - a status line must never break the page
+        return f"Status unavailable: {err}"
+    lines = [f"**{status.state.capitalize()}** — {status.message}"]
+    if status.pretrained:
+        lines.append(status.pretrained)
+    if status.last_mel_l1 is not None:
+        lines.append(f"Validation mel L1: last {status.last_mel_l1:.3f}, best {status.best_mel_l1:.3f} "
+                     f"(epoch {status.best_epoch}). When it stops improving for a while, the model is overtraining: "
+                     f"use the `_best` voice model.")
+    return "\n\n".join(lines)
+
+
+def refresh(runner: Any, services: Services, experiment: str, last_seen: float | None) -> tuple[Any, Any, Any]:
+    """Timer handler: (status markdown, loss figure or gr.skip(), last events mtime)."""
+    from voiceapp.train.monitor import loss_figure
+
+    md = status_markdown(runner, experiment)
+    if not experiment:
+        return md, None, None
+    path = services.workspace.experiment(experiment).events_path
+    mtime = path.stat().st_mtime if path.exists() else None
+    if mtime is None:
+        return md, None, None
+    if last_seen is not None and mtime == last_seen:
+        return md, gr.skip(), last_seen
+    return md, loss_figure(path), mtime
+
+
+def open_tensorboard(runner: Any, services: Services, experiment: str) -> str:
+    logdir = services.workspace.experiment(experiment).root if experiment else services.workspace.logs_dir
+    try:
+        url = runner.start_tensorboard(logdir)
+    except OSError as err:
+        raise gr.Error(f"Could not start TensorBoard ({err}). Run `tensorboard --logdir {logdir}` yourself.") from err
+    return f"TensorBoard (starting, give it a few seconds): [{url}]({url}) — logs from `{logdir}`"
+
+
+def experiment_settings(services: Services, experiment: str) -> tuple[Any, Any, str]:
+    """When an experiment is picked: its sample rate and version from the features (or saved train.json)."""
+    from voiceapp.workspace import read_json
+
+    if not experiment:
+        return gr.update(), gr.update(), ""
+    exp = services.workspace.experiment(experiment)
+    manifest = read_json(exp.features_dir / "manifest.json") or {}
+    if not manifest:
+        return gr.update(), gr.update(), (f"No features for **{exp.name}** yet: run *1. Extract features* first.")
+    rate, version = manifest.get("sample_rate"), manifest.get("version")
+    note = (f"Features: {len(manifest.get('clips', {}))} clips at {rate} Hz, encoder `{manifest.get('encoder')}` "
+            f"({manifest.get('dim')}-wide, {version}), f0 `{manifest.get('f0_method')}`.")
+    return (gr.update(value=str(rate)) if rate else gr.update(), gr.update(value=version) if version else gr.update(),
+            note)
+
+
+def _train_section(services: Services, runner: Any) -> None:
+    with gr.Row():
+        experiment = gr.Dropdown(label="Experiment", choices=services.workspace.list_experiments(), value=None,
+                                 allow_custom_value=True, scale=2,
+                                 info="The name you extracted features under (a folder in logs/).")
+        sample_rate = gr.Radio(["32000", "40000", "48000"], value="40000", label="Sample rate (Hz)",
+                               info="Must match the dataset's clips; filled in from the features.")
+        version = gr.Radio(["v1", "v2"], value="v2", label="Model version",
+                           info="v2 is the current RVC model; filled in from the features.")
+        preset = gr.Radio(["full", "light"], value=_D.preset, label="Model size",
+                          info="full = standard RVC model (loads in RVC WebUI / Applio; needs a GPU to train in "
+                               "reasonable time). light = narrower decoder, about 8x cheaper per step, for CPU "
+                               "training; only Voiceapp can load it.")
+    with gr.Row():
+        epochs = gr.Slider(1, 1000, value=_D.epochs, step=1, label="Epochs",
+                           info="Passes over the dataset. 200 is typical for clean data; 20-50 for noisy data.")
+        save_every = gr.Slider(1, 100, value=_D.save_every_epochs, step=1, label="Save every N epochs",
+                               info="Checkpoint and validation frequency. A crash loses at most this many epochs.")
+        batch_size = gr.Slider(1, 40, value=_D.batch_size, step=1, label="Batch size",
+                               info="Clips per step (per GPU). Lower it if the GPU runs out of memory.")
+    with gr.Row():
+        keep_latest = gr.Checkbox(value=_D.save_latest_only, label="Keep only the latest checkpoint",
+                                  info="Saves disk: each checkpoint pair of the full model is about 1.3 GB.")
+        voice_each_save = gr.Checkbox(value=_D.save_voice_each_save, label="Save a voice model at each save",
+                                      info="Writes models/voices/<exp>/<exp>_e<epoch>_s<step>.pth (~55 MB each) "
+                                           "so you can compare epochs.")
+        pretrained = gr.Radio(["auto", "none"], value=_D.pretrained, label="Pretrained base",
+                              info="auto: start from RVC's pretrained f0G/f0D when they are in models/base and fit "
+                                   "(much better results); none: from scratch.")
+    features_note = gr.Markdown()
+    with gr.Row():
+        start = gr.Button("Start", variant="primary")
+        stop = gr.Button("Stop", variant="stop")
+        resume = gr.Button("Resume")
+        board = gr.Button("Open TensorBoard")
+    status = gr.Markdown("Pick an experiment.")
+    board_link = gr.Markdown()
+    curves = gr.Plot(label="Losses (training by step; validation at each save)")
+    seen = gr.State(None)
+    timer = gr.Timer(REFRESH_S)
+
+    settings = [sample_rate, version, preset, epochs, save_every, batch_size, keep_latest, voice_each_save, pretrained]
+    start.click(lambda exp, *s: start_training(runner, exp, *s), [experiment, *settings], [status])
+    resume.click(lambda exp, e, b: resume_training(runner, exp, e, b), [experiment, epochs, batch_size], [status])
+    stop.click(lambda exp: stop_training(runner, exp), [experiment], [status])
+    board.click(lambda exp: open_tensorboard(runner, services, exp), [experiment], [board_link])
+    experiment.change(lambda exp: experiment_settings(services, exp), [experiment],
+                      [sample_rate, version, features_note])
+    experiment.change(lambda exp: refresh(runner, services, exp, None), [experiment], [status, curves, seen])
+    experiment.focus(lambda: gr.update(choices=services.workspace.list_experiments()), None, [experiment])
+    timer.tick(lambda exp, last: refresh(runner, services, exp, last), [experiment, seen], [status, curves, seen],
+               show_progress="hidden")
+
+
+def build(services: Services) -> None:
+    from voiceapp.train.process import TrainingRunner
+
+    runner = TrainingRunner(services.workspace, services.device)
+    gr.Markdown("Train a voice model from a dataset: extract features, train (checkpoints every few epochs; "
+                "Stop and Resume any time), then build the retrieval index.")
+    if _available("voiceapp.ui.extract_section"):
+        with gr.Accordion("1. Extract features", open=True):
+            _section("voiceapp.ui.extract_section", services)
+    with gr.Accordion("2. Train", open=True):
+        _train_section(services, runner)
+    if _available("voiceapp.ui.index_section"):
+        with gr.Accordion("3. Index", open=True):
+            _section("voiceapp.ui.index_section", services)
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
