@@ -134,6 +134,7 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
 # Names that stand for several assets on the command line and in the UI.
 GROUPS: dict[str, tuple[str, ...]] = {
     "pretrained-v2": ("pretrained-v2-32k", "pretrained-v2-40k", "pretrained-v2-48k"),
+    "whisper-tiny": ("whisper-tiny.en",),   # the encoder's name in voiceapp.features
     "all": tuple(ASSETS),
 }
 

@@ -124,6 +124,22 @@ def summarize(ckpt: dict) -> dict:
     }
 
 
+def read_metadata(path: Path) -> dict:
+    """summarize()'s keys for a model file, through the networks' reader when it is installed."""
+    try:
+        from voiceapp.nets.voicefile import read_voice_metadata
+    except ImportError:
+        return summarize(read_model_file(path))
+    meta = read_voice_metadata(path)
+    return {"version": meta["version"], "sample_rate": meta["sample_rate"], "f0": bool(meta["use_f0"]),
+            "epochs": meta.get("epoch"), "step": meta.get("step"), "encoder": meta["embedder"],
+            "content_dim": meta.get("content_dim"), "speakers": meta.get("n_speakers"),
+            "author": str(meta.get("author") or ""), "created": str(meta.get("creation_date") or ""),
+            "model_name": str(meta.get("name") or ""), "vocoder": str(meta.get("vocoder") or ""),
+            "info": str(meta.get("info") or ""), "net_size": meta.get("size"),
+            "rvc_compatible": meta.get("rvc_compatible")}
+
+
 def _sample_rate(ckpt: dict, config: list) -> int | None:
     try:
         return int(config[-1])
@@ -173,7 +189,7 @@ def model_info(ws: Workspace, name: str, with_hash: bool = True) -> dict:
     from voiceapp.assets import file_sha256
 
     entry = get_model(ws, name)
-    info = {"name": entry.name, **summarize(read_model_file(entry.pth)), "size_bytes": entry.size_bytes,
+    info = {"name": entry.name, **read_metadata(entry.pth), "size_bytes": entry.size_bytes,
             "path": str(entry.pth), "index": str(entry.index) if entry.index else None,
             "index_present": entry.index is not None,
             "index_bytes": entry.index.stat().st_size if entry.index else None}
