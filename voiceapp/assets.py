@@ -344,7 +344,7 @@ def _download_file(ws: Workspace, asset: Asset, f: AssetFile, cfg: DownloadConfi
         progress(1.0, f"{f.name}: already present")
         return dest
     attempts = 1 + max(cfg.retries_on_bad_file, 0)
-    problem = ""
+    problems: list[str] = []
     for attempt in range(attempts):
         cancel.raise_if_set()
         try:
@@ -352,8 +352,9 @@ def _download_file(ws: Workspace, asset: Asset, f: AssetFile, cfg: DownloadConfi
         except (Cancelled, VoiceAppError):
             raise
         except Exception as err:  # noqa: BLE001 - network and hub errors become a retry, then a message
-            problem = f"{type(err).__name__}: {err}"
-            log.warning("download of %s failed (attempt %d/%d): %s", f.remote_path, attempt + 1, attempts, problem)
+            problems.append(f"{type(err).__name__}: {str(err)[:200]}")
+            log.warning("download of %s failed (attempt %d/%d): %s", f.remote_path, attempt + 1, attempts,
+                        problems[-1])
             continue
         problem = file_problem(local, f) or ""
         if not problem:
@@ -361,10 +362,11 @@ def _download_file(ws: Workspace, asset: Asset, f: AssetFile, cfg: DownloadConfi
             os.replace(local, dest)
             return dest
         log.warning("downloaded %s is bad (%s), attempt %d/%d", f.remote_path, problem, attempt + 1, attempts)
+        problems.append(problem)
         local.unlink(missing_ok=True)
     raise VoiceAppError(
         f"Could not download {f.remote_path} of {asset.title} from {asset.url(f, cfg.endpoint)} "
-        f"({attempts} attempts; last problem: {problem}). Check the connection (or point HF_ENDPOINT at a "
+        f"({attempts} attempts: {'; '.join(dict.fromkeys(problems))}). Check the connection (or point HF_ENDPOINT at a "
         f"mirror) and try again, or download the file by hand and run `python -m voiceapp assets import FILE`.")
 
 
