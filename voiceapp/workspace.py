@@ -275,6 +275,10 @@ class Workspace:
     def outputs_dir(self) -> Path:
         return self.root / "outputs"
 
+    def conversions_dir(self, model_name: str) -> Path:
+        """outputs/converted/<model>/: where the Inference tab writes converted audio."""
+        return self.outputs_dir / "converted" / sanitize_name(model_name, "model name")
+
     def dataset(self, name: str) -> DatasetDir:
         return DatasetDir(self.datasets_dir / sanitize_name(name, "dataset name"))
 
