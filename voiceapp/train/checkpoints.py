@@ -130,6 +130,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the leftovers of checkpoint writes interrupted by a kill (`.G_120.xxxx.tmp.pth`)."""
+    removed = []
+    for path in Path(folder).glob(".[GD]_*.tmp.pth") if Path(folder).is_dir() else []:
+        if is_temporary(path):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def prune_checkpoints(folder: Path, keep_step: int) -> list[Path]:
     """Delete every G_/D_ checkpoint except the pair of `keep_step` ("keep only the latest")."""
     removed = []

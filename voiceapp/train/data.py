@@ -45,7 +45,7 @@ def load_manifest(exp: ExperimentDir) -> dict[str, Any]:
         load_feature_manifest = None
     if load_feature_manifest is not None:
         return load_feature_manifest(exp)
-    manifest = read_json(exp.features_dir / "manifest.json")
+    manifest = read_json(exp.features_manifest_path)
     if not manifest:
         raise MissingArtifactError(f"No features in {exp.features_dir}. Run Train > 1. Extract features "
                                    f"(or `python -m voiceapp features {exp.name} --dataset NAME`) first.")
@@ -66,12 +66,11 @@ def _wav_samples(path: Path) -> tuple[int, int]:
 def scan_clips(exp: ExperimentDir, manifest: dict[str, Any], hop_length: int, sample_rate: int,
                max_frames: int, use_f0: bool) -> tuple[list[ClipRecord], dict[str, str]]:
     """Every clip with complete features and its usable frame count; `skipped` maps stem -> reason."""
-    feats = exp.features_dir
     clips_dir = Path(manifest.get("clips_dir", ""))
     records, skipped = [], {}
     for stem in sorted(manifest.get("clips", {})):
-        rec = ClipRecord(stem, clips_dir / f"{stem}.wav", feats / "content" / f"{stem}.npy",
-                         feats / "f0" / f"{stem}.npy", feats / "f0_coarse" / f"{stem}.npy", 0)
+        rec = ClipRecord(stem, clips_dir / f"{stem}.wav", exp.content_dir / f"{stem}.npy",
+                         exp.f0_dir / f"{stem}.npy", exp.f0_coarse_dir / f"{stem}.npy", 0)
         needed = [rec.wav, rec.content] + ([rec.f0, rec.f0_coarse] if use_f0 else [])
         absent = [p for p in needed if not p.exists()]
         if absent:

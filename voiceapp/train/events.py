@@ -34,8 +34,12 @@ class EventLog:
         event = {"type": type_, "time": round(time.time(), 3), **fields}
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            line = json.dumps(event, ensure_ascii=False, default=_jsonable) + "\n"
-            with open(self.path, "a", encoding="utf-8") as handle:
+            line = (json.dumps(event, ensure_ascii=False, default=_jsonable) + "\n").encode("utf-8")
+            with open(self.path, "a+b") as handle:
+                if handle.seek(0, os.SEEK_END) > 0:
+                    handle.seek(-1, os.SEEK_END)
+                    if handle.read(1) != b"\n":     # a killed writer left half a line: end it first
+                        line = b"\n" + line
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -169,6 +169,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda" if self.device.startswith("cuda") else "cpu", enabled=use_scaler)
 
     def _resume_or_pretrained(self) -> str:
+        if self.dist.is_main:
+            ckpt.remove_temporaries(self.exp.checkpoints_dir)
         pair = ckpt.latest_checkpoint(self.exp.checkpoints_dir)
         if pair is not None:
             return self._resume(pair)

@@ -105,7 +105,7 @@ class TrainingRunner:
         exp = self.workspace.experiment(cfg.experiment)
         if self.is_running(exp.name):
             raise InputError(f"{exp.name} is already training. Stop it first, or pick another experiment name.")
-        if not (exp.features_dir / "manifest.json").exists():
+        if not exp.features_manifest_path.exists():
             raise MissingArtifactError(f"No features in {exp.features_dir}. Run 1. Extract features for "
                                        f"{exp.name} first.")
         write_json_atomic(exp.train_config_path, cfg.to_json())
@@ -243,6 +243,7 @@ def run_status(exp: ExperimentDir, running: bool, exit_code: int | None = None) 
             status.last_mel_l1, status.best_epoch = event["mel_l1"], event["best_epoch"]
             status.best_mel_l1 = event["best_mel_l1"]
         elif kind == "done":
+            status.epoch, status.step = event["epoch"], event["step"]
             status.voice_models = list(event.get("voice_models", []))
     final = events[-1]
     best = (f" Best validation epoch: {status.best_epoch} (mel L1 {status.best_mel_l1:.3f})."

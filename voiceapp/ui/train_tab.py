@@ -122,7 +122,7 @@ def experiment_settings(services: Services, experiment: str) -> tuple[Any, Any, 
     if not experiment:
         return gr.update(), gr.update(), ""
     exp = services.workspace.experiment(experiment)
-    manifest = read_json(exp.features_dir / "manifest.json") or {}
+    manifest = read_json(exp.features_manifest_path) or {}
     if not manifest:
         return gr.update(), gr.update(), (f"No features for **{exp.name}** yet: run *1. Extract features* first.")
     rate, version = manifest.get("sample_rate"), manifest.get("version")
