@@ -263,3 +263,20 @@ def test_whisper_tiny_found_in_installed_package(workspace):
     status = assets.asset_status(workspace, "whisper-tiny.en")
     assert status.state == "in-package" and (status.path / "model.bin").is_file()
     assert assets.locate(workspace, "whisper-tiny.en") == status.path
+
+
+def test_progress_bar_works_with_the_xet_reporter():
+    from types import SimpleNamespace
+
+    from huggingface_hub.utils._xet_progress_reporting import XetDownloadProgressReporter
+
+    seen = []
+    bar_class = assets._progress_bar_class(lambda f, m: seen.append(f), assets.NEVER, "model.bin", 1000)
+    with XetDownloadProgressReporter(reconstruction_desc="x: reconstructing file",
+                                     transfer_desc="x: downloading bytes", total=1000, log_level=30,
+                                     tqdm_class=bar_class) as reporter:
+        for done in (400, 1000):
+            reporter.update_progress(SimpleNamespace(total_bytes_completed=done, total_transfer_bytes_completed=done,
+                                                     total_bytes_completion_rate=1.0,
+                                                     total_transfer_bytes_completion_rate=1.0, total_bytes=1000))
+    assert seen == [0.4, 1.0]

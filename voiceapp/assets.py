@@ -384,15 +384,23 @@ def _progress_bar_class(progress: Progress, cancel: CancelToken, label: str, siz
     """A tqdm stand-in for huggingface_hub that reports bytes to `progress` and stops on `cancel`."""
 
     class _Bar:
-        def __init__(self, *args: object, total: int | None = None, initial: int = 0, **kwargs: object) -> None:
+        def __init__(self, *args: object, total: int | None = None, initial: int = 0, desc: str = "",
+                     **kwargs: object) -> None:
             self.total = total or size or 0
             self.n = initial
+            self.silent = "downloading bytes" in str(desc)  # Xet's second bar counts network bytes: not shown
 
         def update(self, n: int = 1) -> None:
             cancel.raise_if_set()
             self.n += n
-            if self.total:
+            if self.total and not self.silent:
                 progress(min(self.n / self.total, 1.0), f"{label}: {self.n / 1e6:,.1f} of {self.total / 1e6:,.1f} MB")
+
+        def set_postfix_str(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def refresh(self, *args: object, **kwargs: object) -> None:
+            pass
 
         def close(self) -> None:
             pass
