@@ -152,10 +152,11 @@ def model_f0_hz(voice: Any, workspace=None, target_sex: str = "auto") -> tuple[f
     """Median f0 of a voice model's training data and where it came from: the model's metadata,
     else the f0 files of its experiment `logs/<name>/features/f0/`, else a typical value."""
     metadata = dict(getattr(voice, "metadata", None) or {})
-    for key in F0_METADATA_KEYS:
-        value = metadata.get(key)
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value), "median of its training data, from the model file"
+    for entry in (metadata, metadata.get("voiceapp") if isinstance(metadata.get("voiceapp"), dict) else {}):
+        for key in F0_METADATA_KEYS:
+            value = entry.get(key)
+            if isinstance(value, (int, float)) and value > 0:
+                return float(value), "median of its training data, from the model file"
     path = getattr(voice, "path", None)
     if workspace is not None and path is not None:
         f0_dir = workspace.experiment(Path(path).parent.name).features_dir / "f0"

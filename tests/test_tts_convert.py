@@ -1,0 +1,77 @@
+"""speak() into a voice model: a tiny random model with the fake content encoder (no weights, CPU)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from voiceapp.errors import Cancelled, VoiceAppError
+from voiceapp.progress import CancelToken
+from voiceapp.tts.speak import TYPICAL_F0_HZ, TtsConfig, model_f0_hz, speak
+
+TEXT = "Hello there, this is a test. The second sentence is a bit longer than the first one."
+
+
+@pytest.fixture
+def tiny_model(workspace):
+    import torch
+
+    from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
+    from voiceapp.nets.voicefile import export_voice_model
+
+    torch.manual_seed(0)
+    cfg = SynthConfig.tiny("v2", 40000, use_f0=True)
+    net = Synthesizer(cfg)
+    path = workspace.voice_model_path("tiny")
+    export_voice_model(net.state_dict(), cfg, path, epoch=1, step=1, embedder="fake", name="tiny")
+    return path
+
+
+def _infer_cfg(**kw):
+    from voiceapp.infer.pipeline import InferConfig
+
+    return InferConfig(f0_method="pm", index_rate=0.0, **kw)
+
+
+def test_converted_speech_has_the_model_rate_and_the_base_duration(services, tiny_model):
+    seen = []
+    result = speak(TEXT, "espeak", "en-us", TtsConfig(), voice_model="tiny", infer_cfg=_infer_cfg(),
+                   services=services, progress=lambda f, m: seen.append(f))
+    assert result.sample_rate == 40000 and result.audio.dtype == np.float32
+    assert result.base_sample_rate == 22050 and len(result.sentences) == 2
+    assert abs(result.duration_s - result.base_duration_s) < 0.05
+    assert np.all(np.isfinite(result.audio)) and np.max(np.abs(result.audio)) > 0
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    # No metadata and no training features: the typical value, said so, and applied.
+    t = result.transpose
+    assert t is not None and t.applied and t.model_f0_hz == TYPICAL_F0_HZ["unknown"]
+    assert "no pitch statistics" in t.source and 60 < t.base_f0_hz < 200
+    assert result.infer_config.transpose_semitones == t.semitones and result.model_name == "tiny"
+
+
+def test_manual_transpose_is_kept_and_the_model_loads_by_path(services, tiny_model):
+    result = speak("Just one sentence.", "espeak", "en-us", TtsConfig(auto_transpose=False, target_sex="female"),
+                   voice_model=str(tiny_model), infer_cfg=_infer_cfg(transpose_semitones=3), services=services)
+    assert result.infer_config.transpose_semitones == 3
+    assert not result.transpose.applied and result.transpose.model_f0_hz == TYPICAL_F0_HZ["female"]
+
+
+def test_model_f0_comes_from_metadata_then_training_features(workspace):
+    value, source = model_f0_hz(SimpleNamespace(metadata={"f0_median_hz": 231.0}, path=None), workspace)
+    assert value == 231.0 and "model file" in source
+    f0_dir = workspace.experiment("alice").features_dir / "f0"
+    f0_dir.mkdir(parents=True)
+    np.save(f0_dir / "a.npy", np.array([0, 0, 190, 200, 210, 0], dtype=np.float32))
+    voice = SimpleNamespace(metadata={}, path=workspace.voice_model_path("alice"))
+    value, source = model_f0_hz(voice, workspace)
+    assert value == 200.0 and "training features" in source
+    assert model_f0_hz(SimpleNamespace(metadata={}, path=None), workspace, "male")[0] == TYPICAL_F0_HZ["male"]
+
+
+def test_unknown_model_and_cancel_give_clear_messages(services, tiny_model):
+    with pytest.raises(VoiceAppError, match="nosuchmodel"):
+        speak("Hello.", "espeak", "en-us", voice_model="nosuchmodel", services=services)
+    token = CancelToken()
+    token.set()
+    with pytest.raises(Cancelled):
+        speak(TEXT, "espeak", "en-us", voice_model="tiny", infer_cfg=_infer_cfg(), services=services, cancel=token)
