@@ -208,9 +208,11 @@ def test_download_that_stays_corrupt_fails_and_places_nothing(workspace, hub, ti
     assert not (workspace.downloads_dir / "tiny-encoder").exists()
 
 
-def test_unreachable_endpoint_gives_a_message(workspace, hub, tiny_asset):
+def test_missing_remote_file_gives_a_message(workspace, hub, tiny_asset):
+    del hub.files["tiny.pt"]
     with pytest.raises(VoiceAppError, match="assets import"):
-        assets.download_asset(workspace, "tiny-pt", DownloadConfig(endpoint="http://127.0.0.1:9"))
+        assets.download_asset(workspace, "tiny-pt", DownloadConfig(endpoint=hub.endpoint))
+    assert not (workspace.base_dir / "tiny.pt").exists()
 
 
 def test_import_recognises_files_by_sha_and_refuses_unknown(workspace, tmp_path, tiny_asset):

@@ -355,6 +355,8 @@ def _download_file(ws: Workspace, asset: Asset, f: AssetFile, cfg: DownloadConfi
             problems.append(f"{type(err).__name__}: {str(err)[:200]}")
             log.warning("download of %s failed (attempt %d/%d): %s", f.remote_path, attempt + 1, attempts,
                         problems[-1])
+            if _not_worth_retrying(err):
+                break
             continue
         problem = file_problem(local, f) or ""
         if not problem:
@@ -366,8 +368,17 @@ def _download_file(ws: Workspace, asset: Asset, f: AssetFile, cfg: DownloadConfi
         local.unlink(missing_ok=True)
     raise VoiceAppError(
         f"Could not download {f.remote_path} of {asset.title} from {asset.url(f, cfg.endpoint)} "
-        f"({attempts} attempts: {'; '.join(dict.fromkeys(problems))}). Check the connection (or point HF_ENDPOINT at a "
+        f"({'; '.join(dict.fromkeys(problems))}). Check the connection (or point HF_ENDPOINT at a "
         f"mirror) and try again, or download the file by hand and run `python -m voiceapp assets import FILE`.")
+
+
+def _not_worth_retrying(err: Exception) -> bool:
+    """No network, offline mode, or no such file: a second attempt would fail the same way."""
+    from huggingface_hub import errors
+
+    return isinstance(err, (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled,
+                            errors.RepositoryNotFoundError, errors.EntryNotFoundError, errors.GatedRepoError,
+                            errors.RevisionNotFoundError))
 
 
 def _hf_download(asset: Asset, f: AssetFile, cfg: DownloadConfig, staging: Path, progress: Progress,
