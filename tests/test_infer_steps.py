@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from conftest import sine
-from voiceapp.errors import InputError
 from voiceapp.infer import steps
 from voiceapp.infer.steps import Segmentation
 
@@ -56,21 +55,15 @@ def test_transpose_octave_keeps_unvoiced():
     assert np.allclose(steps.transpose_f0(f0, -12), [0, 50, 110, 0])
 
 
-def test_f0_curve_file_replaces_pitch_after_the_padding(tmp_path):
-    path = tmp_path / "curve.csv"
-    path.write_text("time_s,f0_hz\n0.00,100\n0.05,200\n0.10,300\n")
-    curve = steps.read_f0_curve(path)
-    assert curve.shape == (3, 2)
+def test_f0_curve_replaces_pitch_after_the_padding():
+    times, hz = np.array([0.0, 0.05, 0.10]), np.array([100.0, 200.0, 300.0])
     f0 = np.full(40, 150.0, np.float32)
-    out = steps.apply_f0_curve(f0, curve, offset_frames=20)
+    out = steps.apply_f0_curve(f0, times, hz, offset_frames=20)
     assert np.allclose(out[:20], 150)
     assert np.allclose(out[20:31], np.linspace(100, 300, 11))
     assert np.allclose(out[31:], 150)
-    short = steps.apply_f0_curve(np.zeros(25, np.float32), curve, 20)  # curve longer than what is left
+    short = steps.apply_f0_curve(np.zeros(25, np.float32), times, hz, 20)  # curve longer than what is left
     assert len(short) == 25 and short[-1] > 0
-    (tmp_path / "bad.csv").write_text("hello\nworld\n")
-    with pytest.raises(InputError, match="bad.csv"):
-        steps.read_f0_curve(tmp_path / "bad.csv")
 
 
 def test_protect_keeps_original_features_on_unvoiced_frames():

@@ -54,8 +54,8 @@ def _voice(hop=400, rate=40_000, use_f0=True):
 
 @pytest.fixture
 def standins(monkeypatch):
-    monkeypatch.setattr(pipeline, "_load_encoder", lambda name, voice, services: EnvelopeEncoder())
-    monkeypatch.setattr(pipeline, "_load_f0", lambda name, services: (lambda a: np.full(len(a) // 160 + 1, 150.0)))
+    monkeypatch.setattr(pipeline, "load_encoder_cached", lambda name, voice, services: EnvelopeEncoder())
+    monkeypatch.setattr(pipeline, "load_f0_cached", lambda name, services: (lambda a: np.full(len(a) // 160 + 1, 150.0)))
     import voiceapp.features.f0 as f0mod  # noqa: F401  (coarse_f0 must exist)
 
 

@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "voiceapp.features.cli",
     "voiceapp.train.cli",
     "voiceapp.tts.cli",
+    "voiceapp.infer.cli",
     "voiceapp.modelstore_cli",
     "voiceapp.assets_cli",
 ]

@@ -67,7 +67,7 @@ def _feature_manifest(exp: ExperimentDir) -> dict:
 def load_training_features(exp: ExperimentDir, cancel: CancelToken = NEVER) -> tuple[np.ndarray, dict]:
     """All content-feature frames of `exp` in sorted file order, as float32 (rows, dim), and the manifest."""
     manifest = _feature_manifest(exp)
-    content_dir = exp.features_dir / "content"
+    content_dir = exp.content_dir
     files = sorted(content_dir.glob("*.npy")) if content_dir.is_dir() else []
     if not files:
         raise MissingArtifactError(f"No content features in {content_dir}. Run Train > Extract features "
@@ -196,3 +196,9 @@ def index_summary(index_path: Path) -> str:
     where = f"; copy beside the voice model in {Path(copies[0]).parent}" if copies else ""
     return (f"{Path(index_path).name}: {info['rows']:,} rows{clustered} x {info['dim']}, {info['n_lists']} lists, "
             f"built in {info['build_s']:.1f} s{where}")
+
+
+def experiment_index(exp: ExperimentDir) -> Path | None:
+    """The newest `added_*.index` in logs/<exp>/, or None."""
+    found = [p for p in exp.root.glob("added_*.index") if not p.name.startswith(".")] if exp.root.is_dir() else []
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None

@@ -20,13 +20,18 @@ import numpy as np
 
 from voiceapp.errors import Cancelled, ConfigError, InputError, MissingArtifactError, VoiceAppError
 from voiceapp.infer import steps
+from voiceapp.infer.models import (default_f0, encoder_name_for, find_index_for, load_encoder_cached,
+                                   load_f0_cached, load_retrieval_cached, load_voice)
 from voiceapp.infer.steps import SAMPLE_RATE, WINDOW, Segmentation
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ConversionResult", "FileStatus", "InferConfig", "convert", "convert_file", "convert_folder",
+           "find_index_for", "load_voice"]
+
 Precision = Literal["fp32", "bf16"]
-_ENCODER_ALIASES = {"hubert_base": "contentvec", "hubert_base.pt": "contentvec", "contentvec_base": "contentvec"}
+_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 @dataclass(frozen=True)
@@ -128,130 +133,6 @@ class _Timer:
         return now
 
 
-# ----------------------------------------------------------------------------------------------- loading
-
-def _cached(services: Any, key: tuple, load: Any) -> Any:
-    return services.cache.get(key, load) if services is not None else load()
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def resolve_model_path(name_or_path: str | Path, workspace: Any = None) -> Path:
-    """A .pth path as given, or models/voices/NAME/NAME.pth; `MissingArtifactError` naming the choices."""
-    path = Path(str(name_or_path)).expanduser()
-    if path.suffix.lower() == ".pth" and path.is_file():
-        return path
-    if workspace is not None and str(name_or_path).strip():
-        try:
-            candidate = workspace.voice_model_path(str(name_or_path).strip())
-        except VoiceAppError:
-            candidate = None
-        if candidate is not None and candidate.is_file():
-            return candidate
-    known = [p.stem for p in list_voice_models(workspace)] if workspace is not None else []
-    raise MissingArtifactError(f"Voice model {str(name_or_path)!r} not found. "
-                               + (f"Available: {', '.join(known)}. " if known else "No models in models/voices/. ")
-                               + "Give a model name or the path of a .pth file (import one in the Models tab).")
-
-
-def list_voice_models(workspace: Any) -> list[Path]:
-    """Every models/voices/<name>/*.pth, sorted by name."""
-    root = workspace.voices_dir
-    if not root.is_dir():
-        return []
-    return sorted((p for p in root.glob("*/*.pth") if not p.name.startswith(".")), key=lambda p: (p.parent.name, p.name))
-
-
-def load_voice(name_or_path: str | Path, services: Any = None, device: str | None = None) -> Any:
-    """The `VoiceModel` for a name or .pth path, loaded once per (file, mtime, device) via `services.cache`."""
-    from voiceapp.nets.voicefile import load_voice_model
-
-    workspace = services.workspace if services is not None else None
-    path = resolve_model_path(name_or_path, workspace).resolve()
-    device = device or (services.device if services is not None else "cpu")
-    return _cached(services, ("voice", str(path), _mtime(path), device), lambda: load_voice_model(path, device=device))
-
-
-def encoder_name_for(voice: Any, requested: str | None) -> str:
-    """The content encoder to use: the model's own (`embedder` metadata; contentvec when absent).
-
-    Raises `InputError` when `requested` names a different encoder than the one the model was trained with.
-    """
-    trained = str(getattr(voice, "embedder", None) or "contentvec")
-    if not requested:
-        return trained
-
-    def norm(name: str) -> str:
-        base = Path(name).name.lower() if ("/" in name or "\\" in name) else name.lower()
-        return _ENCODER_ALIASES.get(base, base)
-
-    if norm(requested) != norm(trained):
-        raise InputError(f"{Path(str(voice.path)).name} was trained with {trained!r} content features; converting "
-                         f"with {requested!r} would produce noise. Leave the encoder empty (it follows the model) "
-                         f"or choose {trained!r}.")
-    return requested
-
-
-def _load_encoder(name: str, voice: Any, services: Any) -> Any:
-    from voiceapp.features.encoders import load_encoder
-
-    device = services.device if services is not None else "cpu"
-    workspace = services.workspace if services is not None else None
-    return _cached(services, ("encoder", name, voice.version, device),
-                   lambda: load_encoder(name, version=voice.version, device=device, workspace=workspace))
-
-
-def _load_f0(name: str, services: Any) -> Any:
-    from voiceapp.features.f0 import load_f0_method
-
-    device = services.device if services is not None else "cpu"
-    workspace = services.workspace if services is not None else None
-    return _cached(services, ("f0", name, device), lambda: load_f0_method(name, device=device, workspace=workspace))
-
-
-def _load_retrieval(path: Path, services: Any) -> Any:
-    from voiceapp.index.retrieval import load_index
-
-    path = Path(path).resolve()
-    return _cached(services, ("index", str(path), _mtime(path)), lambda: load_index(path))
-
-
-def default_f0(services: Any) -> str:
-    from voiceapp.features.f0 import default_f0_method
-
-    return default_f0_method(services.workspace if services is not None else None)
-
-
-def find_index_for(voice_path: Path | str, workspace: Any = None) -> Path | None:
-    """The index that belongs to a voice model, as RVC/Applio pick it: an `.index` (not `trained_`) in the
-    model's folder (or logs/<name>/) whose name contains the model's name; else the only index in its folder."""
-    voice_path = Path(voice_path)
-    name = voice_path.parent.name if voice_path.parent.name else voice_path.stem
-    stems = {name.lower(), voice_path.stem.lower()}
-    folders = [voice_path.parent]
-    if workspace is not None:
-        try:
-            folders.append(workspace.experiment(name).root)
-        except VoiceAppError:
-            pass
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        found = sorted(p for p in folder.glob("*.index") if "trained" not in p.name.lower()
-                       and not p.name.startswith("."))
-        named = [p for p in found if any(s and s in p.name.lower() for s in stems)]
-        if named:
-            return max(named, key=_mtime)
-        if len(found) == 1 and folder == voice_path.parent:
-            return found[0]
-    return None
-
-
 # ----------------------------------------------------------------------------------------------- pitch
 
 def _f0_blocks(audio_pad: np.ndarray, f0_fn: Any, block: int, context: int, cancel: CancelToken,
@@ -283,7 +164,7 @@ def _pitch(audio_pad: np.ndarray, cfg: InferConfig, method: str, f0_fn: Any, seg
     """(coarse pitch int64, pitchf Hz float32), both len(audio_pad)//160 frames."""
     from scipy import signal
 
-    from voiceapp.features.f0 import coarse_f0
+    from voiceapp.features.f0 import coarse_f0, read_f0_csv
 
     block = int(cfg.f0_block_s * SAMPLE_RATE) // WINDOW * WINDOW
     f0 = _f0_blocks(audio_pad, f0_fn, block, seg.pad, cancel, progress)
@@ -291,7 +172,8 @@ def _pitch(audio_pad: np.ndarray, cfg: InferConfig, method: str, f0_fn: Any, seg
         f0 = signal.medfilt(f0, 3).astype(np.float32)
     f0 = steps.transpose_f0(f0, cfg.transpose_semitones)
     if cfg.f0_curve:
-        f0 = steps.apply_f0_curve(f0, steps.read_f0_curve(cfg.f0_curve), seg.pad // WINDOW)
+        times_s, curve_hz = read_f0_csv(cfg.f0_curve)
+        f0 = steps.apply_f0_curve(f0, times_s, curve_hz, seg.pad // WINDOW)
     p_len = len(audio_pad) // WINDOW
     f0 = steps.fit_frames(f0, p_len)
     return np.asarray(coarse_f0(f0), dtype=np.int64), f0.astype(np.float32)
@@ -354,7 +236,7 @@ def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = 
 
     x16, _ = highpass(x16, SAMPLE_RATE, zero_phase=True)
     encoder_name = encoder_name_for(voice, cfg.encoder)
-    encoder = _load_encoder(encoder_name, voice, services)
+    encoder = load_encoder_cached(encoder_name, voice, services)
     content_dim = int(getattr(voice.config, "content_dim", encoder.dim))
     if encoder.dim != content_dim:
         raise InputError(f"Encoder {encoder_name!r} gives {encoder.dim}-d features but "
@@ -363,13 +245,15 @@ def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = 
     if index_path and cfg.index_rate > 0:
         from voiceapp.index.retrieval import check_dim
 
-        retrieval = _load_retrieval(Path(index_path), services)
+        retrieval = load_retrieval_cached(Path(index_path), services)
         check_dim(retrieval, content_dim)
+    if cfg.f0_curve and not Path(cfg.f0_curve).is_file():
+        raise InputError(f"f0 curve file {cfg.f0_curve} not found; give a 'time_s,f0_hz' csv or leave it empty.")
     method = None
     f0_fn = None
     if voice.use_f0:
         method = cfg.f0_method or default_f0(services)
-        f0_fn = _load_f0(method, services)
+        f0_fn = load_f0_cached(method, services)
     t0 = timer.add("load", t0)
 
     seg = cfg.segmentation
@@ -456,7 +340,15 @@ def convert_file(path: Path | str, voice: Any, cfg: InferConfig = InferConfig(),
     result.timings["load"] = result.timings.get("load", 0.0) + load_s
     result.timings["total"] += load_s
     if out_path is not None:
-        result.output_path = save_audio(out_path, result.audio, result.sample_rate, fmt)
+        audio_out, rate_out = result.audio, result.sample_rate
+        fmt_ = (fmt or Path(out_path).suffix.lstrip(".") or "wav").lower()
+        if fmt_ == "mp3" and rate_out not in _MP3_RATES:
+            from voiceapp.audio import resample
+
+            new_rate = min(r for r in _MP3_RATES if r >= rate_out) if rate_out < max(_MP3_RATES) else max(_MP3_RATES)
+            audio_out, rate_out = resample(audio_out, rate_out, new_rate), new_rate
+            result.notes.append(f"mp3 cannot store {result.sample_rate} Hz; the file is written at {new_rate} Hz.")
+        result.output_path = save_audio(out_path, steps.peak_safe(audio_out), rate_out, fmt)
     return result
 
 

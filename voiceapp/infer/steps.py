@@ -7,13 +7,9 @@ Facts: shared/reference/rvc-facts.md §3 (steps 1-12).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from voiceapp.errors import InputError
 
 SAMPLE_RATE = 16_000
 WINDOW = 160             # samples per 10 ms frame at 16 kHz
@@ -106,38 +102,17 @@ def transpose_f0(f0_hz: np.ndarray, semitones: float) -> np.ndarray:
     return (f0_hz * np.float32(2.0 ** (semitones / 12.0))).astype(np.float32)
 
 
-def read_f0_curve(path: Path | str) -> np.ndarray:
-    """Read a `time_s,f0_hz` csv (one row per line; header or blank lines skipped) -> (rows, 2) float."""
-    path = Path(path)
-    rows: list[tuple[float, float]] = []
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        raise InputError(f"f0 curve {path}: cannot read it ({err}).") from err
-    for line in text.splitlines():
-        parts = [p.strip() for p in line.replace(";", ",").replace("\t", ",").split(",") if p.strip()]
-        if len(parts) < 2:
-            continue
-        try:
-            t, f = float(parts[0]), float(parts[1])
-        except ValueError:
-            continue  # header
-        if math.isfinite(t) and math.isfinite(f):
-            rows.append((t, max(f, 0.0)))
-    if not rows:
-        raise InputError(f"f0 curve {path.name}: no 'time,f0' rows found. Write one 'seconds,Hz' pair per line, "
-                         "e.g. from `python -m voiceapp f0 AUDIO --method rmvpe --out curve.csv`.")
-    return np.asarray(sorted(rows), dtype=np.float64)
-
-
-def apply_f0_curve(f0_hz: np.ndarray, curve: np.ndarray, offset_frames: int) -> np.ndarray:
-    """Overwrite f0 from frame `offset_frames` on with the curve sampled every 10 ms (RVC's f0 file).
+def apply_f0_curve(f0_hz: np.ndarray, times_s: np.ndarray, curve_hz: np.ndarray, offset_frames: int) -> np.ndarray:
+    """Overwrite f0 from frame `offset_frames` on with a `time,f0` curve sampled every 10 ms (RVC's f0 file).
 
     Frame k after the offset takes the curve's value at k/100 s (linear interpolation), for
     k in 0..round((t_max - t_min)*100); frames past the end of `f0_hz` are ignored.
     """
-    n = int(round((curve[:, 0].max() - curve[:, 0].min()) * 100 + 1))
-    replace = np.interp(np.arange(n), curve[:, 0] * 100, curve[:, 1]).astype(np.float32)
+    times_s = np.asarray(times_s, dtype=np.float64)
+    order = np.argsort(times_s)
+    times_s, curve_hz = times_s[order], np.maximum(np.asarray(curve_hz, dtype=np.float64)[order], 0.0)
+    n = int(round((times_s.max() - times_s.min()) * 100 + 1))
+    replace = np.interp(np.arange(n), times_s * 100, curve_hz).astype(np.float32)
     out = f0_hz.copy()
     room = max(0, min(len(out) - offset_frames, n))
     out[offset_frames:offset_frames + room] = replace[:room]

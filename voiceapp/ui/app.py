@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 TABS: list[tuple[str, str]] = [
     ("Dataset", "voiceapp.ui.dataset_tab"),
     ("Train", "voiceapp.ui.train_tab"),
+    ("Inference", "voiceapp.ui.infer_tab"),
     ("TTS", "voiceapp.ui.tts_tab"),
     ("Models", "voiceapp.ui.models_tab"),
 ]

@@ -1,0 +1,138 @@
+"""Community-format voice models (random weights, v1/v2, with and without f0) plus an index convert a voice.
+
+Tiny shapes and the fake content encoder keep this fast; one test uses RVC's full v2 40k shapes.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import harmonic, phrase_with_gaps, write_wav
+from voiceapp.errors import InputError
+from voiceapp.infer.pipeline import InferConfig, convert, convert_file, convert_folder, find_index_for, load_voice
+
+CASES = [("v1", True, 32000), ("v1", False, 48000), ("v2", True, 40000), ("v2", False, 32000)]
+
+
+def make_voice(workspace, name, version="v2", use_f0=True, sample_rate=40000, size="tiny", embedder="fake"):
+    import torch
+
+    from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
+    from voiceapp.nets.voicefile import export_voice_model
+
+    cfg = SynthConfig.preset(version, sample_rate, use_f0, size)
+    torch.manual_seed(0)
+    net = Synthesizer(cfg)
+    return export_voice_model(net.state_dict(), cfg, workspace.voice_model_path(name), epoch=1, step=1,
+                              embedder=embedder, name=name)
+
+
+def make_index(workspace, name, version):
+    """Features of a generated voice through the fake encoder, then `build_index` (copy beside the model)."""
+    from voiceapp.features.encoders import load_encoder
+    from voiceapp.index.build import build_index
+
+    exp = workspace.experiment(name)
+    encoder = load_encoder("fake", version)
+    exp.content_dir.mkdir(parents=True)
+    clips = {}
+    for i, f0 in enumerate((140, 190, 250)):
+        feats = encoder.encode(harmonic(f0, 2.0, 16000, vibrato_hz=5, vibrato_cents=50))
+        np.save(exp.content_dir / f"c{i}.npy", feats)
+        clips[f"c{i}"] = {"frames": 2 * len(feats)}
+    manifest = {"dataset": name, "sample_rate": 40000, "encoder": "fake", "dim": encoder.dim, "version": version,
+                "f0_method": "pm", "clips": clips, "failed": {}, "versions": {}}
+    exp.features_manifest_path.write_text(json.dumps(manifest))
+    return build_index(exp, voices_dir=workspace.voice_dir(name))
+
+
+@pytest.mark.parametrize("version,use_f0,rate", CASES)
+def test_community_model_with_index_converts_a_voice(workspace, services, version, use_f0, rate):
+    name = f"m_{version}_{int(use_f0)}_{rate}"
+    model_path = make_voice(workspace, name, version, use_f0, rate)
+    index = make_index(workspace, name, version)
+    assert find_index_for(model_path, workspace) == workspace.voice_dir(name) / index.name
+    voice = load_voice(name, services)
+    x = phrase_with_gaps(16000, tone_s=0.6, gap_s=0.3, n=2)
+    cfg = InferConfig(f0_method="pm", seed=1, transpose_semitones=3)
+    result = convert(x, 16000, voice, cfg, index_path=find_index_for(model_path), services=services)
+    hop = voice.config.hop_length
+    assert result.sample_rate == rate
+    assert abs(len(result.audio) - len(x) * rate / 16000) <= hop
+    assert np.all(np.isfinite(result.audio)) and np.abs(result.audio).max() > 1e-4
+    assert np.abs(result.audio).max() <= 0.99 + 1e-6
+    assert result.index_path is not None and result.f0_method == ("pm" if use_f0 else None)
+    again = convert(x, 16000, voice, cfg, index_path=find_index_for(model_path), services=services)
+    assert np.array_equal(result.audio, again.audio)
+    for key in ("f0", "features", "retrieval", "synthesis", "total"):
+        assert key in result.timings or (key == "f0" and not use_f0)
+    assert "real-time factor" in result.summary()
+
+
+def test_seed_and_index_rate_change_the_output(workspace, services):
+    path = make_voice(workspace, "alice")
+    index = make_index(workspace, "alice", "v2")
+    voice = load_voice(path, services)
+    x = harmonic(200, 1.0, 16000)
+    base = dict(f0_method="pm", rms_mix_rate=1.0)
+    a = convert(x, 16000, voice, InferConfig(seed=0, **base), index_path=index).audio
+    b = convert(x, 16000, voice, InferConfig(seed=1, **base), index_path=index).audio
+    c = convert(x, 16000, voice, InferConfig(seed=0, index_rate=0.0, **base), index_path=index).audio
+    d = convert(x, 16000, voice, InferConfig(seed=0, index_rate=0.0, **base), index_path=None).audio
+    assert not np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(c, d)  # rate 0 is the same as no index
+
+
+def test_model_cache_and_encoder_refusal(workspace, services):
+    make_voice(workspace, "bob")
+    first = load_voice("bob", services)
+    assert load_voice("bob", services) is first
+    with pytest.raises(InputError, match="trained with 'fake'"):
+        convert(harmonic(200, 0.5, 16000), 16000, first, InferConfig(encoder="whisper-tiny", f0_method="pm"))
+    with pytest.raises(InputError, match="1 speaker|speaker"):
+        convert(harmonic(200, 0.5, 16000), 16000, first, InferConfig(speaker_id=50, f0_method="pm"))
+
+
+def test_index_of_other_width_is_refused(workspace, services):
+    make_voice(workspace, "carol", version="v2")
+    v1_index = make_index(workspace, "dave", "v1")
+    voice = load_voice("carol", services)
+    with pytest.raises(InputError, match="256-d"):
+        convert(harmonic(200, 0.5, 16000), 16000, voice, InferConfig(f0_method="pm"), index_path=v1_index)
+
+
+def test_files_bad_inputs_and_folder_status(tmp_path, workspace, services):
+    make_voice(workspace, "eve", sample_rate=32000)
+    voice = load_voice("eve", services)
+    good = write_wav(tmp_path / "in" / "good.wav", harmonic(220, 0.7, 44100), 44100)
+    short = write_wav(tmp_path / "in" / "short.wav", harmonic(220, 0.1, 22050), 22050)
+    silent = write_wav(tmp_path / "in" / "sub" / "silent.wav", np.zeros(16000, np.float32), 16000)
+    six = write_wav(tmp_path / "in" / "six.flac", np.stack([harmonic(150 + 10 * i, 0.5, 48000) for i in range(6)]),
+                    48000)
+    (tmp_path / "in" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    cfg = InferConfig(f0_method="pm")
+    one = convert_file(good, voice, cfg, out_path=tmp_path / "out.flac", services=services)
+    assert one.output_path.suffix == ".flac" and one.output_path.is_file()
+    assert abs(len(one.audio) - 0.7 * 32000) <= 320
+    statuses = convert_folder([tmp_path / "in"], tmp_path / "out", voice, cfg, fmt="ogg", services=services)
+    by_name = {s.path.name: s for s in statuses}
+    assert not by_name["broken.wav"].ok and "broken.wav" in by_name["broken.wav"].message
+    for name, seconds in (("good.wav", 0.7), ("short.wav", 0.1), ("silent.wav", 1.0), ("six.flac", 0.5)):
+        status = by_name[name]
+        assert status.ok, status.message
+        assert abs(len(status.result.audio) - seconds * 32000) <= 320
+    assert (tmp_path / "out" / "sub" / "silent.ogg").is_file()
+    assert not by_name["silent.wav"].result.audio.any()
+    assert {short.name, silent.name, six.name} <= set(by_name)
+
+
+def test_full_size_v2_40k_model(workspace, services):
+    """RVC's own shapes (the file RVC WebUI/Applio write) load and convert with retrieval and protect."""
+    path = make_voice(workspace, "full", size="full")
+    voice = load_voice(path, services)
+    assert voice.config.upsample_initial_channel == 512 and voice.net.dec.conv_pre.weight.shape == (512, 192, 7)
+    index = make_index(workspace, "full", "v2")
+    x = harmonic(180, 0.4, 16000)
+    result = convert(x, 16000, voice, InferConfig(f0_method="pm", protect=0.2, segment_pad_s=0.3), index_path=index)
+    assert abs(len(result.audio) - 0.4 * 40000) <= 400 and np.all(np.isfinite(result.audio))

@@ -1,0 +1,115 @@
+"""`voiceapp infer --model NAME --input FILE_OR_DIR --out PATH` and `voiceapp index EXP`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from voiceapp.audio import SAVE_FORMATS
+from voiceapp.errors import InputError
+from voiceapp.index.build import IndexConfig
+from voiceapp.infer.pipeline import InferConfig
+from voiceapp.progress import TqdmProgress
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    _register_infer(subparsers, common)
+    _register_index(subparsers, common)
+
+
+def _register_infer(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    d = InferConfig()
+    p = subparsers.add_parser("infer", parents=[common], help="convert audio into a voice model's voice",
+                              description="Convert speech or singing (a file, several files or folders) into the "
+                                          "voice of a model (models/voices/NAME/NAME.pth or any RVC .pth).")
+    p.add_argument("--model", required=True, help="model name under models/voices/, or the path of a .pth file")
+    p.add_argument("--index", default=None,
+                   help="retrieval .index file (default: the one beside the model; 'none' for no retrieval)")
+    p.add_argument("--input", required=True, nargs="+", type=Path, metavar="FILE_OR_DIR",
+                   help="audio file(s) or folder(s) (folders are searched recursively)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output file (one input file) or folder (several inputs or a folder)")
+    p.add_argument("--f0-method", default=d.f0_method, help="pm, harvest, dio, crepe, crepe-tiny, fcpe, rmvpe "
+                                                            "(default: rmvpe when present, else fcpe)")
+    p.add_argument("--transpose", type=float, default=d.transpose_semitones, help="pitch shift in semitones")
+    p.add_argument("--index-rate", type=float, default=d.index_rate, help="0..1, share of retrieved features")
+    p.add_argument("--protect", type=float, default=d.protect, help="0..0.5, keep consonants/breaths (0.5 = off)")
+    p.add_argument("--rms-mix", type=float, default=d.rms_mix_rate,
+                   help="0..1; 1 keeps the output's loudness, 0 copies the input's loudness envelope")
+    p.add_argument("--filter-radius", type=int, default=d.filter_radius, help="harvest median filter (>2: on)")
+    p.add_argument("--resample-sr", type=int, default=d.resample_sr, help="output rate (0: the model's)")
+    p.add_argument("--speaker-id", type=int, default=d.speaker_id)
+    p.add_argument("--seed", type=int, default=d.seed, help="noise seed (same seed, same output)")
+    p.add_argument("--f0-curve", default=None, help="'time_s,f0_hz' csv replacing the pitch")
+    p.add_argument("--encoder", default=d.encoder, help="content encoder (default: the model's own)")
+    p.add_argument("--format", default="wav", choices=SAVE_FORMATS, help="output format")
+    p.set_defaults(func=run_infer)
+
+
+def _register_index(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    d = IndexConfig()
+    p = subparsers.add_parser("index", parents=[common], help="build the retrieval index of an experiment",
+                              description="Build logs/EXP/added_IVF<n>_Flat_nprobe_1_EXP_<v>.index from the "
+                                          "experiment's features and copy it beside models/voices/EXP/.")
+    p.add_argument("experiment", metavar="EXP", help="experiment name (a folder under logs/)")
+    p.add_argument("--n-lists", type=int, default=d.n_lists, help="inverted lists (default: RVC's rule)")
+    p.add_argument("--kmeans-above-rows", type=int, default=d.kmeans_above_rows,
+                   help="cluster to 10,000 centroids when there are more feature rows than this")
+    p.set_defaults(func=run_index)
+
+
+def _config(args: argparse.Namespace) -> InferConfig:
+    return InferConfig(transpose_semitones=args.transpose, f0_method=args.f0_method, index_rate=args.index_rate,
+                       filter_radius=args.filter_radius, rms_mix_rate=args.rms_mix, protect=args.protect,
+                       resample_sr=args.resample_sr, speaker_id=args.speaker_id, seed=args.seed,
+                       f0_curve=args.f0_curve, encoder=args.encoder)
+
+
+def _index_for(args: argparse.Namespace, model_path: Path, services) -> Path | None:
+    from voiceapp.infer.models import find_index_for
+
+    if args.index is None:
+        return find_index_for(model_path, services.workspace)
+    if args.index.strip().lower() in ("none", ""):
+        return None
+    path = Path(args.index).expanduser()
+    if not path.is_file():
+        raise InputError(f"Index {path} not found. Give an existing .index file, or --index none.")
+    return path
+
+
+def run_infer(args: argparse.Namespace, services) -> int:
+    from voiceapp.infer.pipeline import convert_file, convert_folder, load_voice
+
+    cfg = _config(args)
+    voice = load_voice(args.model, services)
+    index = _index_for(args, Path(str(voice.path)), services)
+    print(f"model: {voice.path} ({voice.version}, {voice.sample_rate} Hz, f0={'yes' if voice.use_f0 else 'no'}); "
+          f"index: {index or 'none'}")
+    single = len(args.input) == 1 and args.input[0].is_file() and not args.out.is_dir()
+    with TqdmProgress("convert") as bar:
+        if single:
+            result = convert_file(args.input[0], voice, cfg, out_path=args.out, fmt=args.format, index_path=index,
+                                  services=services, progress=bar, cancel=services.cancel)
+            bar.close()
+            print(result.summary())
+            return 0
+        statuses = convert_folder(args.input, args.out, voice, cfg, fmt=args.format, index_path=index,
+                                  services=services, progress=bar, cancel=services.cancel)
+    failed = [s for s in statuses if not s.ok]
+    for status in statuses:
+        print(f"{'ok  ' if status.ok else 'FAIL'} {status.path}: {status.message}"
+              + (f" -> {status.output_path}" if status.output_path else ""))
+    print(f"{len(statuses) - len(failed)} converted, {len(failed)} failed; output in {args.out}")
+    return 2 if failed else 0
+
+
+def run_index(args: argparse.Namespace, services) -> int:
+    from voiceapp.index.build import build_index, index_summary
+
+    cfg = IndexConfig(n_lists=args.n_lists, kmeans_above_rows=args.kmeans_above_rows)
+    exp = services.workspace.experiment(args.experiment)
+    with TqdmProgress("index") as bar:
+        path = build_index(exp, cfg, bar, services.cancel, voices_dir=services.workspace.voice_dir(exp.name))
+    print(index_summary(path))
+    return 0

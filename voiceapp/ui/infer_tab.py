@@ -1,0 +1,224 @@
+"""Inference tab: pick a voice model, drop audio (or record), convert; one file or many."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from voiceapp.audio import SAVE_FORMATS
+from voiceapp.infer.pipeline import InferConfig
+from voiceapp.services import Services
+from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+
+_D = InferConfig()
+NO_INDEX = ""
+RESAMPLE_CHOICES = [("model's own rate", 0), ("16000", 16000), ("22050", 22050), ("24000", 24000),
+                    ("32000", 32000), ("44100", 44100), ("48000", 48000)]
+STATUS_HEADERS = ["file", "status", "output"]
+
+
+# ----------------------------------------------------------------------------------------------- choices
+
+def model_choices(services: Services) -> list[tuple[str, str]]:
+    """(label, .pth path) for every model under models/voices/."""
+    from voiceapp.infer.models import list_voice_models
+
+    return [(p.stem if p.stem == p.parent.name else f"{p.parent.name} / {p.stem}", str(p))
+            for p in list_voice_models(services.workspace)]
+
+
+def index_choices(services: Services) -> list[tuple[str, str]]:
+    from voiceapp.infer.models import list_indexes
+
+    return [("no index", NO_INDEX)] + [(f"{p.parent.name} / {p.name}", str(p))
+                                        for p in list_indexes(services.workspace)]
+
+
+def f0_choices(services: Services) -> tuple[list[tuple[str, str]], str]:
+    from voiceapp.features.f0 import available_f0_methods, default_f0_method, f0_method_choices
+
+    usable = set(available_f0_methods(services.workspace))
+    return [c for c in f0_method_choices() if c[1] in usable], default_f0_method(services.workspace)
+
+
+def refresh(services: Services, current: str | None) -> tuple[Any, Any]:
+    """Handler of the refresh button: re-read the model and index lists."""
+    models = model_choices(services)
+    values = [v for _, v in models]
+    value = current if current in values else (values[0] if values else None)
+    return gr.update(choices=models, value=value), gr.update(choices=index_choices(services))
+
+
+def select_model(services: Services, model: str | None) -> tuple[Any, str, Any]:
+    """Handler of the model dropdown: (index matched by name, model description, speaker id range)."""
+    from voiceapp.infer.models import describe_model, find_index_for
+    from voiceapp.errors import VoiceAppError
+
+    if not model:
+        return gr.update(choices=index_choices(services), value=NO_INDEX), "No model selected.", gr.update()
+    index = find_index_for(Path(model), services.workspace)
+    try:
+        description = describe_model(model)
+        n_speakers = _speakers(model)
+    except VoiceAppError as err:
+        description, n_speakers = f"Cannot read {Path(model).name}: {err}", 1
+    index_note = f"\n\nIndex: `{index.name}`" if index else "\n\nNo index found beside this model (retrieval off)."
+    return (gr.update(choices=index_choices(services), value=str(index) if index else NO_INDEX),
+            description + index_note, gr.update(maximum=max(n_speakers - 1, 0), value=0))
+
+
+def _speakers(model: str) -> int:
+    from voiceapp.nets.voicefile import read_voice_metadata
+
+    return int(read_voice_metadata(Path(model)).get("n_speakers", 1) or 1)
+
+
+# ----------------------------------------------------------------------------------------------- convert
+
+def make_config(transpose: float, f0_method: str | None, index_rate: float, filter_radius: float, rms_mix: float,
+                protect: float, resample_sr: Any, speaker_id: float, seed: float, f0_curve: str | None) -> InferConfig:
+    return InferConfig(transpose_semitones=float(transpose), f0_method=f0_method or None,
+                       index_rate=float(index_rate), filter_radius=int(filter_radius), rms_mix_rate=float(rms_mix),
+                       protect=float(protect), resample_sr=int(resample_sr or 0), speaker_id=int(speaker_id or 0),
+                       seed=int(seed or 0), f0_curve=f0_curve or None)
+
+
+def convert_one(services: Services, model: str | None, index: str | None, audio_path: str | None, fmt: str,
+                *settings: Any, progress: Any = None) -> tuple[str, str]:
+    """Handler of "Convert": returns (path of the converted file, result text with time breakdown and RTF)."""
+    from voiceapp.infer.models import conversion_output_path
+    from voiceapp.infer.pipeline import convert_file, load_voice
+
+    if not model:
+        raise gr.Error("Pick a voice model first (import one in the Models tab, or train one).")
+    if not audio_path:
+        raise gr.Error("Upload or record the audio to convert.")
+    token = services.start_job("infer")
+
+    def job(progress: Any) -> tuple[str, str]:
+        cfg = make_config(*settings)
+        voice = load_voice(model, services)
+        out = conversion_output_path(services.workspace, model, audio_path, fmt)
+        result = convert_file(audio_path, voice, cfg, out_path=out, fmt=fmt, index_path=index or None,
+                              services=services, progress=progress, cancel=token)
+        return str(result.output_path), result.summary()
+
+    return run_job(job, progress=progress)
+
+
+def convert_many(services: Services, model: str | None, index: str | None, files: list[str] | None, folder: str,
+                 out_folder: str, fmt: str, *settings: Any, progress: Any = None) -> tuple[list[list[str]], str]:
+    """Handler of "Convert all": returns (per-file status rows, summary)."""
+    from voiceapp.infer.models import conversion_output_dir
+    from voiceapp.infer.pipeline import convert_folder, load_voice
+
+    if not model:
+        raise gr.Error("Pick a voice model first.")
+    inputs = [Path(f) for f in files or []]
+    if folder and folder.strip():
+        inputs.append(Path(folder.strip().strip('"').strip("'")).expanduser())
+    if not inputs:
+        raise gr.Error("Upload files or type the path of a folder of audio files.")
+    token = services.start_job("infer")
+
+    def job(progress: Any) -> tuple[list[list[str]], str]:
+        cfg = make_config(*settings)
+        voice = load_voice(model, services)
+        out_dir = conversion_output_dir(services.workspace, model, out_folder)
+        statuses = convert_folder(inputs, out_dir, voice, cfg, fmt=fmt, index_path=index or None,
+                                  services=services, progress=progress, cancel=token)
+        rows = [[s.path.name, s.message, str(s.output_path or "")] for s in statuses]
+        ok = sum(s.ok for s in statuses)
+        return rows, f"{ok} of {len(statuses)} file(s) converted into `{out_dir}`."
+
+    return run_job(job, progress=progress)
+
+
+# ----------------------------------------------------------------------------------------------- layout
+
+def _settings(services: Services) -> list[Any]:
+    f0_list, f0_default = f0_choices(services)
+    with gr.Row():
+        transpose = gr.Slider(-24, 24, value=_D.transpose_semitones, step=1, label="Transpose (semitones)",
+                              info="Raise or lower the pitch: +12 is one octave up (male to female), -12 down.")
+        f0_method = gr.Dropdown(f0_list, value=f0_default, label="Pitch method",
+                                info="How the melody is followed. rmvpe or fcpe are best; harvest is slow.")
+        index_rate = gr.Slider(0, 1, value=_D.index_rate, step=0.05, label="Index rate",
+                               info="How much of the trained voice's sound to pull in from the index. "
+                                    "Lower it if words get blurry.")
+    with gr.Row():
+        protect = gr.Slider(0, 0.5, value=_D.protect, step=0.01, label="Protect consonants",
+                            info="Keeps breaths and 's' sounds natural; 0.5 turns it off, lower protects more.")
+        rms_mix = gr.Slider(0, 1, value=_D.rms_mix_rate, step=0.05, label="Loudness envelope",
+                            info="0 follows the input's loudness, 1 keeps the model's own.")
+        filter_radius = gr.Slider(0, 7, value=_D.filter_radius, step=1, label="Pitch smoothing",
+                                  info="Above 2, smooths harvest's pitch over 3 frames to remove jumps.")
+    with gr.Row():
+        resample = gr.Dropdown(RESAMPLE_CHOICES, value=_D.resample_sr, label="Output sample rate",
+                               info="Keep the model's rate, or resample the result.")
+        speaker = gr.Number(value=_D.speaker_id, precision=0, minimum=0, label="Speaker id",
+                            info="Only for models trained with several speakers (0 otherwise).")
+        seed = gr.Number(value=_D.seed, precision=0, label="Seed",
+                         info="The same seed gives exactly the same result; change it for a variation.")
+        f0_curve = gr.File(label="Pitch curve (optional)", file_types=[".csv", ".txt"], type="filepath",
+                           file_count="single")
+    gr.Markdown("<span class='va-small'>Pitch curve: a `time,f0` csv (seconds, Hz) that replaces the detected "
+                "pitch, e.g. from `python -m voiceapp f0`.</span>")
+    return [transpose, f0_method, index_rate, filter_radius, rms_mix, protect, resample, speaker, seed, f0_curve]
+
+
+def build(services: Services) -> None:
+    gr.Markdown("Convert speech or singing into a trained voice. Clean, dry vocals work best; separate "
+                "songs first in the Separate tab.")
+    models = model_choices(services)
+    first = models[0][1] if models else None
+    index_start, description_start, _ = select_model(services, first)
+    with gr.Row():
+        model = gr.Dropdown(models, value=first, label="Voice model", scale=4,
+                            info="Models in models/voices/ (train one, or import a .pth in the Models tab).")
+        refresh_btn = gr.Button("Refresh", scale=1, size="sm")
+        index = gr.Dropdown(index_choices(services), value=index_start.get("value", NO_INDEX), label="Index",
+                            scale=4, info="The model's feature index; picked automatically by name. 'no index' = off.")
+    fmt = gr.Radio(list(SAVE_FORMATS), value="wav", label="Output format",
+                   info="wav is lossless; mp3/ogg are smaller.")
+    description = gr.Markdown(description_start)
+    settings = _settings(services)
+    with gr.Tab("One file"):
+        with gr.Row():
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input (upload or record)")
+            output = gr.Audio(type="filepath", label="Converted", interactive=False)
+        with gr.Row():
+            run_one = gr.Button("Convert", variant="primary")
+            stop_one = gr.Button("Stop", variant="stop")
+        result = gr.Textbox(label="Result", lines=4, interactive=False,
+                            info="Time per step and the real-time factor (below 1 = faster than real time).")
+    with gr.Tab("Many files"):
+        with gr.Row():
+            files = gr.File(label="Audio files", file_count="multiple", type="filepath")
+            with gr.Column():
+                folder = gr.Textbox(label="...or a folder on this computer", placeholder="/path/to/audio",
+                                    info="Every audio file inside it (and its subfolders) is converted.")
+                out_folder = gr.Textbox(label="Output folder", placeholder="outputs/converted/<model>",
+                                        info="Where converted files go; empty = outputs/converted/<model>/.")
+        with gr.Row():
+            run_many = gr.Button("Convert all", variant="primary")
+            stop_many = gr.Button("Stop", variant="stop")
+        summary = gr.Markdown()
+        table = gr.Dataframe(headers=STATUS_HEADERS, label="Files", interactive=False, wrap=True)
+
+    def _one(model_, index_, audio_, fmt_, *rest, progress=gr.Progress()):
+        return convert_one(services, model_, index_, audio_, fmt_, *rest, progress=progress)
+
+    def _many(model_, index_, files_, folder_, out_, fmt_, *rest, progress=gr.Progress()):
+        return convert_many(services, model_, index_, files_, folder_, out_, fmt_, *rest, progress=progress)
+
+    speaker = settings[7]
+    run_one.click(_one, [model, index, audio, fmt, *settings], [output, result], **COMPUTE_QUEUE)
+    run_many.click(_many, [model, index, files, folder, out_folder, fmt, *settings], [table, summary],
+                   **COMPUTE_QUEUE)
+    for stop in (stop_one, stop_many):
+        stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
+    refresh_btn.click(lambda m: refresh(services, m), [model], [model, index])
+    model.change(lambda m: select_model(services, m), [model], [index, description, speaker])
