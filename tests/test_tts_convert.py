@@ -75,3 +75,20 @@ def test_unknown_model_and_cancel_give_clear_messages(services, tiny_model):
     token.set()
     with pytest.raises(Cancelled):
         speak(TEXT, "espeak", "en-us", voice_model="tiny", infer_cfg=_infer_cfg(), services=services, cancel=token)
+
+
+def test_tts_tab_converts_into_the_selected_model(services, tiny_model):
+    import soundfile as sf
+
+    from voiceapp.ui import tts_tab
+
+    models = dict((v, k) for k, v in tts_tab.model_choices(services))
+    assert str(tiny_model) in models
+    status, base, _, converted, converted_file, transpose = tts_tab.speak_clicked(
+        services, "Hello there.", None, "espeak", "en-us", 0, 0.25, str(tiny_model), "auto", True, "female", 0,
+        "pm", 0.75, 0.33, 0.25, 3)
+    assert "Transpose" in status and "applied" in status and "tiny" in status
+    info = sf.info(converted)
+    assert info.samplerate == 40000 and converted_file == converted
+    assert abs(info.duration - sf.info(base).duration) < 0.05
+    assert transpose["value"] != 0  # espeak's ~100 Hz male voice moved towards a typical female 210 Hz

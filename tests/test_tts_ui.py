@@ -28,7 +28,7 @@ def test_online_engine_notice_says_the_text_leaves_the_machine():
 
 
 def _speak(services, text, text_file=None, voice="en-us", model=""):
-    return tts_tab.speak_clicked(services, text, text_file, "espeak", voice, 0, 0.25, model, True, "auto", 0,
+    return tts_tab.speak_clicked(services, text, text_file, "espeak", voice, 0, 0.25, model, "auto", True, "auto", 0,
                                  "auto", 0.75, 0.33, 0.25, 3)
 
 

@@ -214,7 +214,8 @@ def speak(text: str, engine: str | None = None, voice: str | None = None, cfg: T
           services=None, progress: Progress = no_progress, cancel: CancelToken = NEVER) -> SpeakResult:
     """Speak `text` with a TTS engine and, when `voice_model` is given (a VoiceModel, a .pth path or
     a model name under models/voices/), convert it into that voice with `infer_cfg` (InferConfig;
-    its defaults when None). `index_path`: the retrieval index; None finds the one beside the model.
+    its defaults when None). `index_path`: the retrieval index; None finds the one beside the model,
+    "" uses none.
     Reads nothing else and writes nothing; returns both the base and the converted speech."""
     if not text or not text.strip():
         raise InputError("There is no text to speak; type a sentence or upload a .txt file.")
@@ -287,7 +288,7 @@ def _convert_pieces(result: SpeakResult, pieces: list[np.ndarray], voice: Any, m
         step = sub_progress(progress, done / len(pieces), (done + len(group)) / len(pieces))
         step(0.0, f"converting sentences {group[0] + 1}-{group[-1] + 1} of {len(pieces)}")
         audio, _ = join_pieces([pieces[i] for i in group], result.base_sample_rate, cfg.pause_s, cfg.fade_ms / 1000)
-        out = convert(audio, result.base_sample_rate, voice, infer_cfg, index_path=index_path,
+        out = convert(audio, result.base_sample_rate, voice, infer_cfg, index_path=index_path or None,
                       services=services, progress=step, cancel=cancel)
         converted.append(np.asarray(out.audio, dtype=np.float32).reshape(-1))
         out_rate = int(out.sample_rate)

@@ -46,17 +46,23 @@ def engine_changed(services: Services, engine: str) -> tuple[Any, Any]:
 
 
 def model_choices(services: Services) -> list[tuple[str, str]]:
-    """("name/file.pth", path) for every voice model under models/voices/, after a "none" entry."""
-    from voiceapp.infer.models import list_voice_models
+    """The Inference tab's model list after a "none" entry."""
+    from voiceapp.ui.infer_tab import model_choices as infer_models
 
-    return [("(none: base speech only)", "")] + [(f"{p.parent.name}/{p.name}", str(p))
-                                                 for p in list_voice_models(services.workspace)]
+    return [("(none: base speech only)", "")] + infer_models(services)
 
 
-def refresh_models(services: Services, current: str | None) -> Any:
+def index_choices(services: Services) -> list[tuple[str, str]]:
+    """"auto" (the index beside the model), then the Inference tab's list ("no index" and every index)."""
+    from voiceapp.ui.infer_tab import index_choices as infer_indexes
+
+    return [("auto: the index beside the model", AUTO)] + infer_indexes(services)
+
+
+def refresh_models(services: Services, current: str | None) -> tuple[Any, Any]:
     choices = model_choices(services)
     keep = current if current in {value for _, value in choices} else ""
-    return gr.update(choices=choices, value=keep)
+    return gr.update(choices=choices, value=keep), gr.update(choices=index_choices(services))
 
 
 def read_text(text: str | None, text_file: str | None) -> str:
@@ -83,8 +89,13 @@ def _infer_config(transpose: float, f0_method: str, index_rate: float, protect: 
                        rms_mix_rate=float(rms_mix), filter_radius=int(filter_radius))
 
 
+def _index_path(index: str | None) -> str | None:
+    """Dropdown value -> speak()'s index_path: None finds the model's own, "" uses none."""
+    return None if index in (AUTO, None) else index
+
+
 def speak_clicked(services: Services, text: str, text_file: str | None, engine: str, voice: str, rate: float,
-                  pause_s: float, model: str | None, auto_transpose: bool, model_voice: str, transpose: float,
+                  pause_s: float, model: str | None, index: str | None, auto_transpose: bool, model_voice: str, transpose: float,
                   f0_method: str, index_rate: float, protect: float, rms_mix: float, filter_radius: float,
                   progress: Any = None) -> tuple[Any, ...]:
     """Handler of "Speak": returns (status markdown, base audio, base file, converted audio, converted file,
@@ -99,7 +110,7 @@ def speak_clicked(services: Services, text: str, text_file: str | None, engine: 
                         target_sex=model_voice or "auto")
         infer_cfg = _infer_config(transpose, f0_method, index_rate, protect, rms_mix, filter_radius) if model else None
         result = speak(words, engine, voice, cfg, voice_model=model or None, infer_cfg=infer_cfg,
-                       services=services, progress=progress, cancel=token)
+                       index_path=_index_path(index), services=services, progress=progress, cancel=token)
         base_path, converted_path = save_result(result, services.workspace.tts_outputs_dir)
         lines = [f"{len(result.sentences)} sentence(s), {result.base_duration_s:.1f} s of speech "
                  f"({result.engine}, voice `{result.voice}`)."]
@@ -120,8 +131,8 @@ def stop_clicked(services: Services) -> str:
 
 
 def _conversion_controls(services: Services) -> dict[str, Any]:
-    from voiceapp.features.f0 import available_f0_methods, f0_method_choices
     from voiceapp.infer.pipeline import InferConfig
+    from voiceapp.ui.infer_tab import f0_choices
 
     d = InferConfig()
     c: dict[str, Any] = {}
@@ -135,8 +146,7 @@ def _conversion_controls(services: Services) -> dict[str, Any]:
         c["transpose"] = gr.Slider(-24, 24, value=d.transpose_semitones, step=1, label="Transpose (semitones)",
                                    info="+12 is one octave up. Overwritten by the automatic value when ticked.")
     with gr.Row():
-        usable = set(available_f0_methods(services.workspace))
-        methods = [("auto", AUTO)] + [(label, name) for label, name in f0_method_choices() if name in usable]
+        methods = [("auto", AUTO)] + f0_choices(services)[0]
         c["f0_method"] = gr.Dropdown(methods, value=d.f0_method or AUTO, label="Pitch method",
                                      info="How the pitch of the base speech is tracked; auto = rmvpe when "
                                           "downloaded, else fcpe.")
@@ -176,6 +186,8 @@ def build(services: Services) -> None:
     with gr.Row():
         model = gr.Dropdown(model_choices(services), value="", label="Voice model",
                             info="Converts the speech into this voice. None: keep the engine's voice.")
+        index = gr.Dropdown(index_choices(services), value=AUTO, label="Index",
+                            info="The model's retrieval index (its timbre); auto picks the one beside the model.")
         refresh = gr.Button("Refresh models", size="sm")
     with gr.Accordion("Conversion settings", open=False):
         controls = _conversion_controls(services)
@@ -192,8 +204,8 @@ def build(services: Services) -> None:
             converted_file = gr.File(label="Download converted speech", interactive=False)
 
     engine.change(lambda e: engine_changed(services, e), [engine], [voice, notice])
-    refresh.click(lambda m: refresh_models(services, m), [model], [model])
-    inputs = [text, text_file, engine, voice, rate, pause, model, controls["auto_transpose"], controls["model_voice"],
+    refresh.click(lambda m: refresh_models(services, m), [model], [model, index])
+    inputs = [text, text_file, engine, voice, rate, pause, model, index, controls["auto_transpose"], controls["model_voice"],
               controls["transpose"], controls["f0_method"], controls["index_rate"], controls["protect"],
               controls["rms_mix"], controls["filter_radius"]]
 
