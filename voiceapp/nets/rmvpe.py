@@ -243,8 +243,9 @@ class Rmvpe(nn.Module):
 
     @classmethod
     def from_state_dict(cls, state_dict: dict) -> "Rmvpe":
-        net = E2E()
-        net.load_state_dict(state_dict, strict=True)
+        with torch.device("meta"):  # no random initialisation: every parameter comes from the file
+            net = E2E()
+        net.load_state_dict(state_dict, strict=True, assign=True)
         return cls(net).eval()
 
     def salience(self, mel: torch.Tensor, chunk_frames: int = 3200, context_frames: int = 128) -> torch.Tensor:
