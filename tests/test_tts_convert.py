@@ -92,3 +92,18 @@ def test_tts_tab_converts_into_the_selected_model(services, tiny_model):
     assert info.samplerate == 40000 and converted_file == converted
     assert abs(info.duration - sf.info(base).duration) < 0.05
     assert transpose["value"] != 0  # espeak's ~100 Hz male voice moved towards a typical female 210 Hz
+
+
+def test_cli_with_a_model_writes_the_converted_and_the_base_speech(workspace, tiny_model, tmp_path, capsys):
+    import soundfile as sf
+
+    from voiceapp import cli
+
+    out, base = tmp_path / "out.wav", tmp_path / "base.wav"
+    assert cli.main(["tts", "--root", str(workspace.root), "--text", "Hello there.", "--model", "tiny",
+                     "--f0-method", "pm", "--transpose", "2", "--out", str(out), "--base-out", str(base)]) == 0
+    assert sf.info(out).samplerate == 40000 and sf.info(base).samplerate == 22050
+    printed = capsys.readouterr().out
+    assert "suggested" in printed and "applied" not in printed  # a manual transpose wins over the suggestion
+    assert cli.main(["tts", "--root", str(workspace.root), "--text", "Hi.", "--model", "tiny",
+                     "--transpose", "up", "--out", str(out)]) == 2
