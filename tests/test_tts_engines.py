@@ -106,6 +106,8 @@ def test_empty_text_unknown_voice_and_unknown_engine_give_clear_messages():
         speak("Hello.", "espeak", "en-us+nosuchvariant")
     with pytest.raises(InputError, match="Unknown TTS engine 'nope'.*espeak"):
         speak("Hello.", "nope")
+    with pytest.raises(InputError, match="at most 1,000"):
+        speak("Hello. " * 200, "espeak", "en-us", TtsConfig(max_text_chars=1000))
     with pytest.raises(ConfigError):
         TtsConfig(rate_percent=500)
 

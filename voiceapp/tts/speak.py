@@ -44,6 +44,7 @@ class TtsConfig:
     fade_ms: float = 10.0           # fade at both ends of every sentence (no clicks at joins)
     max_sentence_chars: int = 250   # a longer sentence is cut at commas, then spaces
     convert_group_s: float = 12.0   # sentences are converted in groups of up to this much speech
+    max_text_chars: int = 20_000    # about 20 minutes of speech; longer texts are refused (memory)
     auto_transpose: bool = True     # with a voice model: use the suggested transpose instead of InferConfig's
     target_sex: str = "auto"        # "auto" | "male" | "female": used only when the model has no f0 statistics
 
@@ -219,6 +220,9 @@ def speak(text: str, engine: str | None = None, voice: str | None = None, cfg: T
     Reads nothing else and writes nothing; returns both the base and the converted speech."""
     if not text or not text.strip():
         raise InputError("There is no text to speak; type a sentence or upload a .txt file.")
+    if len(text) > cfg.max_text_chars:
+        raise InputError(f"The text has {len(text):,} characters; at most {cfg.max_text_chars:,} (about 20 minutes "
+                         f"of speech) are spoken at once. Split it into parts.")
     workspace = services.workspace if services is not None else None
     tts = get_engine(engine, workspace)
     chosen = tts.voice(voice)  # unknown voice -> InputError before any work
