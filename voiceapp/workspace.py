@@ -275,6 +275,11 @@ class Workspace:
     def outputs_dir(self) -> Path:
         return self.root / "outputs"
 
+    @property
+    def f0_curves_dir(self) -> Path:
+        """`outputs/f0/`: f0 curves exported from the UI as `<stem>_<method>.csv`."""
+        return self.outputs_dir / "f0"
+
     def conversions_dir(self, model_name: str) -> Path:
         """outputs/converted/<model>/: where the Inference tab writes converted audio."""
         return self.outputs_dir / "converted" / sanitize_name(model_name, "model name")
