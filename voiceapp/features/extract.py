@@ -158,12 +158,14 @@ def _versions(f0_method: str, encoder: str) -> dict[str, str]:
 # --- f0 worker processes -------------------------------------------------------------------------------------
 # Each worker process holds its own f0 method, loaded once by the pool initializer (process-local state).
 _WORKER: dict[str, Any] = {}
+_TORCH_METHODS = ("crepe", "crepe-tiny", "fcpe", "rmvpe")
 
 
 def _worker_init(method: str, device: str, root: str | None) -> None:
-    import torch
+    if method in _TORCH_METHODS:
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
     workspace = Workspace(Path(root)) if root else None
     _WORKER["method"] = load_f0_method(method, device, workspace)
 

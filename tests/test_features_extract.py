@@ -1,0 +1,157 @@
+"""The extraction stage: files and manifest, resume after an interruption, bad clips, settings change, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import harmonic, write_wav
+
+from voiceapp import cli
+from voiceapp.errors import Cancelled, MissingArtifactError
+from voiceapp.features.extract import FeatureConfig, extract_features, load_clip_features, load_feature_manifest
+from voiceapp.progress import CancelToken
+
+FAST = dict(f0_method="dio", encoder="fake-16", workers=0)
+
+
+def make_dataset(workspace, name="ds", n=4, extra=None):
+    """A dataset as the Dataset stage leaves it: clips/ at 40 kHz, clips_16k/, manifest.json."""
+    ds = workspace.dataset(name)
+    clips = {f"k_{i:05d}": harmonic(140 + 30 * i, 0.8 + 0.1 * i, 16000) for i in range(n)}
+    clips.update(extra or {})
+    for stem, audio in clips.items():
+        write_wav(ds.clips_16k_dir / f"{stem}.wav", audio, 16000)
+        write_wav(ds.clips_dir / f"{stem}.wav", np.repeat(audio, 5)[::2], 40000)
+    ds.manifest_path.write_text(json.dumps({"name": name, "sample_rate": 40000, "sources": {}}))
+    return ds, clips
+
+
+def test_writes_files_and_manifest(workspace):
+    ds, clips = make_dataset(workspace)
+    exp = workspace.experiment("alice")
+    messages = []
+    result = extract_features(ds, exp, FeatureConfig(**FAST), lambda f, m: messages.append((f, m)))
+    assert result.clips == sorted(clips) and result.extracted == 4 and not result.failed
+    manifest = load_feature_manifest(exp)
+    assert manifest["dataset"] == "ds" and manifest["sample_rate"] == 40000 and manifest["dim"] == 16
+    assert manifest["encoder"] == "fake-16" and manifest["f0_method"] == "dio" and manifest["version"] == "v2"
+    assert manifest["clips_dir"] == str(ds.clips_dir) and manifest["complete"] is True
+    assert "voiceapp" in manifest["versions"] and manifest["failed"] == {}
+    for stem, audio in clips.items():
+        content, f0, coarse = load_clip_features(exp, stem)
+        assert content.dtype == np.float32 and content.shape == (len(audio) // 320, 16)
+        assert f0.dtype == np.float32 and f0.shape == (len(audio) // 160 + 1,)
+        assert coarse.dtype == np.int64 and coarse.min() >= 1 and coarse.max() <= 255
+        assert manifest["clips"][stem]["frames"] == len(f0)
+        voiced = f0[f0 > 0]
+        assert len(voiced) > 0.8 * len(f0)
+    assert messages[-1][0] == 1.0
+
+
+def test_resumes_after_interruption(workspace):
+    ds, clips = make_dataset(workspace, n=5)
+    exp = workspace.experiment("bob")
+    token = CancelToken()
+    seen = []
+
+    def stop_after_two(fraction, message):
+        seen.append(message)
+        if len(seen) == 3:  # the third clip has started: two are finished
+            token.set()
+
+    with pytest.raises(Cancelled):
+        extract_features(ds, exp, FeatureConfig(**FAST), stop_after_two, token)
+    partial = load_feature_manifest(exp)
+    assert partial["complete"] is False and len(partial["clips"]) == 2
+    # a run killed mid-write leaves a temporary file and a clip with f0 but no content: both are redone
+    killed = sorted(clips)[2]
+    np.save(exp.f0_dir / f"{killed}.npy", np.zeros(3, np.float32))
+    (exp.content_dir / f".{killed}.abc.tmp.npy").write_bytes(b"half")
+    before = {p.name: p.stat().st_mtime_ns for p in exp.content_dir.glob("k_*.npy")}
+    result = extract_features(ds, exp, FeatureConfig(**FAST))
+    assert result.reused == 2 and result.extracted == 3 and result.clips == sorted(clips)
+    after = {p.name: p.stat().st_mtime_ns for p in exp.content_dir.glob("k_*.npy")}
+    assert all(after[name] == t for name, t in before.items())  # finished clips were not recomputed
+    assert load_clip_features(exp, killed)[1].shape == (len(clips[killed]) // 160 + 1,)
+    again = extract_features(ds, exp, FeatureConfig(**FAST))
+    assert again.extracted == 0 and again.reused == 5
+
+
+def test_bad_clips_are_reported_and_skipped(workspace):
+    extra = {"silence": np.zeros(16000, np.float32), "short": harmonic(200, 0.1), "tiny": harmonic(200, 0.01)}
+    ds, clips = make_dataset(workspace, n=2, extra=extra)
+    exp = workspace.experiment("carol")
+    result = extract_features(ds, exp, FeatureConfig(**FAST))
+    assert set(result.failed) == {"tiny"} and "too short" in result.failed["tiny"]
+    assert "silence" in result.clips and "short" in result.clips
+    content, f0, coarse = load_clip_features(exp, "silence")
+    assert not f0.any() and np.all(coarse == 1) and np.all(np.isfinite(content))
+    assert load_clip_features(exp, "short")[0].shape == (5, 16)
+    assert "tiny" in load_feature_manifest(exp)["failed"]
+
+
+def test_nan_features_are_reported(workspace, monkeypatch):
+    from voiceapp.features import encoders
+
+    ds, _ = make_dataset(workspace, n=2)
+    real = encoders.FakeEncoder.encode
+
+    def poisoned(self, audio):
+        out = real(self, audio)
+        if len(audio) > 14000:  # the second clip only
+            out[3, 0] = np.nan
+        return out
+
+    monkeypatch.setattr(encoders.FakeEncoder, "encode", poisoned)
+    result = extract_features(ds, workspace.experiment("nan"), FeatureConfig(**FAST))
+    assert result.clips == ["k_00000"] and "NaN" in result.failed["k_00001"]
+
+
+def test_changed_settings_start_over(workspace):
+    ds, _ = make_dataset(workspace, n=2)
+    exp = workspace.experiment("dave")
+    extract_features(ds, exp, FeatureConfig(**FAST))
+    result = extract_features(ds, exp, FeatureConfig(f0_method="dio", encoder="fake-8", workers=0))
+    assert result.extracted == 2 and result.reused == 0 and result.dim == 8
+    assert load_clip_features(exp, "k_00000")[0].shape[1] == 8
+
+
+def test_worker_processes_give_the_same_result(workspace):
+    ds, clips = make_dataset(workspace, n=3)
+    one = extract_features(ds, workspace.experiment("w0"), FeatureConfig(**FAST))
+    two = extract_features(ds, workspace.experiment("w2"), FeatureConfig(f0_method="dio", encoder="fake-16",
+                                                                         workers=2))
+    assert one.clips == two.clips == sorted(clips)
+    for stem in clips:
+        assert np.array_equal(load_clip_features(one.exp, stem)[1], load_clip_features(two.exp, stem)[1])
+
+
+def test_missing_dataset_and_weights(workspace):
+    with pytest.raises(MissingArtifactError, match="Dataset"):
+        extract_features(workspace.dataset("nothing"), workspace.experiment("x"), FeatureConfig(**FAST))
+    ds, _ = make_dataset(workspace, n=1)
+    with pytest.raises(MissingArtifactError, match="rmvpe"):
+        extract_features(ds, workspace.experiment("x"), FeatureConfig(f0_method="rmvpe", encoder="fake-16"))
+    with pytest.raises(MissingArtifactError, match="features"):
+        load_feature_manifest(workspace.experiment("never"))
+
+
+def test_cli_features_and_f0(workspace, tmp_path, capsys):
+    ds, clips = make_dataset(workspace, n=2)
+    root = str(workspace.root)
+    assert cli.main(["--root", root, "features", "eve", "--dataset", "ds", "--f0-method", "pm",
+                     "--encoder", "fake-16", "--workers", "0"]) == 0
+    assert sorted(load_feature_manifest(workspace.experiment("eve"))["clips"]) == sorted(clips)
+    wav = write_wav(tmp_path / "tone.wav", harmonic(220, 0.5, 16000), 16000)
+    out = tmp_path / "tone.csv"
+    assert cli.main(["--root", root, "f0", str(wav), "--method", "dio", "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0] == "time_s,f0_hz" and len(rows) == 1 + 8000 // 160 + 1
+    assert abs(float(rows[25].split(",")[1]) - 220) < 3
+    wav2 = write_wav(tmp_path / "other.wav", harmonic(330, 0.3, 16000), 16000)
+    assert cli.main(["--root", root, "f0", str(wav), str(wav2), "--method", "dio", "--out", str(tmp_path / "d")]) == 0
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["other.csv", "tone.csv"]
+    assert cli.main(["--root", root, "f0", str(wav), "--method", "rmvpe"]) == 2
+    assert "assets download rmvpe" in capsys.readouterr().err
