@@ -21,6 +21,7 @@ log = logging.getLogger("voiceapp")
 # Each module has `register(subparsers, common)`; it adds its subcommand(s) and sets `func(args, services)`.
 COMMAND_MODULES: list[str] = [
     "voiceapp.dataset.cli",
+    "voiceapp.separate.cli",
     "voiceapp.features.cli",
     "voiceapp.train.cli",
     "voiceapp.tts.cli",

@@ -293,6 +293,10 @@ class Workspace:
     def voice_dir(self, name: str) -> Path:
         return self.voices_dir / sanitize_name(name, "model name")
 
+    def separator_dir(self, name: str) -> Path:
+        """`models/separators/<name>/`: model.safetensors + separator.json; training state in `training/`."""
+        return self.separators_dir / sanitize_name(name, "separator name")
+
     def list_datasets(self) -> list[str]:
         if not self.datasets_dir.is_dir():
             return []

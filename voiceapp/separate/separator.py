@@ -1,0 +1,221 @@
+"""Separate songs into vocals and instrumental: the registry of separators and the file-level stage.
+
+Registry: the DSP separators (no weights; always there) plus every trained U-Net under
+`models/separators/<name>/`. The CLI, the Separate tab and the Dataset hook all read `list_separators`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voiceapp.errors import Cancelled, ConfigError, InputError, VoiceAppError
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
+from voiceapp.separate.dsp import DspConfig, DspSeparator
+from voiceapp.separate.model import SIDECAR_NAME, WEIGHTS_NAME
+from voiceapp.separate.stft import MaskEstimator, SampleSource, StftConfig, masked_chunks
+from voiceapp.workspace import Workspace, atomic_path, sanitize_name
+
+log = logging.getLogger(__name__)
+
+# Weight-free separators, by name. "dsp" measured best on real songs (bench/separate.py).
+DSP_SEPARATORS: dict[str, DspConfig] = {
+    "dsp": DspConfig(),
+    "dsp-centre": DspConfig(use_harmonic=False),
+}
+DEFAULT_SEPARATOR = "dsp"
+OUTPUT_FORMATS = ("wav", "flac")
+
+
+@dataclass(frozen=True)
+class SeparateConfig:
+    chunk_s: float = 30.0          # audio processed per step; bounds memory whatever the song length
+    output_format: str = "wav"     # wav (float) or flac (24-bit)
+    write_instrumental: bool = True
+
+    def __post_init__(self) -> None:
+        if self.chunk_s <= 0:
+            raise ConfigError(f"SeparateConfig.chunk_s must be > 0, got {self.chunk_s}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ConfigError(f"Output format {self.output_format!r}; choose one of {list(OUTPUT_FORMATS)}.")
+
+
+@dataclass
+class SeparationResult:
+    source: Path
+    vocals: Path
+    instrumental: Path | None
+    sample_rate: int
+    channels: int
+    duration_s: float
+    elapsed_s: float
+    model: str
+
+
+@dataclass
+class BatchResult:
+    results: list[SeparationResult] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def trained_separators(workspace: Workspace) -> list[str]:
+    folder = workspace.separators_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if (p / SIDECAR_NAME).exists() and (p / WEIGHTS_NAME).exists())
+
+
+def list_separators(workspace: Workspace | None) -> list[str]:
+    """Every usable separator name: the DSP ones first, then trained U-Nets."""
+    return [*DSP_SEPARATORS, *(trained_separators(workspace) if workspace is not None else [])]
+
+
+def default_separator(workspace: Workspace | None) -> str:
+    return DEFAULT_SEPARATOR
+
+
+def load_separator(name: str | None, workspace: Workspace | None = None, device: str = "cpu",
+                   cache: Any = None) -> MaskEstimator:
+    """The separator called `name` (None: the default); U-Nets come from `models/separators/<name>/`."""
+    name = name or DEFAULT_SEPARATOR
+    if name in DSP_SEPARATORS:
+        return DspSeparator(name, DSP_SEPARATORS[name])
+    choices = list_separators(workspace)
+    if workspace is None or name not in choices:
+        raise InputError(f"Unknown separator {name!r}; choose one of {choices} "
+                         f"(trained separators live in models/separators/<name>/).")
+    folder = workspace.separator_dir(name)
+
+    def load() -> MaskEstimator:
+        from voiceapp.separate.model import load_unet_separator
+
+        return load_unet_separator(folder, device)
+
+    if cache is None:
+        return load()
+    stamp = (folder / WEIGHTS_NAME).stat().st_mtime_ns
+    return cache.get(("separator", str(folder), device, stamp), load)
+
+
+def _writer(path: Path, sample_rate: int, channels: int, fmt: str) -> Any:
+    import soundfile as sf
+
+    subtype = "FLOAT" if fmt == "wav" else "PCM_24"
+    return sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, format=fmt.upper(),
+                        subtype=subtype)
+
+
+def separate_file(path: Path | str, out_dir: Path | str, separator: MaskEstimator,
+                  cfg: SeparateConfig = SeparateConfig(), progress: Progress = no_progress,
+                  cancel: CancelToken = NEVER, vocals_name: str = "vocals",
+                  instrumental_name: str = "instrumental") -> SeparationResult:
+    """Split one file (any format, rate, channel count) into `out_dir/vocals.<fmt>` and `instrumental.<fmt>`.
+
+    Streams the file in `cfg.chunk_s` steps: memory does not grow with its length. Outputs keep the input's rate
+    and channels; the instrumental is the input minus the vocals. Files appear atomically.
+    """
+    from voiceapp.audio.io import audio_info, iter_blocks
+
+    path, out_dir = Path(path), Path(out_dir)
+    info = audio_info(path)
+    if info.channels < 1 or info.sample_rate < 4000:
+        raise InputError(f"{path.name}: {info.channels} channel(s) at {info.sample_rate} Hz cannot be separated; "
+                         "convert it to a normal audio file (mono or stereo, 8 kHz or more).")
+    start = time.perf_counter()
+    fmt = cfg.output_format
+    vocals_path = out_dir / f"{vocals_name}.{fmt}"
+    inst_path = out_dir / f"{instrumental_name}.{fmt}" if cfg.write_instrumental else None
+    blocks = iter_blocks(path, None, mono=False, block_s=min(cfg.chunk_s, 30.0))
+    source = SampleSource(blocks, info.channels)
+    written = 0
+    with contextlib.ExitStack() as stack:
+        v_out = stack.enter_context(_writer(stack.enter_context(atomic_path(vocals_path)), info.sample_rate,
+                                            info.channels, fmt))
+        i_out = None
+        if inst_path is not None:
+            i_out = stack.enter_context(_writer(stack.enter_context(atomic_path(inst_path)), info.sample_rate,
+                                                info.channels, fmt))
+        for mix, vocals in masked_chunks(source, info.sample_rate, separator, StftConfig(), cfg.chunk_s,
+                                         progress=progress, cancel=cancel, total_samples=max(info.frames, 1)):
+            v_out.write(vocals.T)
+            if i_out is not None:
+                i_out.write((mix - vocals).T)
+            written += vocals.shape[1]
+        if written == 0:
+            raise InputError(f"{path.name}: contains no audio samples. Export it again from its source.")
+    progress(1.0, f"separated {path.name}")
+    return SeparationResult(path, vocals_path, inst_path, info.sample_rate, info.channels,
+                            written / info.sample_rate, time.perf_counter() - start, separator.name)
+
+
+def _song_folder_name(path: Path, used: set[str]) -> str:
+    base = sanitize_name(path.stem, "song name")
+    name, i = base, 2
+    while name in used:
+        name, i = f"{base}_{i}", i + 1
+    used.add(name)
+    return name
+
+
+def separate_files(inputs: list[Path | str], out_root: Path | str, separator: MaskEstimator,
+                   cfg: SeparateConfig = SeparateConfig(), progress: Progress = no_progress,
+                   cancel: CancelToken = NEVER) -> BatchResult:
+    """Separate files and folders (recursively) into `out_root/<song>/vocals.<fmt>` + `instrumental.<fmt>`.
+
+    A file that fails is reported in `failed` and the others still run; cancelling stops the batch.
+    """
+    from voiceapp.audio.io import find_audio_files
+
+    files, skipped = find_audio_files([Path(p) for p in inputs])
+    batch = BatchResult(failed=[(p, reason) for p, reason in skipped])
+    if not files and not skipped:
+        raise InputError("No audio files given. Pass songs or folders that contain songs.")
+    used: set[str] = set()
+    for i, path in enumerate(files):
+        cancel.raise_if_set()
+        part = sub_progress(progress, i / len(files), (i + 1) / len(files))
+        folder = Path(out_root) / _song_folder_name(path, used)
+        try:
+            batch.results.append(separate_file(path, folder, separator, cfg, part, cancel))
+        except VoiceAppError as err:
+            if isinstance(err, Cancelled):
+                raise
+            log.warning("skipped %s: %s", path, err)
+            batch.failed.append((path, str(err)))
+    return batch
+
+
+def isolate_vocals_file(path: Path | str, out_dir: Path | str, model_name: str | None = None,
+                        services: Any = None, *, device: str = "cpu", progress: Progress = no_progress,
+                        cancel: CancelToken = NEVER) -> Path:
+    """Dataset hook: write the vocals of `path` to `out_dir/<stem>.wav` (input rate and channels) and return it.
+
+    `model_name` None means the default separator ("dsp", needs no weights). With `services`, trained U-Nets are
+    found in its workspace, loaded on its device and cached; without, only the DSP separators are available.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    workspace = getattr(services, "workspace", None)
+    device = getattr(services, "device", device)
+    separator = load_separator(model_name, workspace, device, getattr(services, "cache", None))
+    target = out_dir / f"{path.stem}.wav"
+    if target.resolve() == path.resolve():
+        raise InputError(f"{path.name}: the vocals would overwrite the input; choose another output folder.")
+    result = separate_file(path, out_dir, separator, SeparateConfig(write_instrumental=False), progress, cancel,
+                           vocals_name=path.stem)
+    return result.vocals
+
+
+def separate_audio(audio: np.ndarray, sample_rate: int, separator: MaskEstimator,
+                   chunk_s: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """(vocals, instrumental) of an in-memory signal ((samples,) or (channels, samples)), same shapes."""
+    from voiceapp.separate.stft import separate_array
+
+    vocals = separate_array(audio, sample_rate, separator, StftConfig(), chunk_s)
+    return vocals, np.asarray(audio, dtype=np.float32) - vocals
