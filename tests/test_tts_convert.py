@@ -107,3 +107,10 @@ def test_cli_with_a_model_writes_the_converted_and_the_base_speech(workspace, ti
     assert "suggested" in printed and "applied" not in printed  # a manual transpose wins over the suggestion
     assert cli.main(["tts", "--root", str(workspace.root), "--text", "Hi.", "--model", "tiny",
                      "--transpose", "up", "--out", str(out)]) == 2
+
+
+def test_a_voice_without_pitch_keeps_the_transpose_and_says_why(services, tiny_model):
+    result = speak("Hello there.", "espeak", "en-us+whisper", TtsConfig(), voice_model="tiny",
+                   infer_cfg=_infer_cfg(transpose_semitones=-2), services=services)
+    assert result.transpose is None and result.infer_config.transpose_semitones == -2
+    assert any("no clear pitch" in note for note in result.notes)

@@ -121,5 +121,7 @@ def run(args: argparse.Namespace, services) -> int:
             save_audio(args.base_out, result.base_audio, result.base_sample_rate)
     if result.transpose is not None:
         print(result.transpose.message)
+    for note in result.notes:
+        print(note)
     print(f"{len(result.sentences)} sentence(s), {result.duration_s:.1f} s of speech -> {args.out}")
     return 0

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 TYPICAL_F0_HZ: dict[str, float] = {"male": 120.0, "female": 210.0, "unknown": 160.0}
 TARGET_SEXES = ("auto", "male", "female")
 TRANSPOSE_LIMIT = 12
+SPEECH_F0_RANGE_HZ = (60.0, 500.0)  # a median speaking pitch outside this is not a pitch (noise, whisper)
 # Keys in a voice model's metadata that may hold the median f0 (Hz) of its training data.
 F0_METADATA_KEYS = ("f0_median_hz", "train_f0_median_hz", "median_f0_hz", "f0_median")
 
@@ -92,6 +93,7 @@ class SpeakResult:
     infer_config: Any = None              # the InferConfig actually used
     index_path: Path | None = None        # the retrieval index used
     model_name: str | None = None         # the voice model's file stem
+    notes: list[str] = field(default_factory=list)  # things the user should know (shown under the result)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -143,10 +145,11 @@ def median_f0_hz(audio: np.ndarray, sample_rate: int) -> float:
     audio_16k = resample(audio, sample_rate, 16_000) if sample_rate != 16_000 else audio
     f0 = np.asarray(load_f0_method("pm")(audio_16k.astype(np.float32)))
     voiced = f0[f0 > 0]
-    if len(voiced) == 0:
-        raise InputError("The base speech has no voiced frames, so no transpose can be suggested; "
-                         "set the transpose by hand.")
-    return float(np.median(voiced))
+    median = float(np.median(voiced)) if len(voiced) else 0.0
+    if not SPEECH_F0_RANGE_HZ[0] <= median <= SPEECH_F0_RANGE_HZ[1]:
+        raise InputError("The base speech has no clear pitch (a whispering or robotic voice?), so no transpose "
+                         "was suggested; the transpose is kept as set.")
+    return median
 
 
 def model_f0_hz(voice: Any, workspace=None, target_sex: str = "auto") -> tuple[float, str]:
@@ -272,8 +275,13 @@ def _convert_pieces(result: SpeakResult, pieces: list[np.ndarray], voice: Any, m
     infer_cfg = infer_cfg if infer_cfg is not None else InferConfig()
     workspace = services.workspace if services is not None else None
     started = time.perf_counter()
-    if getattr(voice, "use_f0", True):
-        base_f0 = median_f0_hz(result.base_audio, result.base_sample_rate)
+    try:
+        base_f0 = median_f0_hz(result.base_audio, result.base_sample_rate) if getattr(voice, "use_f0", True) else 0
+    except InputError as err:  # e.g. a whispering voice: keep the transpose as given
+        log.warning("%s", err)
+        result.notes.append(str(err))
+        base_f0 = 0
+    if base_f0 > 0:
         target_f0, source = model_f0_hz(voice, workspace, cfg.target_sex)
         suggestion = suggest_transpose(base_f0, target_f0, source)
         if cfg.auto_transpose:

@@ -116,6 +116,7 @@ def speak_clicked(services: Services, text: str, text_file: str | None, engine: 
                  f"({result.engine}, voice `{result.voice}`)."]
         if result.transpose is not None:
             lines.append(result.transpose.message)
+        lines += result.notes
         if converted_path is not None:
             lines.append(f"Converted with `{result.model_name}` in {result.timings.get('convert_s', 0.0):.1f} s.")
         new_transpose = result.transpose.semitones if result.transpose and result.transpose.applied else transpose
