@@ -136,3 +136,52 @@ def test_transpose_suggestion():
     assert suggest_transpose(200.0, 100.0, "test").semitones == -12
     assert suggest_transpose(100.0, 1000.0, "test").semitones == 12  # clamped
     assert suggest_transpose(120.0, 120.0, "test").semitones == 0
+
+
+def _fake_module(name, **attrs):
+    import importlib.machinery
+    import types
+
+    module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    module.__dict__.update(attrs)
+    return module
+
+
+def test_piper_voices_on_disk_are_found_and_spoken_with_a_stand_in_package(workspace, monkeypatch):
+    import json
+
+    calls = {}
+
+    class Chunk:
+        sample_rate = 22050
+        audio_int16_bytes = (np.sin(np.arange(22050) * 0.05) * 8000).astype(np.int16).tobytes()
+
+    class FakeVoice:
+        config = type("C", (), {"sample_rate": 22050})
+
+        @classmethod
+        def load(cls, model_path, config_path=None):
+            calls["load"] = (model_path, config_path)
+            return cls()
+
+        def synthesize(self, text, syn_config=None):
+            calls["length_scale"] = syn_config.length_scale
+            yield Chunk()
+
+    class SynthesisConfig:
+        def __init__(self, length_scale=1.0):
+            self.length_scale = length_scale
+
+    monkeypatch.setitem(__import__("sys").modules, "piper",
+                        _fake_module("piper", PiperVoice=FakeVoice, SynthesisConfig=SynthesisConfig))
+    assert "piper" not in available_engines(workspace)  # no voice files yet
+    workspace.piper_dir.mkdir(parents=True)
+    (workspace.piper_dir / "en_US-test-low.onnx").write_bytes(b"onnx")
+    (workspace.piper_dir / "en_US-test-low.onnx.json").write_text(json.dumps({"language": {"code": "en_US"}}))
+    assert "piper" in available_engines(workspace)
+    engine = get_engine("piper", workspace)
+    assert [(v.id, v.language) for v in engine.voices()] == [("en_US-test-low", "en_US")]
+    audio, sr = engine.synthesize("Hello.", None, rate_percent=25)
+    assert sr == 22050 and len(audio) == 22050 and np.max(np.abs(audio)) > 0.2
+    assert calls["length_scale"] == pytest.approx(0.8) and calls["load"][1].endswith(".onnx.json")
