@@ -17,6 +17,11 @@ def test_tts_tab_builds_and_offers_the_offline_engine(services):
     voices, default, notice = tts_tab.voice_choices(services, "espeak")
     assert default == "en-us" and ("en-us — English (America) (en-us, male)", "en-us") in voices and notice == ""
     assert tts_tab.model_choices(services)[0][1] == ""
+    voice, notice = tts_tab.engine_changed(services, "espeak")
+    assert voice["value"] == "en-us" and notice["visible"] is False
+    if "flite" in dict((v, k) for k, v in engines):
+        voice, _ = tts_tab.engine_changed(services, "flite")
+        assert ("slt — slt (en, female)", "slt") in voice["choices"]
 
 
 def test_online_engine_notice_says_the_text_leaves_the_machine():

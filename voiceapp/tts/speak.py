@@ -59,6 +59,8 @@ class TtsConfig:
             raise ConfigError(f"TtsConfig.fade_ms must be 0..50, got {self.fade_ms}")
         if self.max_sentence_chars < 20:
             raise ConfigError(f"TtsConfig.max_sentence_chars must be >= 20, got {self.max_sentence_chars}")
+        if self.max_text_chars < 1:
+            raise ConfigError(f"TtsConfig.max_text_chars must be >= 1, got {self.max_text_chars}")
         if not 1.0 <= self.convert_group_s <= 60.0:
             raise ConfigError(f"TtsConfig.convert_group_s must be 1..60 s, got {self.convert_group_s}")
         if self.target_sex not in TARGET_SEXES:
