@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 TYPICAL_F0_HZ: dict[str, float] = {"male": 120.0, "female": 210.0, "unknown": 160.0}
 TARGET_SEXES = ("auto", "male", "female")
 TRANSPOSE_LIMIT = 12
+_F0_FILES_SAMPLED = 300
 SPEECH_F0_RANGE_HZ = (60.0, 500.0)  # a median speaking pitch outside this is not a pitch (noise, whisper)
 # Keys in a voice model's metadata that may hold the median f0 (Hz) of its training data.
 F0_METADATA_KEYS = ("f0_median_hz", "train_f0_median_hz", "median_f0_hz", "f0_median")
@@ -165,9 +166,11 @@ def model_f0_hz(voice: Any, workspace=None, target_sex: str = "auto") -> tuple[f
                 return float(value), "median of its training data, from the model file"
     path = getattr(voice, "path", None)
     if workspace is not None and path is not None:
-        f0_dir = workspace.experiment(Path(path).parent.name).features_dir / "f0"
+        f0_dir = workspace.experiment(Path(path).parent.name).f0_dir
         if f0_dir.is_dir():
-            voiced = [v[v > 0] for v in (np.load(p) for p in sorted(f0_dir.glob("*.npy")))]
+            files = sorted(f0_dir.glob("*.npy"))
+            files = files[::max(1, len(files) // _F0_FILES_SAMPLED)]  # the median of a spread sample is enough
+            voiced = [v[v > 0] for v in (np.load(p) for p in files)]
             voiced = np.concatenate(voiced) if voiced else np.zeros(0)
             if len(voiced):
                 return float(np.median(voiced)), f"median of the training features in {f0_dir}"
