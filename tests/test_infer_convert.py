@@ -136,3 +136,28 @@ def test_full_size_v2_40k_model(workspace, services):
     x = harmonic(180, 0.4, 16000)
     result = convert(x, 16000, voice, InferConfig(f0_method="pm", protect=0.2, segment_pad_s=0.3), index_path=index)
     assert abs(len(result.audio) - 0.4 * 40000) <= 400 and np.all(np.isfinite(result.audio))
+
+
+def _logmel(audio, rate):
+    import librosa
+
+    return np.log(librosa.feature.melspectrogram(y=audio, sr=rate, n_fft=2048, hop_length=rate // 100, n_mels=80)
+                  + 1e-6)
+
+
+def test_speed_options_stay_within_the_noise(workspace, services):
+    """bf16 decoding and shorter context change the sound (log-mel) about as much as another noise seed."""
+    make_voice(workspace, "fast")
+    voice = load_voice("fast", services)
+    x = harmonic(190, 2.0, 16000, vibrato_hz=4, vibrato_cents=80)
+    base = dict(f0_method="pm", rms_mix_rate=1.0, index_rate=0.0)
+
+    def run(**kwargs):
+        return _logmel(convert(x, 16000, voice, InferConfig(**{**base, **kwargs}), services=services).audio, 40000)
+
+    ours = run()
+    noise = np.mean(np.abs(ours - run(seed=1)))
+    assert noise > 0
+    assert np.mean(np.abs(ours - run(precision="bf16"))) < noise
+    assert np.mean(np.abs(ours - run(segment_pad_s=0.5))) < 1.25 * noise
+    assert np.mean(np.abs(ours - run(decoder_context_s=0.3))) < 1.5 * noise

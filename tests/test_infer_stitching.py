@@ -36,11 +36,14 @@ class FrameNet:
     def parameters(self):
         return iter([self._p])
 
-    def infer(self, phone, lengths, pitch, pitchf, sid, noise_scale=0.66666, generator=None):
+    def infer(self, phone, lengths, pitch, pitchf, sid, noise_scale=0.66666, generator=None, skip_head=None,
+              return_length=None):
         import torch
 
-        self.calls.append(phone.shape[1])
+        self.calls.append((phone.shape[1], skip_head, return_length))
         values = phone[0, :, 0]
+        if skip_head is not None:
+            values = values[skip_head:skip_head + return_length]
         noise = torch.randn(values.shape, generator=generator) * 1e-3 * noise_scale
         return torch.repeat_interleave(values + noise, self.hop)[None, None]
 
@@ -75,10 +78,11 @@ def test_output_follows_input_across_cuts(standins):
     amp = 0.2 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * t / 7.0))  # slow swell
     x = (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     voice = _voice()
-    cfg = _cfg(rms_mix_rate=1.0, index_rate=0.0, protect=0.5,
+    cfg = _cfg(rms_mix_rate=1.0, index_rate=0.0, protect=0.5, decoder_context_s=0.3,
                       segment_pad_s=0.5, segment_query_s=1.0, segment_center_s=6.0, segment_max_s=8.0)
     result = convert(x, rate, voice, cfg)
     assert result.segments == 7 and len(voice.net.calls) == 7
+    assert all(head == 50 - 30 for _, head, _ in voice.net.calls)  # decoder: 0.3 s context inside 0.5 s padding
     assert result.sample_rate == 40_000 and len(result.audio) == int(round(len(x) * 40_000 / rate))
     env_in = _envelope(x, rate) * 2 / np.pi * 2 / np.pi  # encoder mean|x| of a sine, then peak-safe scaling
     env_out = _envelope(result.audio, 40_000)
@@ -86,6 +90,9 @@ def test_output_follows_input_across_cuts(standins):
     env_out = env_out / env_out.max()
     assert np.max(np.abs(env_in[2:-2] - env_out[2:-2])) < 0.05
     assert set(result.timings) >= {"load", "f0", "features", "synthesis", "total"} and result.rtf > 0
+    whole = convert(x, rate, _voice(), InferConfig(**{**cfg.__dict__, "decoder_context_s": None}))
+    assert len(whole.audio) == len(result.audio)
+    assert np.max(np.abs(whole.audio - result.audio)) < 0.01  # RVC's full decode: the same up to the noise
 
 
 def test_same_seed_same_output_other_seed_differs(standins):

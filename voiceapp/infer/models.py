@@ -18,7 +18,7 @@ _ENCODER_ALIASES = {"hubert_base": "contentvec", "hubert_base.pt": "contentvec",
                     "hubert-base": "contentvec", "contentvec_base": "contentvec"}
 
 
-def _cached(services: Any, key: tuple, load: Any) -> Any:
+def cached(services: Any, key: tuple, load: Any) -> Any:
     return services.cache.get(key, load) if services is not None else load()
 
 
@@ -62,7 +62,7 @@ def load_voice(name_or_path: str | Path, services: Any = None, device: str | Non
     workspace = services.workspace if services is not None else None
     path = resolve_model_path(name_or_path, workspace).resolve()
     device = device or (services.device if services is not None else "cpu")
-    return _cached(services, ("voice", str(path), _mtime(path), device), lambda: load_voice_model(path, device=device))
+    return cached(services, ("voice", str(path), _mtime(path), device), lambda: load_voice_model(path, device=device))
 
 
 def encoder_name_for(voice: Any, requested: str | None) -> str:
@@ -90,7 +90,7 @@ def load_encoder_cached(name: str, voice: Any, services: Any) -> Any:
 
     device = services.device if services is not None else "cpu"
     workspace = services.workspace if services is not None else None
-    return _cached(services, ("encoder", name, voice.version, device),
+    return cached(services, ("encoder", name, voice.version, device),
                    lambda: load_encoder(name, version=voice.version, device=device, workspace=workspace))
 
 
@@ -99,14 +99,14 @@ def load_f0_cached(name: str, services: Any) -> Any:
 
     device = services.device if services is not None else "cpu"
     workspace = services.workspace if services is not None else None
-    return _cached(services, ("f0", name, device), lambda: load_f0_method(name, device=device, workspace=workspace))
+    return cached(services, ("f0", name, device), lambda: load_f0_method(name, device=device, workspace=workspace))
 
 
 def load_retrieval_cached(path: Path, services: Any) -> Any:
     from voiceapp.index.retrieval import load_index
 
     path = Path(path).resolve()
-    return _cached(services, ("index", str(path), _mtime(path)), lambda: load_index(path))
+    return cached(services, ("index", str(path), _mtime(path)), lambda: load_index(path))
 
 
 def default_f0(services: Any) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from voiceapp.errors import Cancelled, ConfigError, InputError, MissingArtifactError, VoiceAppError
 from voiceapp.infer import steps
-from voiceapp.infer.models import (default_f0, encoder_name_for, find_index_for, load_encoder_cached,
+from voiceapp.infer.models import (cached, default_f0, encoder_name_for, find_index_for, load_encoder_cached,
                                    load_f0_cached, load_retrieval_cached, load_voice)
 from voiceapp.infer.steps import SAMPLE_RATE, WINDOW, Segmentation
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
@@ -54,8 +54,9 @@ class InferConfig:
     segment_query_s: float = 3.0
     segment_center_s: float = 15.0
     segment_max_s: float = 18.0
+    decoder_context_s: float | None = None  # decode only the kept part plus this much context (None: all, as RVC)
     f0_block_s: float = 120.0          # pitch is computed on blocks of this length (with context)
-    precision: Precision = "fp32"      # "bf16": bfloat16 autocast for the synthesizer on CPUs that support it
+    precision: Precision = "fp32"      # "bf16": the decoder in bfloat16 (fast on CPUs with AMX/AVX-512 BF16)
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,6 +73,8 @@ class InferConfig:
             (self.segment_max_s >= self.segment_center_s, "segment_max_s must be >= segment_center_s"),
             (self.f0_block_s >= 10, "f0_block_s must be >= 10"),
             (self.precision in ("fp32", "bf16"), "precision must be fp32 or bf16"),
+            (self.decoder_context_s is None or self.decoder_context_s >= 0.12,
+             "decoder_context_s must be None or >= 0.12 (the decoder sees about 11 frames each side)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -124,12 +127,18 @@ class FileStatus:
 
 
 class _Timer:
+    """Wall seconds per step, plus this process's CPU seconds per step under "cpu_<step>" (CPU time is what a
+    step costs even when other programs share the cores)."""
+
     def __init__(self) -> None:
         self.totals: dict[str, float] = {}
+        self._cpu = time.process_time()
 
     def add(self, key: str, started: float) -> float:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.totals[key] = self.totals.get(key, 0.0) + now - started
+        self.totals[f"cpu_{key}"] = self.totals.get(f"cpu_{key}", 0.0) + cpu - self._cpu
+        self._cpu = cpu
         return now
 
 
@@ -182,7 +191,11 @@ def _pitch(audio_pad: np.ndarray, cfg: InferConfig, method: str, f0_fn: Any, seg
 # ----------------------------------------------------------------------------------------------- synthesis
 
 def _synthesize(voice: Any, feats: np.ndarray, pitch: np.ndarray | None, pitchf: np.ndarray | None,
-                cfg: InferConfig, generator: Any) -> np.ndarray:
+                cfg: InferConfig, generator: Any, head: int, length: int) -> np.ndarray:
+    """Audio of frames [head, head + length) of a piece whose features/pitch are given for all its frames.
+
+    The prior and flow see the whole piece; the decoder works on the requested frames only.
+    """
     import torch
 
     device = next(voice.net.parameters()).device
@@ -191,9 +204,10 @@ def _synthesize(voice: Any, feats: np.ndarray, pitch: np.ndarray | None, pitchf:
     sid = torch.tensor([cfg.speaker_id], dtype=torch.long, device=device)
     p = torch.from_numpy(pitch).unsqueeze(0).to(device) if pitch is not None else None
     pf = torch.from_numpy(pitchf).unsqueeze(0).to(device) if pitchf is not None else None
-    use_bf16 = cfg.precision == "bf16"
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-        audio = voice.net.infer(phone, lengths, p, pf, sid, noise_scale=cfg.noise_scale, generator=generator)
+    whole = head == 0 and length >= feats.shape[0]
+    with torch.inference_mode():
+        audio = voice.net.infer(phone, lengths, p, pf, sid, noise_scale=cfg.noise_scale, generator=generator,
+                                skip_head=None if whole else head, return_length=None if whole else length)
     return audio[0, 0].float().cpu().numpy()
 
 
@@ -213,28 +227,24 @@ def _prepare_input(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return resample(audio, int(sample_rate), SAMPLE_RATE)
 
 
-def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = InferConfig(), *,
-            index_path: Path | str | None = None, services: Any = None, progress: Progress = no_progress,
-            cancel: CancelToken = NEVER) -> "ConversionResult":
-    """Convert `audio` ((samples,) or (channels, samples), any rate) into `voice` (a loaded `VoiceModel`).
+@dataclass
+class _Parts:
+    """What one conversion uses, loaded (or taken from the cache) before the audio is touched."""
 
-    Returns float32 mono audio at the model's rate (or `cfg.resample_sr`), as long as the input
-    (within one model hop), plus the time spent in each step. `index_path` None: no retrieval.
-    """
-    timer = _Timer()
-    started = t0 = time.perf_counter()
-    notes: list[str] = []
-    x16 = _prepare_input(audio, sample_rate)
-    duration_s = len(x16) / SAMPLE_RATE
+    encoder: Any
+    encoder_name: str
+    retrieval: Any
+    f0_method: str | None
+    f0_fn: Any
+    run_voice: Any  # the voice, or its faster copy for cfg.precision
+
+
+def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, services: Any) -> _Parts:
     if cfg.speaker_id >= int(getattr(voice, "n_speakers", 1) or 1):
         raise InputError(f"Speaker id {cfg.speaker_id} does not exist in {Path(str(voice.path)).name}; it has "
                          f"{voice.n_speakers} speaker(s) (ids 0..{voice.n_speakers - 1}).")
-    x16 = steps.peak_limit(x16)
-    if float(np.max(np.abs(x16))) < 1e-4:
-        notes.append("Note: the input is silent (or nearly), so the output is too.")
-    from voiceapp.audio import highpass
-
-    x16, _ = highpass(x16, SAMPLE_RATE, zero_phase=True)
+    if cfg.f0_curve and not Path(cfg.f0_curve).is_file():
+        raise InputError(f"f0 curve file {cfg.f0_curve} not found; give a 'time_s,f0_hz' csv or leave it empty.")
     encoder_name = encoder_name_for(voice, cfg.encoder)
     encoder = load_encoder_cached(encoder_name, voice, services)
     content_dim = int(getattr(voice.config, "content_dim", encoder.dim))
@@ -247,81 +257,108 @@ def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = 
 
         retrieval = load_retrieval_cached(Path(index_path), services)
         check_dim(retrieval, content_dim)
-    if cfg.f0_curve and not Path(cfg.f0_curve).is_file():
-        raise InputError(f"f0 curve file {cfg.f0_curve} not found; give a 'time_s,f0_hz' csv or leave it empty.")
-    method = None
-    f0_fn = None
-    if voice.use_f0:
-        method = cfg.f0_method or default_f0(services)
-        f0_fn = load_f0_cached(method, services)
+    method = (cfg.f0_method or default_f0(services)) if voice.use_f0 else None
+    f0_fn = load_f0_cached(method, services) if method else None
+    run_voice = voice
+    if cfg.precision != "fp32":
+        from voiceapp.infer.speed import for_precision
+
+        run_voice = cached(services, ("voice-fast", str(voice.path), id(voice.net), cfg.precision),
+                           lambda: for_precision(voice, cfg.precision))
+    return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice)
+
+
+def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.ndarray | None, cfg: InferConfig,
+                    timer: _Timer, t0: float) -> tuple[np.ndarray, float]:
+    """Content features of one piece at 100 frames/s after retrieval and protect: (n_frames, dim)."""
+    feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)
+    t0 = timer.add("features", t0)
+    original = feats
+    if parts.retrieval is not None:
+        from voiceapp.index.retrieval import blend
+
+        feats = blend(feats, parts.retrieval.index, parts.retrieval.big_npy, cfg.index_rate)
+        t0 = timer.add("retrieval", t0)
+    feats = steps.fit_frames(steps.upsample2(feats), n_frames)
+    if pitchf is not None and cfg.protect < 0.5:
+        feats = steps.protect_mix(feats, steps.fit_frames(steps.upsample2(original), n_frames), pitchf, cfg.protect)
+    return feats, timer.add("features", t0)
+
+
+def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = InferConfig(), *,
+            index_path: Path | str | None = None, services: Any = None, progress: Progress = no_progress,
+            cancel: CancelToken = NEVER) -> "ConversionResult":
+    """Convert `audio` ((samples,) or (channels, samples), any rate) into `voice` (a loaded `VoiceModel`).
+
+    Returns float32 mono audio at the model's rate (or `cfg.resample_sr`), as long as the input
+    (within one model hop), plus the time spent in each step. `index_path` None: no retrieval.
+    """
+    import torch
+
+    from voiceapp.audio import highpass
+
+    timer = _Timer()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    t0 = started
+    x16 = _prepare_input(audio, sample_rate)
+    expected = int(round(np.asarray(audio).shape[-1] * int(voice.sample_rate) / int(sample_rate)))
+    notes = ["Note: the input is silent (or nearly), so the output is too."] if np.abs(x16).max() < 1e-4 else []
+    x16, _ = highpass(steps.peak_limit(x16), SAMPLE_RATE, zero_phase=True)
+    parts = _load_parts(voice, cfg, index_path, services)
     t0 = timer.add("load", t0)
 
     seg = cfg.segmentation
-    pad = seg.pad
-    cuts = steps.find_cuts(x16, seg)
-    spans = steps.segment_spans(len(x16), cuts)
+    pad, hop = seg.pad, int(voice.config.hop_length)
+    spans = steps.segment_spans(len(x16), steps.find_cuts(x16, seg))
     audio_pad = steps.reflect_pad(x16, pad)
     pitch = pitchf = None
-    if f0_fn is not None:
-        pitch, pitchf = _pitch(audio_pad, cfg, method, f0_fn, seg, cancel, sub_progress(progress, 0.0, 0.15))
+    if parts.f0_fn is not None:
+        pitch, pitchf = _pitch(audio_pad, cfg, parts.f0_method, parts.f0_fn, seg, cancel,
+                               sub_progress(progress, 0.0, 0.15))
         t0 = timer.add("f0", t0)
     progress(0.15, "converting")
-
-    out_rate = int(voice.sample_rate)
-    hop = int(voice.config.hop_length)
-    pad_frames = pad // WINDOW
-    protect = voice.use_f0 and cfg.protect < 0.5
-    import torch
-
     generator = torch.Generator(device=str(next(voice.net.parameters()).device)).manual_seed(int(cfg.seed))
     pieces: list[np.ndarray] = []
     for i, (s, e) in enumerate(spans):
         cancel.raise_if_set()
-        last = i == len(spans) - 1
-        piece = audio_pad[s:] if last else audio_pad[s:e + 2 * pad + WINDOW]
-        n_frames = len(piece) // WINDOW
-        feats = np.asarray(encoder.encode(piece), dtype=np.float32)
-        t0 = timer.add("features", t0)
-        feats0 = feats if protect else None
-        if retrieval is not None:
-            from voiceapp.index.retrieval import blend
-
-            feats = blend(feats, retrieval.index, retrieval.big_npy, cfg.index_rate)
-            t0 = timer.add("retrieval", t0)
-        feats = steps.fit_frames(steps.upsample2(feats), n_frames)
-        seg_pitch = seg_pitchf = None
-        if pitch is not None and pitchf is not None:
-            first = s // WINDOW
-            seg_pitch = steps.fit_frames(pitch[first:first + n_frames], n_frames)
-            seg_pitchf = steps.fit_frames(pitchf[first:first + n_frames], n_frames)
-            if protect and feats0 is not None:
-                feats = steps.protect_mix(feats, steps.fit_frames(steps.upsample2(feats0), n_frames), seg_pitchf,
-                                          cfg.protect)
-        t0 = timer.add("features", t0)
-        wav = _synthesize(voice, feats, seg_pitch, seg_pitchf, cfg, generator)
-        keep = (e - s) // WINDOW
-        pieces.append(wav[pad_frames * hop:(pad_frames + keep) * hop])
+        piece = audio_pad[s:] if i == len(spans) - 1 else audio_pad[s:e + 2 * pad + WINDOW]
+        n_frames, first, keep = len(piece) // WINDOW, s // WINDOW, (e - s) // WINDOW
+        seg_pitch = steps.fit_frames(pitch[first:first + n_frames], n_frames) if pitch is not None else None
+        seg_pitchf = steps.fit_frames(pitchf[first:first + n_frames], n_frames) if pitchf is not None else None
+        feats, t0 = _piece_features(parts, piece, n_frames, seg_pitchf, cfg, timer, t0)
+        context = pad // WINDOW
+        if cfg.decoder_context_s is not None:
+            context = min(context, int(round(cfg.decoder_context_s * 100)))
+        head = pad // WINDOW - context
+        wav = _synthesize(parts.run_voice, feats, seg_pitch, seg_pitchf, cfg, generator, head,
+                          min(keep + 2 * context, n_frames - head) if head else n_frames)
+        pieces.append(wav[context * hop:(context + keep) * hop])
         t0 = timer.add("synthesis", t0)
         progress(0.15 + 0.8 * (i + 1) / len(spans), f"piece {i + 1}/{len(spans)}")
+    out, out_rate = _finish(pieces, expected, x16, int(voice.sample_rate), cfg, voice)
+    timer.add("post", t0)
+    timer.totals["total"] = time.perf_counter() - started
+    timer.totals["cpu_total"] = time.process_time() - cpu_started
+    progress(1.0, "done")
+    return ConversionResult(out, out_rate, len(x16) / SAMPLE_RATE, timer.totals, len(spans), parts.f0_method,
+                            parts.encoder_name, Path(index_path) if parts.retrieval is not None else None, notes)
 
+
+def _finish(pieces: list[np.ndarray], expected: int, x16: np.ndarray, out_rate: int, cfg: InferConfig,
+            voice: Any) -> tuple[np.ndarray, int]:
+    """Join the pieces to the input's length, mix the loudness envelope, resample, keep the peak <= 0.99."""
     out = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    expected = int(round(len(x16) * out_rate / SAMPLE_RATE))
-    out = steps.fit_frames(out, expected) if len(out) else np.zeros(expected, dtype=np.float32)
+    out = np.pad(out[:expected], (0, max(0, expected - len(out))))
     out = steps.rms_mix(x16, out, out_rate, cfg.rms_mix_rate)
     if cfg.resample_sr >= 16000 and cfg.resample_sr != out_rate:
         from voiceapp.audio import resample
 
-        out = resample(out, out_rate, cfg.resample_sr)
-        out_rate = cfg.resample_sr
+        out, out_rate = resample(out, out_rate, cfg.resample_sr), cfg.resample_sr
     out = steps.peak_safe(out)
     if not np.all(np.isfinite(out)):
         raise VoiceAppError(f"The conversion with {Path(str(voice.path)).name} produced invalid samples (NaN); "
                             "the model file may be damaged. Try another model.")
-    timer.add("post", t0)
-    timer.totals["total"] = time.perf_counter() - started
-    progress(1.0, "done")
-    return ConversionResult(out, out_rate, duration_s, timer.totals, len(spans), method, encoder_name,
-                            Path(index_path) if retrieval is not None else None, notes)
+    return out.astype(np.float32, copy=False), out_rate
 
 
 # ----------------------------------------------------------------------------------------------- files

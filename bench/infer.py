@@ -1,0 +1,214 @@
+"""Conversion benchmark: real-time factor, peak memory and time per step (f0, content features, retrieval,
+synthesis) with RVC's full v2 40k model (random weights) and a random-weight HuBERT-base content encoder
+(same shapes and cost as ContentVec), on real speech from ../shared/data/speech.
+
+    .venv/bin/python bench/infer.py [--seconds 30] [--methods pm,harvest,...] [--threads 1]
+                                    [--configs rvc,voiceapp,voiceapp-bf16] [--json out.json]
+
+Each (config, f0 method) runs in a fresh child process (so its peak RSS is its own); configs of one method
+run back to back, so their ratio is measured under the same machine load. Configs:
+  rvc            RVC's CPU settings: pieces (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s, float32
+  voiceapp       our defaults (InferConfig())
+  voiceapp-bf16  our defaults with the decoder in bfloat16
+  seg<C>         our defaults with pieces cut every C seconds (query C/5, max 1.2 C): for the segment-length scan
+RTF = seconds per second of audio (lower is faster), model/encoder loading excluded (reported apart). On a shared
+machine the CPU seconds of the child (process time) are the stable number; wall seconds are given beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SPEECH = ROOT.parent / "shared" / "data" / "speech"
+STEPS = ("f0", "features", "retrieval", "synthesis")
+
+
+def config_for(name: str):
+    from voiceapp.infer.pipeline import InferConfig
+
+    base = InferConfig(index_rate=0.75, seed=0)
+    if name == "rvc":
+        return replace(base, segment_pad_s=1.0, segment_query_s=6.0, segment_center_s=38.0, segment_max_s=41.0,
+                       decoder_context_s=None, precision="fp32")
+    if name == "voiceapp":
+        return base
+    if name == "voiceapp-bf16":
+        return replace(base, precision="bf16")
+    if name.startswith("seg"):
+        center = float(name[3:])
+        return replace(base, segment_center_s=center, segment_query_s=center / 5, segment_max_s=1.2 * center)
+    raise SystemExit(f"unknown config {name!r}")
+
+
+# ----------------------------------------------------------------------------------------------- setup (parent)
+
+def speech_16k(seconds: float) -> "np.ndarray":
+    """Real speech: LJ Speech clips (then other speakers) concatenated to `seconds` at 16 kHz."""
+    import numpy as np
+
+    from voiceapp.audio import find_audio_files, load_audio
+
+    files, _ = find_audio_files([SPEECH / "ljspeech", SPEECH / "vctk", SPEECH / "librispeech", SPEECH / "cmu_arctic"])
+    parts, total, need = [], 0, int(seconds * 16000)
+    while total < need and files:
+        for path in files:
+            audio, _ = load_audio(path, 16000)
+            parts.append(audio)
+            total += len(audio)
+            if total >= need:
+                break
+    return np.concatenate(parts)[:need].astype(np.float32)
+
+
+def prepare(root: Path, seconds: float) -> dict:
+    """Workspace with the full v2 40k voice (random weights), a random HuBERT-base as 'contentvec', an index."""
+    import numpy as np
+    import torch
+
+    from voiceapp.audio import save_audio
+    from voiceapp.index.build import IndexConfig, make_ivf_index, n_lists_for
+    from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
+    from voiceapp.nets.voicefile import export_voice_model
+    from voiceapp.workspace import Workspace
+
+    ws = Workspace(root).ensure()
+    torch.manual_seed(0)
+    cfg = SynthConfig.preset("v2", 40000, True, "full")
+    model = export_voice_model(Synthesizer(cfg).state_dict(), cfg, ws.voice_model_path("bench"), epoch=1, step=1,
+                               embedder="contentvec", name="bench")
+    if not (ws.contentvec_dir / "config.json").exists():
+        from transformers import HubertConfig, HubertModel
+
+        HubertModel(HubertConfig()).save_pretrained(str(ws.contentvec_dir))  # HuBERT-base shapes, random weights
+    rows = np.random.default_rng(0).standard_normal((30_000, 768)).astype(np.float32)  # ~10 min of training audio
+    import faiss
+
+    index_path = ws.voice_dir("bench") / "added_bench.index"
+    faiss.write_index(make_ivf_index(rows, n_lists_for(len(rows)), IndexConfig()), str(index_path))
+    audio_path = root / f"speech_{int(seconds)}s.wav"
+    if not audio_path.exists():
+        save_audio(audio_path, speech_16k(seconds), 16000)
+    return {"root": str(root), "model": str(model), "index": str(index_path), "audio": str(audio_path)}
+
+
+# ----------------------------------------------------------------------------------------------- one run (child)
+
+def worker(spec: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    import faiss
+
+    faiss.omp_set_num_threads(spec["threads"])
+    from voiceapp.audio import load_audio
+    from voiceapp.infer.pipeline import convert, load_voice
+    from voiceapp.services import Services
+    from voiceapp.workspace import Workspace
+
+    services = Services(workspace=Workspace(Path(spec["root"])), device="cpu")
+    audio, rate = load_audio(spec["audio"], 16000)
+    started = time.perf_counter()
+    voice = load_voice(spec["model"], services)
+    load_model_s = time.perf_counter() - started
+    cfg = replace(config_for(spec["config"]), f0_method=spec["method"])
+    result = convert(audio, rate, voice, cfg, index_path=spec["index"], services=services)
+    t, dur = result.timings, result.duration_s
+    out = {"config": spec["config"], "method": spec["method"], "threads": spec["threads"],
+           "audio_s": round(dur, 2), "pieces": result.segments,
+           "rtf": round((t["total"] - t.get("load", 0.0)) / dur, 3),
+           "cpu_rtf": round((t["cpu_total"] - t.get("cpu_load", 0.0)) / dur, 3),
+           "load_s": round(t.get("load", 0.0) + load_model_s, 2),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    out.update({f"{k}_per_s": round(t.get(k, 0.0) / dur, 3) for k in STEPS})
+    out.update({f"cpu_{k}_per_s": round(t.get(f"cpu_{k}", 0.0) / dur, 3) for k in STEPS})
+    out["other_per_s"] = round(t.get("post", 0.0) / dur, 3)
+    if spec.get("save"):
+        import numpy as np
+
+        np.save(spec["save"], result.audio)
+    return out
+
+
+def run_child(spec: dict) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
+                          cwd=str(ROOT))
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"config": spec["config"], "method": spec["method"], "error": proc.stderr.strip()[-400:]}
+    return json.loads(lines[-1])
+
+
+def table(results: list[dict]) -> str:
+    """Per step: CPU seconds per second of audio (wall seconds in brackets)."""
+    head = ("| method | config | CPU RTF (wall) | f0 | features | retrieval | synthesis | pieces | peak MB | "
+            "load s |")
+    lines = [head, "|" + "---|" * 10]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['method']} | {r['config']} | error: {r['error'][-120:]} |")
+            continue
+        cells = " | ".join(f"{r['cpu_' + k + '_per_s']:.2f} ({r[k + '_per_s']:.2f})" for k in STEPS)
+        lines.append(f"| {r['method']} | {r['config']} | {r['cpu_rtf']:.2f} ({r['rtf']:.2f}) | {cells} | "
+                     f"{r['pieces']} | {r['peak_rss_mb']:.0f} | {r['load_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=30.0, help="speech length to convert")
+    parser.add_argument("--methods", default="pm,harvest,dio,crepe-tiny,crepe,fcpe",
+                        help="f0 methods (offline ones by default; rmvpe needs models/base/rmvpe.pt)")
+    parser.add_argument("--configs", default="rvc,voiceapp,voiceapp-bf16")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (2 only on a quiet machine)")
+    parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "voiceapp_bench_infer",
+                        help="scratch workspace (kept between runs: model, encoder, index, audio)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    if not SPEECH.exists():
+        print(f"skip: {SPEECH} not found")
+        return 0
+    paths = prepare(args.root, args.seconds)
+    load = os.getloadavg()[0]
+    print(f"# {args.seconds:.0f} s of speech, full v2 40k (random weights), random HuBERT-base, index 30k rows, "
+          f"{args.threads} thread(s), load average {load:.1f} on {os.cpu_count()} cores")
+    results = []
+    for method in [m for m in args.methods.split(",") if m]:
+        for config in [c for c in args.configs.split(",") if c]:
+            result = run_child({**paths, "config": config, "method": method, "threads": args.threads})
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    print()
+    print(table(results))
+    by = {(r["method"], r["config"]): r for r in results if "error" not in r}
+    for method in {r["method"] for r in results}:
+        base = by.get((method, "rvc"))
+        for config in [c for c in args.configs.split(",") if c != "rvc"]:
+            ours = by.get((method, config))
+            if base and ours:
+                print(f"{method}: {config} needs {base['cpu_rtf'] / ours['cpu_rtf']:.2f}x less CPU time than RVC's "
+                      f"settings (CPU RTF {base['cpu_rtf']:.2f} -> {ours['cpu_rtf']:.2f}; wall "
+                      f"{base['rtf']:.2f} -> {ours['rtf']:.2f})")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({"seconds": args.seconds, "threads": args.threads, "results": results},
+                                        indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
