@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "voiceapp.infer.cli",
     "voiceapp.modelstore_cli",
     "voiceapp.assets_cli",
+    "voiceapp.demo.cli",
 ]
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent

@@ -32,6 +32,7 @@ def build_app(services: Services) -> gr.Blocks:
     with gr.Blocks(title="Voiceapp") as app:
         gr.Markdown(f"## Voiceapp <span class='va-small'>v{__version__} · workspace `{services.workspace.root}` · "
                     f"device `{services.device}`</span>")
+        importlib.import_module("voiceapp.ui.demo_section").build(services)
         for title, module in TABS:
             with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):
                 importlib.import_module(module).build(services)
