@@ -113,7 +113,8 @@ def main() -> int:
               f"{cpu_s / speech_s:.3f} | {wer} |")
     if not args.no_chain:
         steps = {k: v for k, v in chain.timings.items() if k.startswith("convert_") or k == "f0_suggest_s"}
-        print("\nChain time by step (s; `cpu_` keys are CPU seconds, the others wall): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
+        print("\nChain time by step (s; `cpu_` keys are CPU seconds, the others wall): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
     print(f"\nBase transcript: {base_text!r}")
     return 0
 
