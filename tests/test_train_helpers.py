@@ -6,7 +6,6 @@ No features package, no encoder: content frames are deterministic random vectors
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 

@@ -130,3 +130,15 @@ def test_pretrained_choice_says_which_and_catches_width_mismatch(workspace):
     assert not choose(preset="light").used and "light" in choose(preset="light").message
     assert not choose(mode="none").used
     assert not choose(sample_rate=48000).used                                      # f0G48k.pth absent
+
+
+def test_model_without_pitch_trains_and_exports(workspace):
+    exp = make_feature_experiment(workspace, lengths_s=(0.5, 0.6, 0.7, 0.55, 0.65))
+    for sub in ("f0", "f0_coarse"):                                      # a no-f0 model needs no pitch files
+        shutil.rmtree(exp.features_dir / sub)
+    result = train(exp, tiny_config(epochs=1, use_f0=False, save_voice_each_save=False), workspace=workspace)
+    assert result.best_epoch == 1
+    from voiceapp.nets.voicefile import load_voice_model
+
+    voice = load_voice_model(workspace.voice_model_path("alice"))
+    assert not voice.use_f0

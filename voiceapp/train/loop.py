@@ -133,10 +133,11 @@ class Trainer:
             raise InputError(f"No clip in {self.exp.features_dir} is long enough to train on (each needs at least "
                              f"{self.segment_frames * self.hop / self.sample_rate:.2f} s; {len(short)} too short, "
                              f"{len(missing)} incomplete). Add longer recordings in the Dataset tab.")
-        previous = ckpt.latest_checkpoint(self.exp.checkpoints_dir)
-        stems = None
-        if previous is not None:
-            stems = ckpt.load_checkpoint(previous.generator).get("voiceapp", {}).get("validation_stems")
+        if self.dist.is_main:
+            ckpt.remove_temporaries(self.exp.checkpoints_dir)
+        self._resume_pair = ckpt.latest_checkpoint(self.exp.checkpoints_dir)
+        self._resume_g = ckpt.load_checkpoint(self._resume_pair.generator) if self._resume_pair else None
+        stems = self._resume_g.get("voiceapp", {}).get("validation_stems") if self._resume_g else None
         names = {r.stem for r in usable}
         if stems is None or not set(stems) <= names:
             stems = choose_validation(usable, cfg.validation_clips, cfg.seed)
@@ -169,11 +170,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda" if self.device.startswith("cuda") else "cpu", enabled=use_scaler)
 
     def _resume_or_pretrained(self) -> str:
-        if self.dist.is_main:
-            ckpt.remove_temporaries(self.exp.checkpoints_dir)
-        pair = ckpt.latest_checkpoint(self.exp.checkpoints_dir)
-        if pair is not None:
-            return self._resume(pair)
+        if self._resume_pair is not None:
+            return self._resume(self._resume_pair, self._resume_g)
         cfg = self.cfg
         choice = choose_pretrained(self.workspace, cfg.pretrained, cfg.preset, self.version, self.sample_rate,
                                    cfg.use_f0, self.content_dim, self.encoder)
@@ -190,8 +188,8 @@ class Trainer:
             return f"Training from scratch: {err}"
         return choice.message
 
-    def _resume(self, pair: ckpt.CheckpointPair) -> str:
-        d_state, g_state = ckpt.load_checkpoint(pair.discriminator), ckpt.load_checkpoint(pair.generator)
+    def _resume(self, pair: ckpt.CheckpointPair, g_state: dict[str, Any]) -> str:
+        d_state = ckpt.load_checkpoint(pair.discriminator)
         ckpt.load_model_state(self.net_d, d_state["model"], pair.discriminator.name)
         ckpt.load_model_state(self.net_g, g_state["model"], pair.generator.name)
         self.optim_d.load_state_dict(d_state["optimizer"])
@@ -211,6 +209,7 @@ class Trainer:
         extra = g_state.get("voiceapp", {})
         self.best_epoch, self.best_mel_l1 = extra.get("best_epoch"), extra.get("best_mel_l1")
         self._resume_rng = g_state.get("rng")
+        self._resume_g = None
         self.last_pair = pair
         self.events.write("resume", step=self.step, epoch=self.epoch, files=[pair.generator.name,
                                                                              pair.discriminator.name])

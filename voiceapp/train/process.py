@@ -112,6 +112,8 @@ class TrainingRunner:
         command = launch_command(exp.train_config_path, self.workspace.root, self.device,
                                  wanted_processes(self.device, cfg.gpus))
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+        if os.name == "nt":
+            env.setdefault("USE_LIBUV", "0")   # torchrun's store on Windows wheels built without libuv
         exp.root.mkdir(parents=True, exist_ok=True)
         with open(exp.train_log_path, "ab") as out:
             out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
