@@ -8,8 +8,9 @@ Long text is split into sentences (`voiceapp.tts.text`); each one is synthesised
 engine's silence, faded in and out and joined with a fixed pause, so there is no click and no gap
 longer than the pause. With a model, consecutive sentences are converted in groups of up to
 `TtsConfig.convert_group_s` seconds (fewer pipeline calls, each with its padding) with the Inference
-settings (`InferConfig`), and the converted groups are joined the same way. The transpose is suggested from the base speech's median
-f0 against the model's training f0 (`suggest_transpose`) and applied when `TtsConfig.auto_transpose`.
+settings (`InferConfig`), and the converted groups are joined the same way. The transpose is
+suggested from the base speech's median f0 against the model's training f0 (`suggest_transpose`)
+and applied when `TtsConfig.auto_transpose`.
 """
 
 from __future__ import annotations

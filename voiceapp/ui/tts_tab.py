@@ -95,9 +95,9 @@ def _index_path(index: str | None) -> str | None:
 
 
 def speak_clicked(services: Services, text: str, text_file: str | None, engine: str, voice: str, rate: float,
-                  pause_s: float, model: str | None, index: str | None, auto_transpose: bool, model_voice: str, transpose: float,
-                  f0_method: str, index_rate: float, protect: float, rms_mix: float, filter_radius: float,
-                  progress: Any = None) -> tuple[Any, ...]:
+                  pause_s: float, model: str | None, index: str | None, auto_transpose: bool, model_voice: str,
+                  transpose: float, f0_method: str, index_rate: float, protect: float, rms_mix: float,
+                  filter_radius: float, progress: Any = None) -> tuple[Any, ...]:
     """Handler of "Speak": returns (status markdown, base audio, base file, converted audio, converted file,
     transpose slider update)."""
     from voiceapp.tts.speak import save_result, speak
@@ -206,9 +206,9 @@ def build(services: Services) -> None:
 
     engine.change(lambda e: engine_changed(services, e), [engine], [voice, notice])
     refresh.click(lambda m: refresh_models(services, m), [model], [model, index])
-    inputs = [text, text_file, engine, voice, rate, pause, model, index, controls["auto_transpose"], controls["model_voice"],
-              controls["transpose"], controls["f0_method"], controls["index_rate"], controls["protect"],
-              controls["rms_mix"], controls["filter_radius"]]
+    inputs = [text, text_file, engine, voice, rate, pause, model, index] + [
+        controls[k] for k in ("auto_transpose", "model_voice", "transpose", "f0_method", "index_rate", "protect",
+                              "rms_mix", "filter_radius")]
 
     def on_speak(*values: Any, progress: Any = gr.Progress()) -> tuple[Any, ...]:
         return speak_clicked(services, *values, progress=progress)
