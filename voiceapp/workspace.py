@@ -297,6 +297,11 @@ class Workspace:
         """`models/separators/<name>/`: model.safetensors + separator.json; training state in `training/`."""
         return self.separators_dir / sanitize_name(name, "separator name")
 
+    @property
+    def separated_dir(self) -> Path:
+        """`outputs/separated/`: the Separate tab writes `<song>/vocals.wav` and `instrumental.wav` here."""
+        return self.outputs_dir / "separated"
+
     def list_datasets(self) -> list[str]:
         if not self.datasets_dir.is_dir():
             return []

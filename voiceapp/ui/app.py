@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 # (tab title, module with `build(services)`), in the order a user works.
 TABS: list[tuple[str, str]] = [
     ("Dataset", "voiceapp.ui.dataset_tab"),
+    ("Separate", "voiceapp.ui.separate_tab"),
     ("Train", "voiceapp.ui.train_tab"),
     ("Inference", "voiceapp.ui.infer_tab"),
     ("TTS", "voiceapp.ui.tts_tab"),
