@@ -101,24 +101,26 @@ def _median_f0(audio: np.ndarray, rate: int, f0: Any) -> float:
     return float(np.median(voiced)) if voiced.size else 0.0
 
 
-def _train_with_budget(ws: Workspace, services: Services, cfg: DemoConfig, progress: Progress,
-                       cancel: CancelToken) -> tuple[Any, int, float]:
-    """One epoch to measure, then as many epochs as fit `train_minutes`. Returns (result, epochs, seconds)."""
+def train_for_minutes(ws: Workspace, name: str, minutes: float, *, preset: str = "light", batch_size: int = 4,
+                      seed: int = 1234, min_epochs: int = 2, max_epochs: int = 200, device: str = "cpu",
+                      progress: Progress = no_progress, cancel: CancelToken = NEVER) -> tuple[Any, int, float]:
+    """Train experiment `name` from scratch for about `minutes`: one epoch to measure, then as many epochs as fit.
+
+    Returns (TrainResult, epochs, seconds).
+    """
     from voiceapp.train.config import TrainConfig
     from voiceapp.train.loop import train
 
-    exp = ws.experiment(DEMO_NAME)
-    base = dict(experiment=DEMO_NAME, preset=cfg.preset, batch_size=cfg.batch_size, pretrained="none",
-                save_latest_only=True, save_voice_each_save=False, validation_clips=2, seed=cfg.seed,
-                log_every_steps=5)
+    exp = ws.experiment(name)
+    base = dict(experiment=name, preset=preset, batch_size=batch_size, pretrained="none", save_latest_only=True,
+                save_voice_each_save=False, validation_clips=2, seed=seed, log_every_steps=5)
     started = time.perf_counter()
     train(exp, TrainConfig(epochs=1, save_every_epochs=1, **base), sub_progress(progress, 0.0, 0.1), cancel,
-          workspace=ws, device=services.device)
+          workspace=ws, device=device)
     first_epoch_s = time.perf_counter() - started
-    budget_s = cfg.train_minutes * 60
-    epochs = int(min(cfg.max_epochs, max(cfg.min_epochs, budget_s // max(first_epoch_s, 1e-3))))
+    epochs = int(min(max_epochs, max(min_epochs, minutes * 60 // max(first_epoch_s, 1e-3))))
     result = train(exp, TrainConfig(epochs=epochs, save_every_epochs=max(1, epochs // 4), **base),
-                   sub_progress(progress, 0.1, 1.0), cancel, workspace=ws, device=services.device)
+                   sub_progress(progress, 0.1, 1.0), cancel, workspace=ws, device=device)
     return result, epochs, time.perf_counter() - started
 
 
@@ -185,7 +187,10 @@ def run_demo(out_dir: Path | str, services: Services | None = None, cfg: DemoCon
                                 FeatureConfig(f0_method=cfg.f0_method, encoder=cfg.encoder, version="v2"),
                                 sub_progress(progress, 0.08, 0.15), cancel, services=run_services)
     stage("features")
-    trained, epochs, train_s = _train_with_budget(ws, run_services, cfg, sub_progress(progress, 0.15, 0.85), cancel)
+    trained, epochs, train_s = train_for_minutes(
+        ws, DEMO_NAME, cfg.train_minutes, preset=cfg.preset, batch_size=cfg.batch_size, seed=cfg.seed,
+        min_epochs=cfg.min_epochs, max_epochs=cfg.max_epochs, device=device,
+        progress=sub_progress(progress, 0.15, 0.85), cancel=cancel)
     stage("training")
     voice_dir = ws.voice_dir(DEMO_NAME)
     index_path = build_index(ws.experiment(DEMO_NAME), progress=sub_progress(progress, 0.85, 0.87), cancel=cancel,
