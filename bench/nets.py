@@ -1,12 +1,14 @@
 """Training-step cost of the synthesizer + discriminator presets on CPU (or a GPU).
 
     .venv/bin/python bench/nets.py [--threads 2] [--sizes full light] [--steps 3] [--frames 370] [--batch 4]
+    .venv/bin/python bench/nets.py --flops        # count FLOPs of one step on the meta device (no compute)
 
 One step = what RVC's loop does per batch: G forward (posterior, flow, prior, decoder on a random segment),
 D forward on (real, fake.detach()) + backward + AdamW step, then D forward on (real, fake) + G losses
 (LSGAN, feature matching x2, mel L1 x45, KL) + backward + AdamW step. Random inputs shaped like RVC v2 40k
 training (frames = 3.7 s clips at 100 frames/s). Sizes are measured interleaved so that load on a shared
-machine affects them alike; the ratio to `full` is the number to read.
+machine affects them alike; the ratio to `full` is the number to read. Both wall time and process CPU time
+are printed: on a busy machine CPU time (best with --threads 1, no OpenMP spinning) is the steadier measure.
 """
 
 from __future__ import annotations
@@ -35,14 +37,18 @@ def _kl(z_p, logs_q, m_p, logs_p, mask):
 
 
 class Step:
-    def __init__(self, size: str, version: str, sample_rate: int, batch: int, frames: int, device: str) -> None:
+    def __init__(self, size: str, version: str, sample_rate: int, batch: int, frames: int, device: str,
+                 **overrides) -> None:
+        """`overrides`: SynthConfig fields to change from the preset (to try other widths)."""
+        from dataclasses import replace
+
         from voiceapp.nets.discriminator import MultiPeriodDiscriminator
         from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
 
         torch.manual_seed(0)
-        self.cfg = cfg = SynthConfig.preset(version, sample_rate, True, size)
+        self.cfg = cfg = replace(SynthConfig.preset(version, sample_rate, True, size), **overrides)
         self.net_g = Synthesizer(cfg).to(device).train()
-        self.net_d = MultiPeriodDiscriminator(version, size).to(device).train()
+        self.net_d = MultiPeriodDiscriminator(version, width=cfg.discriminator_width).to(device).train()
         self.opt_g = torch.optim.AdamW(self.net_g.parameters(), 1e-4, betas=(0.8, 0.99), eps=1e-9)
         self.opt_d = torch.optim.AdamW(self.net_d.parameters(), 1e-4, betas=(0.8, 0.99), eps=1e-9)
         self.params_g = sum(p.numel() for p in self.net_g.parameters())
@@ -78,6 +84,21 @@ class Step:
         self.opt_g.step()
 
 
+def count_flops(sizes: list[str], version: str, sample_rate: int, batch: int, frames: int) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    totals = {}
+    for size in sizes:
+        with torch.device("meta"):
+            step = Step(size, version, sample_rate, batch, frames, "meta")
+        step.opt_g.step = step.opt_d.step = lambda: None  # optimizer updates are not FLOP-counted
+        with FlopCounterMode(display=False) as counter:
+            step()
+        totals[size] = counter.get_total_flops()
+        print(f"{size:>6}: {totals[size] / 1e9:8.1f} GFLOP per step (forward + backward), "
+              f"{totals[sizes[0]] / totals[size]:5.1f}x fewer than {sizes[0]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -88,30 +109,38 @@ def main() -> None:
     parser.add_argument("--version", default="v2")
     parser.add_argument("--sample-rate", type=int, default=40000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--flops", action="store_true", help="count FLOPs instead of timing")
     args = parser.parse_args()
+    if args.flops:
+        count_flops(args.sizes, args.version, args.sample_rate, args.batch, args.frames)
+        return
     torch.set_num_threads(args.threads)
     steps = {s: Step(s, args.version, args.sample_rate, args.batch, args.frames, args.device) for s in args.sizes}
     times: dict[str, list[float]] = {s: [] for s in args.sizes}
+    cpu: dict[str, list[float]] = {s: [] for s in args.sizes}
     for size, step in steps.items():
         step()  # warm-up (oneDNN primitive creation)
     for _ in range(args.steps):
         for size, step in steps.items():
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             step()
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             times[size].append(time.perf_counter() - start)
+            cpu[size].append(time.process_time() - start_cpu)
+            print(f"  {size}: {times[size][-1]:.2f} s wall, {cpu[size][-1]:.2f} s CPU", flush=True)
     base = statistics.median(times[args.sizes[0]])
+    base_cpu = statistics.median(cpu[args.sizes[0]])
     print(f"{args.version} {args.sample_rate} Hz, batch {args.batch} x {args.frames} frames, "
           f"{args.threads} threads, device {args.device}")
     for size in args.sizes:
-        med = statistics.median(times[size])
+        med, med_cpu = statistics.median(times[size]), statistics.median(cpu[size])
         s = steps[size]
-        print(f"{size:>6}: {med:7.2f} s/step (median of {len(times[size])}: "
-              f"{', '.join(f'{t:.2f}' for t in times[size])}), G {s.params_g / 1e6:.1f} M, D {s.params_d / 1e6:.1f} M"
-              f" params, {base / med:5.1f}x cheaper than {args.sizes[0]}")
+        print(f"{size:>6}: {med:7.2f} s/step wall (median of {len(times[size])}), {med_cpu:7.2f} s CPU; "
+              f"G {s.params_g / 1e6:.1f} M, D {s.params_d / 1e6:.1f} M params; {base / med:5.1f}x (wall), "
+              f"{base_cpu / med_cpu:5.1f}x (CPU) cheaper than {args.sizes[0]}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,20 @@ REFERENCE = Path("/work/shared/reference/rvc-state-dict-keys.json")
 VARIANTS = [f"{v}_{r}_{f}" for v in ("v1", "v2") for r in ("32k", "40k", "48k") for f in ("f0", "nof0")]
 
 
+@pytest.fixture(autouse=True)
+def _fast_small_convs():
+    # One thread: on a shared 2-core machine OpenMP barriers stall tiny ops badly. No oneDNN: it compiles a
+    # kernel per new conv shape, which costs more than these tiny convs.
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
+
+
 @pytest.fixture(scope="module")
 def reference() -> dict:
     if not REFERENCE.exists():
@@ -74,6 +88,9 @@ def test_light_and_tiny_keep_the_module_tree():
     assert {k.split(".")[0] for k in full} == {"enc_p", "dec", "enc_q", "flow", "emb_g"}
     light_cfg = SynthConfig.preset("v2", 40000, size="light")
     assert light_cfg.upsample_initial_channel < 512 and not light_cfg.rvc_compatible
+    assert light.enc_q.pre.weight.shape[0] == light_cfg.posterior_channels < 192
+    again = SynthConfig.from_rvc_list(light_cfg.to_rvc_list(), "v2", True, size="light")
+    assert again == light_cfg
     assert SynthConfig.preset("v2", 40000).rvc_compatible
 
 

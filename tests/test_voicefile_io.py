@@ -22,14 +22,17 @@ VARIANTS = [f"{v}_{r}_{f}" for v in ("v1", "v2") for r in ("32k", "40k", "48k") 
 
 
 @pytest.fixture(autouse=True)
-def _plain_convs():
-    # oneDNN compiles a kernel per new conv shape; for these tiny nets that costs more than the convs
-    enabled = torch.backends.mkldnn.enabled
+def _fast_small_convs():
+    # One thread: on a shared 2-core machine OpenMP barriers stall tiny ops badly. No oneDNN: it compiles a
+    # kernel per new conv shape, which costs more than these tiny convs.
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = enabled
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
 
 
 @pytest.fixture(scope="module")
@@ -199,15 +202,18 @@ def test_pickle_that_needs_code_is_refused(tmp_path, capsys):
 
 def test_full_generator_checkpoint_loads_by_shape(tmp_path):
     """G_*.pth / pretrained f0G: {'model': full state dict incl. enc_q}, no config; layout found from shapes."""
-    cfg = SynthConfig.preset("v2", 48000)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in Synthesizer(cfg).state_dict().items()}
-    state = {k: torch.zeros(s, dtype=torch.float16) for k, s in shapes.items()}
-    assert infer_config(state) == cfg
-    path = tmp_path / "f0G48k.pth"
-    torch.save({"model": state}, path)
+    for variant in ("v2_48k_f0", "v1_32k_f0", "v2_32k_nof0"):
+        version, rate, f0 = variant.split("_")
+        cfg = SynthConfig.preset(version, parse_sample_rate(rate), f0 == "f0")
+        with torch.device("meta"):
+            assert infer_config(Synthesizer(cfg).state_dict()) == cfg
+    cfg = SynthConfig.preset("v2", 48000, size="light")
+    state = {k: torch.zeros(v.shape, dtype=torch.float16) for k, v in Synthesizer(cfg).state_dict().items()}
+    path = tmp_path / "G_2333333.pth"
+    torch.save({"model": state, "iteration": 7, "learning_rate": 1e-4}, path)
     voice = load_voice_model(path)
     assert voice.sample_rate == 48000 and voice.hop_length == 480 and voice.version == "v2"
+    assert voice.size == "light" and voice.config.upsample_initial_channel == cfg.upsample_initial_channel
 
 
 def test_load_pretrained_strict_partial_and_width_message(tmp_path):

@@ -15,8 +15,8 @@ from voiceapp.errors import ConfigError
 from voiceapp.nets.commons import LRELU_SLOPE, WNConv1d, WNConv2d, get_padding
 
 PERIODS = {"v1": (2, 3, 5, 7, 11, 17), "v2": (2, 3, 5, 7, 11, 17, 23, 37)}
-# Channel multiplier per size preset. "light" is chosen by bench/nets.py (>= 8x cheaper G+D step on CPU).
-DISCRIMINATOR_WIDTHS = {"full": 1.0, "light": 0.25, "tiny": 1 / 32}
+# Channel multiplier per size preset ("light": see synthesizer.LIGHT_WIDTHS and bench/nets.py).
+DISCRIMINATOR_WIDTHS = {"full": 1.0, "light": 0.125, "tiny": 1 / 32}
 
 
 def _scaled(channels: int, width: float) -> int:

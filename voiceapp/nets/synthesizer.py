@@ -50,10 +50,15 @@ _DECODERS: dict[tuple[str, int], tuple[list[int], list[int], int]] = {
 # Training segment in samples (RVC train.segment_size): 12800, except v1 48k 11520 and v2 48k 17280.
 _SEGMENT_SAMPLES = {("v1", 48000): 11520, ("v2", 48000): 17280}
 
-# `light`: same architecture, narrower decoder and discriminators (chosen by bench/nets.py so a G+D training
-# step on 2 CPU cores is >= 8x cheaper than `full`). Not a community-standard model: no pretrained base exists
-# and RVC WebUI / Applio do not support it (they expect upsample_initial_channel 512).
-LIGHT_UPSAMPLE_INITIAL_CHANNEL = 128
+# `light`: RVC's architecture (same modules, layer counts and kernels) at smaller widths, for training on a CPU:
+# decoder upsample_initial_channel 128 (RVC 512), text encoder / flow hidden 128 and FFN 512 (RVC 192 / 768),
+# posterior encoder 64 wide (training only), discriminators 1/8 as wide. Measured with bench/nets.py (v2 40k,
+# batch 4 x 370 frames): a G+D training step costs ~9x less CPU time than `full` (FLOPs: ~13x fewer). Narrowing
+# only the decoder and discriminators gives ~5x, because the encoders then dominate. Every width that a voice
+# file needs is in its 18-entry config list, so Voiceapp loads light files; but they are NOT community-standard
+# models: no pretrained base exists for them and RVC WebUI / Applio do not support them (`rvc_compatible` False).
+LIGHT_WIDTHS = {"upsample_initial_channel": 128, "hidden_channels": 128, "filter_channels": 512}
+LIGHT_POSTERIOR_CHANNELS = 64
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class SynthConfig:
     size: str = "full"
     train_segment_frames: int | None = None  # None: RVC's value for version/rate (see `segment_frames`)
     discriminator_width: float = 1.0  # channel multiplier of the matching MultiPeriodDiscriminator
+    posterior_channels: int | None = None  # enc_q width (training only, not in voice files); None: hidden_channels
 
     def __post_init__(self) -> None:
         for name in ("resblock_kernel_sizes", "upsample_rates", "upsample_kernel_sizes"):
@@ -122,8 +128,13 @@ class SynthConfig:
 
     @property
     def rvc_compatible(self) -> bool:
-        """True when RVC WebUI / Applio can load a voice file of this config (full size, ContentVec widths)."""
-        return self.size == "full" and self.content_dim == CONTENT_DIMS[self.version]
+        """True when RVC WebUI / Applio load a voice file of this config: RVC's widths for its version and rate
+        (speaker count aside) and ContentVec's content width (256 v1, 768 v2)."""
+        if self.content_dim != CONTENT_DIMS[self.version] or (self.version, self.sample_rate) not in _DECODERS:
+            return False
+        standard = SynthConfig.preset(self.version, self.sample_rate, self.use_f0).to_rvc_list()
+        mine = self.to_rvc_list()
+        return mine[:15] == standard[:15] and mine[16:] == standard[16:]
 
     @classmethod
     def preset(cls, version: str = "v2", sample_rate: int = 40000, use_f0: bool = True, size: Size = "full",
@@ -139,7 +150,7 @@ class SynthConfig:
                   sample_rate=sample_rate, content_dim=content_dim or CONTENT_DIMS[version], use_f0=bool(use_f0),
                   version=version, size=size)
         if size == "light":
-            return replace(cfg, upsample_initial_channel=LIGHT_UPSAMPLE_INITIAL_CHANNEL,
+            return replace(cfg, **LIGHT_WIDTHS, posterior_channels=LIGHT_POSTERIOR_CHANNELS,
                            discriminator_width=DISCRIMINATOR_WIDTHS["light"])
         if size == "tiny":
             return replace(cfg, inter_channels=16, hidden_channels=16, filter_channels=32, n_layers=1,
@@ -169,6 +180,9 @@ class SynthConfig:
             raise ConfigError(f"An RVC config list has 18 entries, this one has {len(values)}.")
         (spec, seg, inter, hidden, filt, heads, layers, kernel, dropout, resblock, rb_k, rb_d, up_r, up_init, up_k,
          spk, gin, sr) = values
+        if extra.get("size") == "light":  # training-only widths that the list does not carry
+            extra = {"posterior_channels": LIGHT_POSTERIOR_CHANNELS,
+                     "discriminator_width": DISCRIMINATOR_WIDTHS["light"], **extra}
         return cls(spec_channels=int(spec), segment_size=int(seg), inter_channels=int(inter),
                    hidden_channels=int(hidden), filter_channels=int(filt), n_heads=int(heads), n_layers=int(layers),
                    kernel_size=int(kernel), p_dropout=float(dropout), resblock=str(resblock),
@@ -281,7 +295,8 @@ class ResidualCouplingBlock(nn.Module):
 class Synthesizer(nn.Module):
     """RVC's SynthesizerTrnMs{256,768}NSFsid(_nono), built from a `SynthConfig`."""
 
-    def __init__(self, cfg: SynthConfig) -> None:
+    def __init__(self, cfg: SynthConfig, with_posterior: bool = True) -> None:
+        """`with_posterior=False` builds without `enc_q` (inference: faster to build, as in voice files)."""
         super().__init__()
         self.cfg = cfg
         self.use_f0 = cfg.use_f0
@@ -292,8 +307,9 @@ class Synthesizer(nn.Module):
                         [list(d) for d in cfg.resblock_dilation_sizes], list(cfg.upsample_rates),
                         cfg.upsample_initial_channel, list(cfg.upsample_kernel_sizes), cfg.gin_channels)
         self.dec = GeneratorNSF(*decoder_args, sample_rate=cfg.sample_rate) if cfg.use_f0 else Generator(*decoder_args)
-        self.enc_q = PosteriorEncoder(cfg.spec_channels, cfg.inter_channels, cfg.hidden_channels, 5, 1, 16,
-                                      gin_channels=cfg.gin_channels)
+        self.enc_q = PosteriorEncoder(cfg.spec_channels, cfg.inter_channels,
+                                      cfg.posterior_channels or cfg.hidden_channels, 5, 1, 16,
+                                      gin_channels=cfg.gin_channels) if with_posterior else None
         self.flow = ResidualCouplingBlock(cfg.inter_channels, cfg.hidden_channels, 5, 1, 3,
                                           gin_channels=cfg.gin_channels)
         self.emb_g = nn.Embedding(cfg.spk_embed_dim, cfg.gin_channels)

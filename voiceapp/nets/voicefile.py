@@ -151,14 +151,23 @@ def infer_config(state: dict, sample_rate: int | str | None = None, version: str
     use_f0 = "enc_p.emb_pitch.weight" in state
     rates = [parse_sample_rate(sample_rate)] if sample_rate else list(SAMPLE_RATES)
     versions = [version] if version in VERSIONS else list(VERSIONS)
-    up_init = int(state["dec.conv_pre.weight"].shape[0])
+    hidden = int(state["enc_p.emb_phone.weight"].shape[0])
+    widths = dict(
+        hidden_channels=hidden, inter_channels=int(state["enc_p.proj.weight"].shape[0]) // 2,
+        filter_channels=int(state["enc_p.encoder.ffn_layers.0.conv_1.weight"].shape[0]),
+        n_layers=len({k.split(".")[3] for k in state if k.startswith("enc_p.encoder.attn_layers.")}),
+        n_heads=hidden // int(state["enc_p.encoder.attn_layers.0.emb_rel_k"].shape[2]),
+        upsample_initial_channel=int(state["dec.conv_pre.weight"].shape[0]),
+        spk_embed_dim=int(state["emb_g.weight"].shape[0]), gin_channels=int(state["emb_g.weight"].shape[1]))
     shapes = {k: tuple(v.shape) for k, v in state.items() if not k.startswith("enc_q.")}
     matches = []
     for ver in versions:
         for rate in rates:
-            cfg = replace(SynthConfig.preset(ver, rate, use_f0, "full", content_dim), upsample_initial_channel=up_init,
-                          spk_embed_dim=int(state["emb_g.weight"].shape[0]),
-                          size="full" if up_init == 512 else "light")
+            try:
+                cfg = replace(SynthConfig.preset(ver, rate, use_f0, "full", content_dim), **widths)
+                cfg = replace(cfg, size=size_of(cfg))
+            except ConfigError:
+                continue
             if expected_shapes(cfg, with_posterior=False) == shapes:
                 matches.append(cfg)
     if not matches:
@@ -169,11 +178,20 @@ def infer_config(state: dict, sample_rate: int | str | None = None, version: str
     return matches[0]
 
 
+def size_of(cfg: SynthConfig) -> str:
+    """"full" / "light" when cfg has that preset's widths, else "custom"."""
+    for size in ("full", "light"):
+        preset = SynthConfig.preset(cfg.version, cfg.sample_rate, cfg.use_f0, size, cfg.content_dim)
+        if preset.to_rvc_list()[:-3] == cfg.to_rvc_list()[:-3]:
+            return size
+    return "custom"
+
+
 def expected_shapes(cfg: SynthConfig, with_posterior: bool = True) -> dict[str, tuple[int, ...]]:
     """Parameter name -> shape of the synthesizer for `cfg` (built on the meta device: no memory, fast)."""
     with torch.device("meta"):
-        net = Synthesizer(cfg)
-    return {k: tuple(v.shape) for k, v in net.state_dict().items() if with_posterior or not k.startswith("enc_q.")}
+        net = Synthesizer(cfg, with_posterior=with_posterior)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
 def _check_state(state: dict, expected: dict[str, tuple[int, ...]], what: str) -> None:
@@ -275,7 +293,7 @@ def load_voice_model(path: Path | str, device: str = "cpu") -> VoiceModel:
     state = {k: v for k, v in state.items() if not k.startswith("enc_q.")}
     cfg, embedder = _voice_config(ckpt, state, path)
     _check_state(state, expected_shapes(cfg, with_posterior=False), path.name)
-    net = Synthesizer(cfg).remove_posterior()
+    net = Synthesizer(cfg, with_posterior=False)
     net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     net = net.float().eval().to(device)
     metadata = {k: v for k, v in ckpt.items() if k not in ("weight", "model", "optimizer")}
@@ -297,7 +315,8 @@ def read_voice_metadata(path: Path | str) -> dict:
     content_dim = int(state["enc_p.emb_phone.weight"].shape[1])
     version = str(ckpt.get("version") or "v1")
     config = ckpt.get("config")
-    size = str(ours.get("size") or ("full" if int(state["dec.conv_pre.weight"].shape[0]) == 512 else "light"))
+    widths = (int(state["enc_p.emb_phone.weight"].shape[0]), int(state["dec.conv_pre.weight"].shape[0]))
+    size = str(ours.get("size") or ("full" if widths == (192, 512) else "custom"))
     return {
         "name": str(ckpt.get("model_name") or path.stem),
         "version": version,
