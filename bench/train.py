@@ -80,21 +80,23 @@ def bench_preset(ws: Workspace, preset: str, batch_size: int, steps: int, device
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps):
         try:
             batch = next(batches)
         except StopIteration:
             batches = iter(trainer.loader)
             batch = next(batches)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         losses = trainer.train_step(batch)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     trainer.close()
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
-    return {"preset": preset, "s_per_step": float(np.median(times)), "params_g": params_g, "params_d": params_d,
+    return {"preset": preset, "s_per_step": float(np.median(times)), "cpu_s": float(np.median(cpu_times)),
+            "params_g": params_g, "params_d": params_d,
             "rss": peak_rss_mib(), "gpu": gpu_peak, "mel": losses["mel"], "segment": trainer.segment_frames}
 
 
@@ -123,15 +125,18 @@ def main() -> int:
     where = f"{args.device}" + (f", {args.threads} threads" if args.device == "cpu" else "")
     print(f"### Training step, v2 40k, batch {args.batch_size}, 3.7 s clips ({where}; median of {args.steps} "
           f"steps after a warm-up)\n")
-    print("| preset | G params (M) | D params (M) | s / step | steps / s | peak RSS (MiB, process) | peak GPU (MiB) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| preset | G params (M) | D params (M) | s / step (wall) | CPU s / step | steps / s (wall) "
+          "| peak RSS (MiB, process) | peak GPU (MiB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         gpu = f"{r['gpu']:.0f}" if r["gpu"] is not None else "-"
         print(f"| {r['preset']} | {r['params_g']:.1f} | {r['params_d']:.1f} | {r['s_per_step']:.2f} | "
+              f"{r['cpu_s']:.2f} | "
               f"{1 / r['s_per_step']:.3f} | {r['rss']:.0f} | {gpu} |")
     if len(rows) == 2:
         print(f"\n{rows[0]['preset']} / {rows[1]['preset']} step time ratio: "
-              f"{rows[0]['s_per_step'] / rows[1]['s_per_step']:.1f}x")
+              f"{rows[0]['s_per_step'] / rows[1]['s_per_step']:.1f}x wall, "
+              f"{rows[0]['cpu_s'] / rows[1]['cpu_s']:.1f}x CPU (CPU time is steadier on a busy machine)")
     print("\nRVC's published / reported numbers (not measured here):\n")
     print("| setup | training speed | source |\n|---|---|---|")
     for setup, speed, source in RVC_REPORTED:

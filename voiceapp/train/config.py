@@ -57,7 +57,8 @@ class TrainConfig:
         object.__setattr__(self, "experiment", sanitize_name(self.experiment, "experiment name"))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if self.sample_rate is not None and int(self.sample_rate) not in SAMPLE_RATES:
-            raise ConfigError(f"Sample rate {self.sample_rate} is not one RVC models use; choose one of {SAMPLE_RATES}.")
+            raise ConfigError(f"Sample rate {self.sample_rate} is not one RVC models use; "
+                              f"choose one of {SAMPLE_RATES}.")
         if self.version is not None and self.version not in VERSIONS:
             raise ConfigError(f"Model version {self.version!r} is unknown; choose one of {VERSIONS}.")
         if self.preset not in PRESETS:

@@ -39,6 +39,8 @@ from voiceapp.workspace import ExperimentDir, Workspace
 
 log = logging.getLogger(__name__)
 
+LOG_EVERY_S = 30.0   # a step event at least this often, so slow (CPU) runs still show progress
+
 
 @dataclass
 class TrainResult:
@@ -160,7 +162,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.net_g = synthesizer_cls(self.synth_cfg).to(self.device)
-        self.net_d = discriminator_cls(version=self.version, size=cfg.preset).to(self.device)
+        self.net_d = discriminator_cls(version=self.version, size=cfg.preset,
+                                       width=getattr(self.synth_cfg, "discriminator_width", None)).to(self.device)
         opt = {"lr": cfg.learning_rate, "betas": cfg.betas, "eps": cfg.eps}
         self.optim_g = torch.optim.AdamW(self.net_g.parameters(), **opt)
         self.optim_d = torch.optim.AdamW(self.net_d.parameters(), **opt)
@@ -290,6 +293,7 @@ class Trainer:
             ckpt.restore_rng_state(self._resume_rng)
         total_steps = max(1, (cfg.epochs - self.epoch) * steps_per_epoch)
         run_start, run_steps = time.perf_counter(), 0
+        last_log = run_start
         while self.epoch < cfg.epochs:
             epoch = self.epoch + 1
             self.sampler.set_epoch(epoch)
@@ -300,8 +304,10 @@ class Trainer:
                 self.step += 1
                 run_steps += 1
                 rate = run_steps / max(time.perf_counter() - run_start, 1e-9)
-                if run_steps == 1 or self.step % cfg.log_every_steps == 0:
+                if run_steps == 1 or self.step % cfg.log_every_steps == 0 or \
+                        time.perf_counter() - last_log >= LOG_EVERY_S:
                     self._log_step(epoch, losses, rate, total_steps - run_steps)
+                    last_log = time.perf_counter()
                 self.progress(run_steps / total_steps, f"epoch {epoch}/{cfg.epochs} step {self.step} "
                                                        f"mel {losses['mel']:.2f}")
             self.sched_g.step()

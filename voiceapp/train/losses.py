@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 
-def discriminator_loss(real_outputs: list[torch.Tensor], fake_outputs: list[torch.Tensor]) -> tuple[torch.Tensor, list[float], list[float]]:
+def discriminator_loss(real_outputs: list[torch.Tensor],
+                       fake_outputs: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """LSGAN: sum over discriminators of mean((1 - D(y))^2) + mean(D(y_hat)^2). Also per-discriminator parts."""
     total = torch.zeros((), device=real_outputs[0].device)
     real_parts, fake_parts = [], []
@@ -13,19 +14,19 @@ def discriminator_loss(real_outputs: list[torch.Tensor], fake_outputs: list[torc
         real_loss = torch.mean((1 - d_real.float()) ** 2)
         fake_loss = torch.mean(d_fake.float() ** 2)
         total = total + real_loss + fake_loss
-        real_parts.append(float(real_loss.detach()))
-        fake_parts.append(float(fake_loss.detach()))
+        real_parts.append(real_loss.detach())
+        fake_parts.append(fake_loss.detach())
     return total, real_parts, fake_parts
 
 
-def generator_loss(fake_outputs: list[torch.Tensor]) -> tuple[torch.Tensor, list[float]]:
+def generator_loss(fake_outputs: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """LSGAN: sum over discriminators of mean((1 - D(y_hat))^2)."""
     total = torch.zeros((), device=fake_outputs[0].device)
     parts = []
     for d_fake in fake_outputs:
         loss = torch.mean((1 - d_fake.float()) ** 2)
         total = total + loss
-        parts.append(float(loss.detach()))
+        parts.append(loss.detach())
     return total, parts
 
 

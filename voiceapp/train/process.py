@@ -25,7 +25,7 @@ from typing import Any
 from voiceapp.errors import InputError, MissingArtifactError
 from voiceapp.train.config import TrainConfig
 from voiceapp.train.distributed import launch_command, wanted_processes
-from voiceapp.train.events import last_run, read_events
+from voiceapp.train.events import EventLog, last_run, read_events
 from voiceapp.workspace import ExperimentDir, Workspace, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,8 @@ class TrainingRunner:
             _signal_group(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
             if proc is not None:
                 proc.wait(timeout=10)
+            EventLog(exp.events_path).write("stopped", message=f"Stopped (the process did not finish its step within "
+                                                               f"{timeout_s:.0f} s and was ended).")
         return True
 
     # ------------------------------------------------------------ status
