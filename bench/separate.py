@@ -5,8 +5,8 @@
 
 Each song folder needs vocals.* + accompaniment.* (or other stems, summed). The input is the sum of the stems
 (a released mixture may be mastered: for "Falcon 69" it differs from the stem sum by gain and limiting, which
-no separator can undo; `--input mixture` uses it anyway). SDR = 10 log10(sum s^2 / sum (s - s_hat)^2) over all samples and channels (the "global SDR" of the
-MDX challenges, no projection/filtering allowance), computed here with numpy. "mixture" is the do-nothing
+no separator can undo; `--input mixture` uses it anyway). SDR = 10 log10(sum s^2 / sum (s - s_hat)^2) over all
+samples and channels (the "global SDR" of the MDX challenges, no projection/filtering allowance), with numpy. "mixture" is the do-nothing
 baseline (the mixture given as both estimates). Models trained on a song must not be judged on it: pass
 `--exclude-trained` to skip songs listed in a U-Net's sidecar (`info.train_songs`).
 """

@@ -3,8 +3,8 @@
 Three soft masks multiplied per time-frequency bin (all on the full-rate STFT, per patch of frames):
 - centre (stereo only): Avendano-Jot inter-channel similarity psi = 2|L R*| / (|L|^2 + |R|^2) raised to
   `centre_power`; lead vocals are mixed to the centre, most instruments are not;
-- harmonic: soft HPSS mask H^2 / (H^2 + P^2) with H, P the magnitude median-filtered along time and along
-  frequency (Fitzgerald 2010); removes drums and transients;
+- harmonic: soft HPSS mask H^2 / (H^2 + P^2) with H, P the channel-mean magnitude median-filtered along time
+  and along frequency (Fitzgerald 2010); removes drums and transients;
 - band: 1 between `low_hz` and `high_hz`, falling linearly to 0 one octave beyond each edge.
 
 Measured on the two real songs with true stems in shared/data (bench/separate.py), this beat centre-only,
@@ -81,7 +81,7 @@ class DspSeparator:
             return mask
         part = patches[:, :, :used]
         m = centre_mask(part, cfg.centre_power) * band[None, None, :used, None]
-        if cfg.use_harmonic:
-            m = m * harmonic_mask(np.abs(part), cfg.median_frames, cfg.median_bins)
+        if cfg.use_harmonic:  # on the channel mean: as good as per channel, and half the median filtering
+            m = m * harmonic_mask(np.abs(part).mean(axis=1, keepdims=True), cfg.median_frames, cfg.median_bins)
         mask[:, :, :used] = np.broadcast_to(m, part.shape)
         return mask

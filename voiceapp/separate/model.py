@@ -20,6 +20,7 @@ import numpy as np
 
 from voiceapp.errors import ConfigError, MissingArtifactError
 from voiceapp.nets.unet import UNetConfig
+from voiceapp.separate.separator import SIDECAR_NAME, WEIGHTS_NAME
 from voiceapp.separate.stft import StftConfig
 from voiceapp.workspace import atomic_path, read_json, write_json_atomic
 
@@ -27,8 +28,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "voiceapp-separator"
 FORMAT_VERSION = 1
-WEIGHTS_NAME = "model.safetensors"
-SIDECAR_NAME = "separator.json"
 
 
 @dataclass(frozen=True)

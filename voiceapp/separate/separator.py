@@ -18,7 +18,6 @@ import numpy as np
 from voiceapp.errors import Cancelled, ConfigError, InputError, VoiceAppError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 from voiceapp.separate.dsp import DspConfig, DspSeparator
-from voiceapp.separate.model import SIDECAR_NAME, WEIGHTS_NAME
 from voiceapp.separate.stft import MaskEstimator, SampleSource, StftConfig, masked_chunks
 from voiceapp.workspace import Workspace, atomic_path, sanitize_name
 
@@ -31,6 +30,8 @@ DSP_SEPARATORS: dict[str, DspConfig] = {
 }
 DEFAULT_SEPARATOR = "dsp"
 OUTPUT_FORMATS = ("wav", "flac")
+WEIGHTS_NAME = "model.safetensors"   # files of a trained separator in models/separators/<name>/
+SIDECAR_NAME = "separator.json"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ up to float rounding. Memory is bounded by the chunk length, whatever the file's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 import scipy.fft
@@ -139,7 +139,8 @@ def _patch_weight(patch_frames: int) -> np.ndarray:
 
 def masked_chunks(source: SampleSource, sample_rate: int, estimator: MaskEstimator, stft: StftConfig,
                   chunk_s: float = 30.0, batch_patches: int = 8, progress: Progress = no_progress,
-                  cancel: CancelToken = NEVER, total_samples: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                  cancel: CancelToken = NEVER,
+                  total_samples: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (mix, vocals) blocks of (channels, samples) covering the whole signal in order.
 
     `total_samples` (when known in advance) only drives the progress fraction.
@@ -216,5 +217,3 @@ def separate_array(audio: np.ndarray, sample_rate: int, estimator: MaskEstimator
     vocals = np.concatenate(parts, axis=1) if parts else np.zeros_like(data)
     return vocals[0] if mono else vocals
 
-
-MaskFunction = Callable[[np.ndarray, int, float], np.ndarray]

@@ -22,13 +22,16 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voiceapp.errors import ConfigError, InputError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
-from voiceapp.separate.model import MaskModelConfig, network_input, save_separator
 from voiceapp.workspace import Workspace, atomic_path
+
+if TYPE_CHECKING:
+    from voiceapp.separate.model import MaskModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ class SeparatorTrainConfig:
             raise ConfigError(f"val_fraction must be in [0, 1) and learning_rate > 0, got {self}")
 
     def model_config(self) -> MaskModelConfig:
+        from voiceapp.separate.model import MaskModelConfig
+
         if self.model is not None:
             return self.model
         if self.size == "tiny":
@@ -130,6 +135,8 @@ class _Spectra:
     def inputs(self, mix: np.ndarray, vocals: np.ndarray):
         import torch
 
+        from voiceapp.separate.model import network_input
+
         x, y = self.magnitude(mix), self.magnitude(vocals)
         net_in = torch.from_numpy(network_input(x.cpu().numpy(), self.mcfg)).to(self.device)
         return net_in, x, y
@@ -161,6 +168,7 @@ def train_separator(name: str, stems_dir: Path | str, workspace: Workspace,
     import torch
 
     from voiceapp.nets.unet import UNet
+    from voiceapp.separate.model import save_separator
     from voiceapp.separate.stems import Remixer, load_stem_songs
 
     folder = workspace.separator_dir(name)
