@@ -119,10 +119,11 @@ def test_changed_settings_start_over(workspace):
 
 
 def test_worker_processes_give_the_same_result(workspace):
-    ds, clips = make_dataset(workspace, n=3)
-    one = extract_features(ds, workspace.experiment("w0"), FeatureConfig(**FAST))
-    two = extract_features(ds, workspace.experiment("w2"), FeatureConfig(f0_method="dio", encoder="fake-16",
-                                                                         workers=2))
+    ds, clips = make_dataset(workspace, n=4)
+    cfg = dict(f0_method="harvest", encoder="fake-16", pool_min_clips=2)
+    one = extract_features(ds, workspace.experiment("w0"), FeatureConfig(workers=0, **cfg))
+    two = extract_features(ds, workspace.experiment("w2"), FeatureConfig(workers=2, **cfg))
+    assert one.f0_workers == 0 and two.f0_workers == 2
     assert one.clips == two.clips == sorted(clips)
     for stem in clips:
         assert np.array_equal(load_clip_features(one.exp, stem)[1], load_clip_features(two.exp, stem)[1])

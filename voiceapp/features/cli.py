@@ -90,7 +90,8 @@ def run_features(args: argparse.Namespace, services) -> int:
         result = extract_features(ds, exp, cfg, bar, services.cancel, services=services)
     print(f"{len(result.clips)} clips -> {exp.features_dir} (encoder {result.encoder}, {result.dim}-d, "
           f"{result.version}, f0 {result.f0_method}); {result.extracted} new, {result.reused} reused, "
-          f"{len(result.failed)} failed, {result.seconds:.1f} s.")
+          f"{len(result.failed)} failed, {result.seconds:.1f} s"
+          f"{f' (f0 in {result.f0_workers} worker processes)' if result.f0_workers else ''}.")
     for reason in list(result.failed.values())[:10]:
         print(f"  skipped: {reason}")
     return 0

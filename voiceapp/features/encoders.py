@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,8 @@ class WhisperTinyEncoder(ContentEncoder):
         on_gpu = device.startswith("cuda")
         index = int(device.split(":")[1]) if on_gpu and ":" in device else 0
         self.model = ctranslate2.models.Whisper(str(folder), device="cuda" if on_gpu else "cpu", device_index=index,
-                                                compute_type="float16" if on_gpu else "float32")
+                                                compute_type="float16" if on_gpu else "float32",
+                                                intra_threads=max(1, min(4, os.cpu_count() or 1)))
         self.features = FeatureExtractor(feature_size=self.model.n_mels)
 
     def _encode_window(self, audio: np.ndarray) -> np.ndarray:
