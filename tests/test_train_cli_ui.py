@@ -62,6 +62,9 @@ def test_train_handlers(services):
     make_feature_experiment(ws, lengths_s=(0.5,), sample_rate=32000, version="v1")
     rate, version, note = train_tab.experiment_settings(services, "alice")
     assert rate["value"] == "32000" and version["value"] == "v1" and "1 clips" in note
+    with pytest.raises(gr.Error, match="32000 Hz"):
+        train_tab.start_training(runner, "alice", *settings)                # 40000 asked, clips are 32000
+    assert not runner.is_running("alice")
 
     exp = ws.experiment("alice")
     log = EventLog(exp.events_path)

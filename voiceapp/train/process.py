@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voiceapp.errors import InputError, MissingArtifactError
+from voiceapp.errors import ConfigError, InputError, MissingArtifactError
 from voiceapp.train.config import TrainConfig
 from voiceapp.train.distributed import launch_command, wanted_processes
 from voiceapp.train.events import EventLog, last_run, read_events
@@ -108,6 +108,7 @@ class TrainingRunner:
         if not exp.features_manifest_path.exists():
             raise MissingArtifactError(f"No features in {exp.features_dir}. Run 1. Extract features for "
                                        f"{exp.name} first.")
+        check_against_features(cfg, read_json(exp.features_manifest_path) or {})
         write_json_atomic(exp.train_config_path, cfg.to_json())
         command = launch_command(exp.train_config_path, self.workspace.root, self.device,
                                  wanted_processes(self.device, cfg.gpus))
@@ -186,6 +187,17 @@ class TrainingRunner:
 
     def close(self) -> None:
         self.stop_tensorboard()
+
+
+def check_against_features(cfg: TrainConfig, manifest: dict[str, Any]) -> None:
+    """Refuse at once (not minutes later in the child) a rate or version that the features cannot train."""
+    rate, version = manifest.get("sample_rate"), manifest.get("version")
+    if cfg.sample_rate and rate and int(rate) != int(cfg.sample_rate):
+        raise ConfigError(f"The features of {cfg.experiment} come from {rate} Hz clips; choose {rate} as the sample "
+                          f"rate, or prepare the dataset at {cfg.sample_rate} Hz and extract features again.")
+    if cfg.version and version and version != cfg.version:
+        raise ConfigError(f"The features of {cfg.experiment} were extracted for a {version} model; choose {version}, "
+                          f"or extract features again for {cfg.version}.")
 
 
 def _signal_group(pid: int, sig: int) -> None:
