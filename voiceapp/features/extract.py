@@ -184,7 +184,8 @@ def _worker_f0(path: str) -> np.ndarray:
 class _F0Runner:
     """f0 for many clips: a pool of worker processes, or this process (workers=0, GPU, or a single clip)."""
 
-    def __init__(self, method: str, device: str, workspace: Workspace | None, workers: int) -> None:
+    def __init__(self, method: str, device: str, workspace: Workspace | None, workers: int, cache: Any = None) -> None:
+        self.cache = cache
         self.pool: cf.ProcessPoolExecutor | None = None
         self.futures: dict[str, cf.Future] = {}
         self.method: Any = None
@@ -201,7 +202,8 @@ class _F0Runner:
             self.futures = {stem: self.pool.submit(_worker_f0, str(path)) for stem, path in jobs.items()}
         else:
             method, device, root = self.args
-            self.method = load_f0_method(method, device, Workspace(Path(root)) if root else None)
+            load = lambda: load_f0_method(method, device, Workspace(Path(root)) if root else None)  # noqa: E731
+            self.method = self.cache.get(("f0-method", method, device, root), load) if self.cache else load()
 
     def result(self, stem: str, audio: np.ndarray) -> np.ndarray:
         if self.pool is None:
@@ -294,7 +296,8 @@ def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = Fe
             result.reused += 1
     write_json_atomic(exp.features_manifest_path, manifest)
     if todo:
-        _run(todo, exp, encoder, f0_name, device, workspace, cfg, result, progress, cancel, len(sources))
+        _run(todo, exp, encoder, f0_name, device, workspace, cfg, result, progress, cancel, len(sources),
+             getattr(services, "cache", None))
     manifest["clips"] = dict(sorted(manifest["clips"].items()))
     manifest["complete"] = True
     manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -321,12 +324,12 @@ def _load_encoder(name: str, version: str, device: str, services: Any, workspace
 
 def _run(todo: dict[str, Path], exp: ExperimentDir, encoder: ContentEncoder, f0_name: str, device: str,
          workspace: Workspace, cfg: FeatureConfig, result: FeatureSet, progress: Progress, cancel: CancelToken,
-         total: int) -> None:
+         total: int, cache: Any = None) -> None:
     import torch
 
     manifest = result.manifest
     pooled = (not device.startswith("cuda") and f0_name not in _IN_PROCESS_F0 and len(todo) >= cfg.pool_min_clips)
-    runner = _F0Runner(f0_name, device, workspace, cfg.workers if pooled else 0)
+    runner = _F0Runner(f0_name, device, workspace, cfg.workers if pooled else 0, cache)
     threads = torch.get_num_threads()
     last_save = time.monotonic()
     try:
