@@ -246,10 +246,11 @@ def _is_done(exp: ExperimentDir, stem: str) -> int | None:
 def _start_manifest(ds: DatasetDir, exp: ExperimentDir, dataset_manifest: dict, settings: dict) -> dict:
     """The previous manifest when its settings match; else a fresh one (old feature files are removed)."""
     old = read_json(exp.features_manifest_path, default=None) or {}
-    if old and any(old.get(k) != settings[k] for k in _SETTINGS):
-        log.warning("features of %s were made with %s; extracting again with %s", exp.name,
-                    {k: old.get(k) for k in _SETTINGS}, settings)
-        for folder in (exp.content_dir, exp.f0_dir, exp.f0_coarse_dir):
+    if any(old.get(k) != settings[k] for k in _SETTINGS):
+        if old:
+            log.warning("features of %s were made with %s; extracting again with %s", exp.name,
+                        {k: old.get(k) for k in _SETTINGS}, settings)
+        for folder in (exp.content_dir, exp.f0_dir, exp.f0_coarse_dir):  # files of unknown or other settings
             shutil.rmtree(folder, ignore_errors=True)
         old = {}
     manifest = {"dataset": ds.name, "dataset_dir": str(ds.root), "clips_dir": str(ds.clips_dir),
@@ -277,11 +278,10 @@ def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = Fe
     if not dataset_manifest or not sources:
         raise MissingArtifactError(f"Dataset {ds.name!r} has no clips in {ds.clips_16k_dir}. Prepare it first in the "
                                    f"Dataset tab (or `python -m voiceapp dataset {ds.name} INPUT...`).")
-    f0_name = cfg.f0_method or default_f0_method(workspace)
+    f0_name = check_f0_method(cfg.f0_method or default_f0_method(workspace), workspace)
     encoder_name = cfg.encoder or default_encoder(workspace)
     progress(0.0, f"loading {encoder_name}")
     encoder = _load_encoder(encoder_name, cfg.version, device, services, workspace)
-    check_f0_method(f0_name, workspace)
     settings = {"encoder": encoder.name, "dim": int(encoder.dim), "version": cfg.version, "f0_method": f0_name}
     manifest = _start_manifest(ds, exp, dataset_manifest, settings)
     manifest["versions"] = _versions(f0_name, encoder.name)
