@@ -293,9 +293,10 @@ def load_voice_model(path: Path | str, device: str = "cpu") -> VoiceModel:
     state = {k: v for k, v in state.items() if not k.startswith("enc_q.")}
     cfg, embedder = _voice_config(ckpt, state, path)
     _check_state(state, expected_shapes(cfg, with_posterior=False), path.name)
-    net = Synthesizer(cfg, with_posterior=False)
-    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    net = net.float().eval().to(device)
+    with torch.device("meta"):  # no random init: every tensor comes from the file
+        net = Synthesizer(cfg, with_posterior=False)
+    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+    net = net.eval().to(device)
     metadata = {k: v for k, v in ckpt.items() if k not in ("weight", "model", "optimizer")}
     return VoiceModel(path=path, config=cfg, version=cfg.version, sample_rate=cfg.sample_rate, use_f0=cfg.use_f0,
                       embedder=embedder, n_speakers=int(state["emb_g.weight"].shape[0]), metadata=metadata, net=net,
