@@ -317,9 +317,9 @@ def f0_method_choices() -> list[tuple[str, str]]:
 
 
 def f0_csv(f0_hz: np.ndarray) -> str:
-    """`time_s,f0_hz` rows (with a header), one per 10 ms frame, 0 = unvoiced (Applio's F0 curve format)."""
-    lines = ["time_s,f0_hz"]
-    lines += [f"{t:.2f},{f:.3f}" for t, f in zip(f0_times(len(f0_hz)), np.asarray(f0_hz, dtype=np.float64))]
+    """`time_s,f0_hz` rows, one per 10 ms frame, 0 = unvoiced. No header line, so RVC WebUI's "F0 curve file"
+    input (which parses every line as two numbers) reads it too."""
+    lines = [f"{t:.2f},{f:.3f}" for t, f in zip(f0_times(len(f0_hz)), np.asarray(f0_hz, dtype=np.float64))]
     return "\n".join(lines) + "\n"
 
 
