@@ -52,14 +52,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def config_from_args(args: argparse.Namespace, services) -> TrainConfig:
-    """The config of this run: --config file, else logs/EXP/train.json (if any) with the flags on top."""
+    """The config of this run: --config file, else logs/EXP/train.json (if any), with the given flags on top."""
     if args.config is not None:
-        return TrainConfig.load(args.config)
-    if not args.experiment:
+        base = TrainConfig.load(args.config)
+    elif not args.experiment:
         raise ConfigError("Name the experiment (`voiceapp train EXP`) or give --config logs/EXP/train.json.")
-    exp = services.workspace.experiment(args.experiment)
-    base = TrainConfig.load(exp.train_config_path) if exp.train_config_path.exists() else \
-        TrainConfig(experiment=exp.name)
+    else:
+        exp = services.workspace.experiment(args.experiment)
+        base = TrainConfig.load(exp.train_config_path) if exp.train_config_path.exists() else \
+            TrainConfig(experiment=exp.name)
     changes = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag, None) is not None}
     return base.replace(**changes) if changes else base
 
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace, services) -> int:
     cfg = config_from_args(args, services)
     exp = services.workspace.experiment(cfg.experiment)
     dist_info = dist_from_env()
-    if dist_info.is_main and (args.config is None or Path(args.config).resolve() != exp.train_config_path.resolve()):
+    saved = TrainConfig.load(exp.train_config_path) if exp.train_config_path.exists() else None
+    if dist_info.is_main and saved != cfg:
         write_json_atomic(exp.train_config_path, cfg.to_json())
     processes = wanted_processes(services.device, cfg.gpus)
     if processes > 1 and not dist_info.enabled:
