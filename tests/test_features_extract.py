@@ -169,3 +169,10 @@ def test_offline_defaults_are_fcpe_and_whisper_tiny(workspace):
     content, f0, _ = load_clip_features(result.exp, "k_00000")
     assert content.shape == (len(clips["k_00000"]) // 320, 384)
     assert abs(np.median(f0[f0 > 0]) - 140) < 3
+
+
+def test_unreadable_clip_is_reported(workspace):
+    ds, clips = make_dataset(workspace, n=2)
+    (ds.clips_16k_dir / "broken.wav").write_bytes(b"RIFF....WAVEnot really audio")
+    result = extract_features(ds, workspace.experiment("broken"), FeatureConfig(**FAST))
+    assert result.clips == sorted(clips) and "broken" in result.failed
