@@ -48,6 +48,8 @@ def test_writes_files_and_manifest(workspace):
         voiced = f0[f0 > 0]
         assert len(voiced) > 0.8 * len(f0)
     assert messages[-1][0] == 1.0
+    stats = manifest["f0_stats"]  # tones of 140..230 Hz
+    assert 140 <= stats["median_hz"] <= 230 and stats["p5_hz"] <= stats["median_hz"] <= stats["p95_hz"]
 
 
 def test_resumes_after_interruption(workspace):

@@ -23,7 +23,7 @@ def test_section_builds_inside_blocks(services):
 def test_extract_handler(services):
     make_dataset(services.workspace, n=2)
     text = extract_section.extract(services, "ds", "alice", "dio", "fake-16", "v2")
-    assert "2 clips" in text and "fake-16" in text
+    assert "2 clips" in text and "fake-16" in text and "Pitch of the voice: median" in text
     assert load_feature_manifest(services.workspace.experiment("alice"))["dim"] == 16
     with pytest.raises(gr.Error, match="dataset"):
         extract_section.extract(services, None, "alice", "dio", "fake-16", "v2")

@@ -299,6 +299,7 @@ def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = Fe
         _run(todo, exp, encoder, f0_name, device, workspace, cfg, result, progress, cancel, len(sources),
              getattr(services, "cache", None))
     manifest["clips"] = dict(sorted(manifest["clips"].items()))
+    manifest["f0_stats"] = _f0_stats(exp, list(manifest["clips"]))
     manifest["complete"] = True
     manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json_atomic(exp.features_manifest_path, manifest)
@@ -313,6 +314,21 @@ def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = Fe
     progress(1.0, f"{len(result.clips)} clips ({result.extracted} new, {result.reused} reused), "
                   f"{len(result.failed)} failed")
     return result
+
+
+def _f0_stats(exp: ExperimentDir, stems: list[str]) -> dict[str, float]:
+    """Pitch range of the dataset's voiced frames (for choosing a transpose later)."""
+    voiced, total = [], 0
+    for stem in stems:
+        f0 = np.load(feature_paths(exp, stem)[1])
+        voiced.append(f0[f0 > 0])
+        total += len(f0)
+    values = np.concatenate(voiced) if voiced else np.zeros(0, np.float32)
+    if not len(values):
+        return {"voiced_fraction": 0.0}
+    low, mid, high = np.percentile(values, [5, 50, 95])
+    return {"voiced_fraction": round(len(values) / max(1, total), 3), "median_hz": round(float(mid), 1),
+            "p5_hz": round(float(low), 1), "p95_hz": round(float(high), 1)}
 
 
 def _load_encoder(name: str, version: str, device: str, services: Any, workspace: Workspace) -> ContentEncoder:

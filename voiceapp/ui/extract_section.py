@@ -42,6 +42,11 @@ def extract(services: Services, dataset: str | None, experiment: str, f0_method:
         lines = [f"**{len(result.clips)} clips** ready in `{result.exp.features_dir}`: encoder `{result.encoder}` "
                  f"({result.dim}-wide, {result.version}), f0 `{result.f0_method}`. {result.extracted} new, "
                  f"{result.reused} reused, {result.seconds:.0f} s."]
+        stats = result.manifest.get("f0_stats", {})
+        if stats.get("median_hz"):
+            lines.append(f"\nPitch of the voice: median {stats['median_hz']:.0f} Hz (most between "
+                         f"{stats['p5_hz']:.0f} and {stats['p95_hz']:.0f} Hz), "
+                         f"{100 * stats['voiced_fraction']:.0f}% of the time voiced.")
         if result.failed:
             lines.append(f"\n{len(result.failed)} clip(s) skipped:")
             lines += [f"- {reason}" for reason in list(result.failed.values())[:20]]
