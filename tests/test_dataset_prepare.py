@@ -163,3 +163,18 @@ def test_cli_help_lists_commands(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "dataset" in out
+
+
+def test_isolate_vocals_first_slices_the_vocals(tmp_path, workspace):
+    sr = 44_100
+    t = np.arange(int(7 * sr)) / sr
+    voice = phrase_with_gaps(sr, tone_s=1.6, gap_s=0.9, n=3)
+    voice = np.pad(voice, (0, len(t) - len(voice)))
+    pad = 0.15 * np.sin(2 * np.pi * 110 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    song = np.stack([voice + pad, voice + pad]).astype(np.float32)
+    src = write_wav(tmp_path / "song.wav", song, sr)
+    before = _digest(src)
+    result = prepare_dataset([src], workspace.dataset("sung"), DatasetConfig(isolate_vocals="dsp"))
+    assert result.clips and _digest(src) == before
+    source = next(iter(json.loads(workspace.dataset("sung").manifest_path.read_text())["sources"].values()))
+    assert source["isolated_with"] == "dsp" and "vocals" in source["raw"]

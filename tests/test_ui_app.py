@@ -23,7 +23,7 @@ def test_app_defaults_to_localhost():
 
 
 def _settings():
-    return ["40000", True, -42, 1500, 400, 15, 500, 3.7, 0.3, False]
+    return ["40000", True, False, "dsp", -42, 1500, 400, 15, 500, 3.7, 0.3, False]
 
 
 def test_dataset_handler_makes_clips_and_shows_them(tmp_path, services):

@@ -29,19 +29,22 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--no-chunk", action="store_true", help="keep the slicer's pieces whole")
     p.add_argument("--no-highpass", action="store_true", help="skip the 48 Hz high-pass")
     p.add_argument("--copy-raw", action="store_true", help="also copy the inputs into datasets/NAME/raw/")
+    p.add_argument("--isolate-vocals", nargs="?", const="dsp", default=None, metavar="MODEL",
+                   help="remove music first with this vocal separator (default when given: dsp; see `separate`)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, services) -> int:
     cfg = DatasetConfig(
         sample_rate=args.sample_rate, highpass=not args.no_highpass, copy_raw=args.copy_raw,
+        isolate_vocals=args.isolate_vocals,
         slicer=SlicerConfig(threshold_db=args.threshold_db, min_length_ms=args.min_length_ms,
                             min_interval_ms=args.min_interval_ms, hop_ms=args.hop_ms,
                             max_sil_kept_ms=args.max_silence_kept_ms),
         chunk=ChunkConfig(chunk_s=0.0 if args.no_chunk else args.chunk_s, overlap_s=args.overlap_s))
     with TqdmProgress("dataset") as bar:
         result = prepare_dataset(args.inputs, services.workspace.dataset(args.name), cfg, bar,
-                                 services.cancel)
+                                 services.cancel, services=services)
     print(report_markdown(result.report))
     print(f"\n{len(result.processed)} file(s) processed, {len(result.skipped_known)} already in the dataset, "
           f"{len(result.rejected)} rejected. Clips: {result.dataset.clips_dir}")

@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class DatasetConfig:
     min_clip_s: float = 0.5           # shorter clips cannot fill a training segment
     window_s: float = 60.0            # long files are sliced in windows of this length
     copy_raw: bool = False            # copy each input into datasets/<name>/raw/ (the UI does)
+    isolate_vocals: str | None = None  # separator name ("dsp", a trained U-Net): remove music before slicing
 
     def __post_init__(self) -> None:
         if self.sample_rate not in SAMPLE_RATES:
@@ -198,8 +200,21 @@ def load_manifest(ds: DatasetDir) -> dict:
     return read_json(ds.manifest_path, default=None) or {}
 
 
+def _isolate(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, services: Any, progress: Progress,
+             cancel: CancelToken) -> Path:
+    """The vocals of `path` under datasets/<name>/vocals/<key>/ (made once; the input is only read)."""
+    from voiceapp.separate.separator import isolate_vocals_file
+
+    out_dir = ds.root / "vocals" / key
+    done = out_dir / f"{path.stem}.wav"
+    if done.exists():
+        return done
+    return isolate_vocals_file(path, out_dir, cfg.isolate_vocals, services, progress=progress, cancel=cancel)
+
+
 def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig = DatasetConfig(),
-                    progress: Progress = no_progress, cancel: CancelToken = NEVER) -> DatasetResult:
+                    progress: Progress = no_progress, cancel: CancelToken = NEVER, *,
+                    services: Any = None) -> DatasetResult:
     """Turn audio files and folders (recursive) into a training set under `ds`.
 
     Writes `clips/<key>_<n>.wav` (float32 at `cfg.sample_rate`), `clips_16k/` (16 kHz), `manifest.json`
@@ -229,6 +244,8 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
         step(0.0, f"{path.name}")
         try:
             key = file_sha256(path)[:12]
+            if cfg.isolate_vocals:
+                key = hashlib.sha256(f"{key}:{cfg.isolate_vocals}".encode()).hexdigest()[:12]
         except OSError as err:
             rejected.append((path, f"{path.name}: cannot read ({err.strerror})."))
             continue
@@ -236,7 +253,11 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
             known.append(path)
             continue
         try:
-            clips, stats, spans = _process_file(path, ds, key, cfg, step, cancel)
+            source = path
+            if cfg.isolate_vocals:
+                step(0.0, f"{path.name}: isolating vocals ({cfg.isolate_vocals})")
+                source = _isolate(path, ds, key, cfg, services, lambda f, m: step(0.5 * f, m), cancel)
+            clips, stats, spans = _process_file(source, ds, key, cfg, step, cancel)
             _check_usable(path, clips, stats, cfg)
         except VoiceAppError as err:
             if err.__class__.__name__ == "Cancelled":
@@ -246,7 +267,8 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
             last_save = _save_manifest_now(ds, manifest, last_save)
             continue
         raw = _copy_raw(path, ds, key) if cfg.copy_raw else path
-        sources[key] = {"path": str(path), "raw": str(raw), "status": "ok", "stats": stats.to_json(),
+        sources[key] = {"path": str(path), "raw": str(source if cfg.isolate_vocals else raw), "status": "ok",
+                        "stats": stats.to_json(), "isolated_with": cfg.isolate_vocals,
                         "cuts_s": [[round(a, 3), round(b, 3)] for a, b in spans], "clips": clips}
         last_save = _save_manifest_now(ds, manifest, last_save)
         processed.append(path)

@@ -16,15 +16,22 @@ from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
 _D, _S, _C = DatasetConfig(), SlicerConfig(), ChunkConfig()
 
 
-def _config(sample_rate: Any, use_highpass: bool, threshold_db: float, min_length_ms: float,
-            min_interval_ms: float, hop_ms: float, max_sil_kept_ms: float, chunk_s: float, overlap_s: float,
-            no_chunk: bool) -> DatasetConfig:
+def _config(sample_rate: Any, use_highpass: bool, isolate: bool, separator: str | None, threshold_db: float,
+            min_length_ms: float, min_interval_ms: float, hop_ms: float, max_sil_kept_ms: float, chunk_s: float,
+            overlap_s: float, no_chunk: bool) -> DatasetConfig:
     return DatasetConfig(
         sample_rate=int(sample_rate), highpass=bool(use_highpass), copy_raw=True,
+        isolate_vocals=(separator or "dsp") if isolate else None,
         slicer=SlicerConfig(threshold_db=float(threshold_db), min_length_ms=int(min_length_ms),
                             min_interval_ms=int(min_interval_ms), hop_ms=int(hop_ms),
                             max_sil_kept_ms=int(max_sil_kept_ms)),
         chunk=ChunkConfig(chunk_s=0.0 if no_chunk else float(chunk_s), overlap_s=float(overlap_s)))
+
+
+def _separators(services: Services) -> list[str]:
+    from voiceapp.separate.separator import list_separators
+
+    return list_separators(services.workspace)
 
 
 def _sources(services: Services, name: str) -> list[tuple[str, str]]:
@@ -57,7 +64,7 @@ def prepare(services: Services, files: list[str] | None, folder: str, name: str,
 
     def job(progress: Any) -> tuple[Any, ...]:
         cfg = _config(*settings)
-        result = prepare_dataset(inputs, services.workspace.dataset(name), cfg, progress, token)
+        result = prepare_dataset(inputs, services.workspace.dataset(name), cfg, progress, token, services=services)
         summary = (f"{len(result.processed)} file(s) processed, {len(result.skipped_known)} already in the dataset, "
                    f"{len(result.rejected)} rejected.\n\n")
         sources = _sources(services, name)
@@ -129,6 +136,11 @@ def build(services: Services) -> None:
                                    info="The rate of the model you will train. 40000 is the usual choice.")
             use_highpass = gr.Checkbox(value=_D.highpass, label="Remove rumble (48 Hz high-pass)",
                                        info="Filters out hum and handling noise below 48 Hz, as RVC does.")
+            with gr.Row():
+                isolate = gr.Checkbox(value=False, label="Isolate vocals first",
+                                      info="For songs or music in the background: keep only the voice before slicing.")
+                separator = gr.Dropdown(_separators(services), value="dsp", label="Separator",
+                                        info="'dsp' needs no download; trained U-Nets appear here too (Separate tab).")
     with gr.Accordion("Slicing settings", open=False):
         with gr.Row():
             threshold = gr.Slider(-70, -20, value=_S.threshold_db, step=1, label="Silence threshold (dB)",
@@ -162,7 +174,7 @@ def build(services: Services) -> None:
         waveform = gr.Plot(label="Waveform and cut points")
         player = gr.Audio(label="Clip", type="filepath", interactive=False)
 
-    settings = [sample_rate, use_highpass, threshold, min_length, min_interval, hop, max_sil, chunk_s, overlap_s,
+    settings = [sample_rate, use_highpass, isolate, separator, threshold, min_length, min_interval, hop, max_sil, chunk_s, overlap_s,
                 no_chunk]
 
     def _prepare(files_, folder_, name_, *rest, progress=gr.Progress()):
