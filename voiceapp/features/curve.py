@@ -78,5 +78,7 @@ def f0_curve(path: Path | str, method_name: str, workspace: Any, device: str = "
     stem = sanitize_name(path.stem, "file name") if any(c.isalnum() for c in path.stem) else "audio"
     target = workspace.f0_curves_dir / f"{stem}_{method.name}.csv"
     write_text_atomic(target, f0_csv(f0))
-    figure = f0_figure(audio, f0, title=f"{path.name}: f0 ({method.name}) over the spectrogram")
+    voiced = f0[f0 > 0]
+    top = float(np.clip(1.6 * np.percentile(voiced, 95), 400, 1100)) if len(voiced) else 1100.0
+    figure = f0_figure(audio, f0, title=f"{path.name}: f0 ({method.name}) over the spectrogram", max_hz=top)
     return F0Curve(f0, method.name, target, figure)
