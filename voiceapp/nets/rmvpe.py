@@ -258,8 +258,7 @@ class Rmvpe(nn.Module):
             length = piece.shape[-1]
             n_pad = -length % FRAME_MULTIPLE
             if n_pad:
-                mode = "reflect" if n_pad < length else "constant"
-                piece = F.pad(piece, (0, n_pad), mode=mode)
+                piece = F.pad(piece, (0, n_pad), mode="constant")  # as RVC does; the padded frames are dropped
             out = self.net(piece)[0, :length]            # (length, 360)
             outputs.append(out[start - lo: start - lo + min(chunk_frames, n_frames - start)])
         return torch.cat(outputs, dim=0)
