@@ -8,8 +8,9 @@ synthesis) with RVC's full v2 40k model (random weights) and a random-weight HuB
 Each (config, f0 method) runs in a fresh child process (so its peak RSS is its own); configs of one method
 run back to back, so their ratio is measured under the same machine load. Configs:
   rvc            RVC's CPU settings: pieces (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s, float32
-  voiceapp       our defaults (InferConfig())
-  voiceapp-bf16  our defaults with the decoder in bfloat16
+  voiceapp       our defaults (InferConfig(): pieces (0.5, 2, 10, 12) s, bf16 on CPUs with AMX/AVX-512 BF16)
+  voiceapp-fp32  our defaults in float32
+  voiceapp-bf16  our defaults in bfloat16
   seg<C>         our defaults with pieces cut every C seconds (query C/5, max 1.2 C): for the segment-length scan
 RTF = seconds per second of audio (lower is faster), model/encoder loading excluded (reported apart). On a shared
 machine the CPU seconds of the child (process time) are the stable number; wall seconds are given beside them.
@@ -43,6 +44,8 @@ def config_for(name: str):
                        decoder_context_s=None, precision="fp32")
     if name == "voiceapp":
         return base
+    if name == "voiceapp-fp32":
+        return replace(base, precision="fp32")
     if name == "voiceapp-bf16":
         return replace(base, precision="bf16")
     if name.startswith("seg"):

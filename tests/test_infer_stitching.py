@@ -63,7 +63,7 @@ def standins(monkeypatch):
 
 
 def _cfg(**kwargs):
-    return InferConfig(f0_method="standin", **kwargs)
+    return InferConfig(f0_method="standin", precision="fp32", **kwargs)
 
 
 def _envelope(x, rate, frame_s=0.1):

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ConversionResult", "FileStatus", "InferConfig", "convert", "convert_file", "convert_folder",
            "find_index_for", "load_voice"]
 
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16"]
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
@@ -48,15 +48,16 @@ class InferConfig:
     f0_curve: str | None = None        # "time_s,f0_hz" csv replacing the pitch from the start on
     encoder: str | None = None         # None: the encoder the model was trained with
     noise_scale: float = 0.66666       # RVC's sampling temperature of the prior
-    # Long audio is converted in pieces cut at the quietest 10 ms near every `segment_center_s`.
-    # RVC's GPU values are (3, 10, 60, 65) s; shorter pieces are faster on a CPU (bench/infer.py).
-    segment_pad_s: float = 1.0
-    segment_query_s: float = 3.0
-    segment_center_s: float = 15.0
-    segment_max_s: float = 18.0
+    # Long audio is converted in pieces cut at the quietest 10 ms near every `segment_center_s`, each with
+    # `segment_pad_s` of context per side. RVC uses (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s on CPU;
+    # the synthesizer's cost per second grows with the piece length, so ~11 s pieces are cheaper (bench/infer.py).
+    segment_pad_s: float = 0.5
+    segment_query_s: float = 2.0
+    segment_center_s: float = 10.0
+    segment_max_s: float = 12.0
     decoder_context_s: float | None = None  # decode only the kept part plus this much context (None: all, as RVC)
     f0_block_s: float = 120.0          # pitch is computed on blocks of this length (with context)
-    precision: Precision = "fp32"      # "bf16": the decoder in bfloat16 (fast on CPUs with AMX/AVX-512 BF16)
+    precision: Precision = "auto"      # bf16 decoder + encoder on CPUs with AMX/AVX-512 BF16, else fp32
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,7 +73,7 @@ class InferConfig:
             (self.segment_center_s > 2 * self.segment_query_s, "segment_center_s must exceed 2*segment_query_s"),
             (self.segment_max_s >= self.segment_center_s, "segment_max_s must be >= segment_center_s"),
             (self.f0_block_s >= 10, "f0_block_s must be >= 10"),
-            (self.precision in ("fp32", "bf16"), "precision must be fp32 or bf16"),
+            (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
             (self.decoder_context_s is None or self.decoder_context_s >= 0.12,
              "decoder_context_s must be None or >= 0.12 (the decoder sees about 11 frames each side)"),
         ]
@@ -236,7 +237,8 @@ class _Parts:
     retrieval: Any
     f0_method: str | None
     f0_fn: Any
-    run_voice: Any  # the voice, or its faster copy for cfg.precision
+    run_voice: Any  # the voice, or its faster copy for the precision
+    precision: str  # "fp32" or "bf16" (cfg.precision resolved for this device)
 
 
 def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, services: Any) -> _Parts:
@@ -259,19 +261,23 @@ def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, ser
         check_dim(retrieval, content_dim)
     method = (cfg.f0_method or default_f0(services)) if voice.use_f0 else None
     f0_fn = load_f0_cached(method, services) if method else None
-    run_voice = voice
-    if cfg.precision != "fp32":
-        from voiceapp.infer.speed import for_precision
+    from voiceapp.infer.speed import for_precision, resolve_precision
 
-        run_voice = cached(services, ("voice-fast", str(voice.path), id(voice.net), cfg.precision),
-                           lambda: for_precision(voice, cfg.precision))
-    return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice)
+    precision = resolve_precision(cfg.precision, str(next(voice.net.parameters()).device))
+    run_voice = voice
+    if precision != "fp32":
+        run_voice = cached(services, ("voice-fast", str(voice.path), id(voice.net), precision),
+                           lambda: for_precision(voice, precision))
+    return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice, precision)
 
 
 def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.ndarray | None, cfg: InferConfig,
                     timer: _Timer, t0: float) -> tuple[np.ndarray, float]:
     """Content features of one piece at 100 frames/s after retrieval and protect: (n_frames, dim)."""
-    feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)
+    import torch
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=parts.precision == "bf16"):
+        feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)
     t0 = timer.add("features", t0)
     original = feats
     if parts.retrieval is not None:
