@@ -244,3 +244,15 @@ def test_light_discriminator_is_narrower():
     light = sum(p.numel() for p in MultiPeriodDiscriminator("v2", "light").parameters())
     assert light * 8 < full
     assert len(MultiPeriodDiscriminator("v1", "light").discriminators) == 7
+
+
+@pytest.mark.parametrize("variant", ["v1_32k_f0", "v1_48k_nof0", "v2_48k_f0", "v2_32k_nof0"])
+def test_tiny_variants_infer_one_hop_per_frame(variant):
+    cfg = _cfg_of(variant, "tiny")
+    net = Synthesizer(cfg).eval()
+    frames = 13
+    pitch = torch.full((1, frames), 60) if cfg.use_f0 else None
+    pitchf = torch.full((1, frames), 180.0) if cfg.use_f0 else None
+    audio = net.infer(torch.randn(1, frames, cfg.content_dim), torch.tensor([frames]), pitch, pitchf,
+                      torch.tensor([0]))
+    assert audio.shape == (1, 1, frames * cfg.sample_rate // 100) and torch.isfinite(audio).all()

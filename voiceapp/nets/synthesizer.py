@@ -11,6 +11,9 @@ no-f0 variants), so community weights load with strict key matching:
     emb_g  Embedding(spk_embed_dim, gin_channels)
 
 Frames run at 100 per second; one frame is `hop_length` = prod(upsample_rates) output samples.
+
+Checked against RVC's own classes (branch 20240604, weights copied across by name, noise set to zero): `infer`,
+the training forward and both discriminators agree to ~2e-7 (float32) for v1/v2, 32k/40k/48k, with and without f0.
 """
 
 from __future__ import annotations
