@@ -153,5 +153,5 @@ def build(services: Services) -> None:
     run.click(_separate, [files, folder, model, fmt],
               [summary, song, results, vocals, instrumental, downloads, before, after], **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("separate") and None, None, None, queue=False)
-    song.change(show_song, [results, song], [vocals, instrumental, downloads, before, after])
+    song.input(show_song, [results, song], [vocals, instrumental, downloads, before, after])
     refresh.click(lambda: gr.update(choices=model_choices(services)), None, [model])
