@@ -88,6 +88,8 @@ def test_status_messages_from_events(workspace):
     log.write("error", kind="oom", message="CUDA out of memory", advice="Resume with batch size 4.")
     failed = run_status(exp, running=False)
     assert failed.state == "failed" and "batch size 4" in failed.message
+    starting = run_status(exp, running=True, started=time.time() + 1)      # new child, no events of its own yet
+    assert starting.state == "running" and "Starting" in starting.message
     log.write("start", epochs=10, start_epoch=3, start_step=10, config={})
     log.write("done", epoch=10, step=50, voice_models=["/x/bob.pth", "/x/bob_best.pth"])
     done = run_status(exp, running=False)

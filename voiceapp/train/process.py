@@ -154,7 +154,8 @@ class TrainingRunner:
     # ------------------------------------------------------------ status
     def status(self, experiment: str) -> RunStatus:
         exp = self.workspace.experiment(experiment)
-        return run_status(exp, self.is_running(exp.name), self.exit_code(exp.name))
+        started = (read_json(exp.train_pid_path) or {}).get("started")
+        return run_status(exp, self.is_running(exp.name), self.exit_code(exp.name), started)
 
     # ------------------------------------------------------------ TensorBoard
     def start_tensorboard(self, logdir: Path) -> str:
@@ -240,12 +241,16 @@ def crash_message(exp: ExperimentDir, exit_code: int | None, batch_size: int) ->
             f"{exp.train_log_path}. Resume continues from the last save.")
 
 
-def run_status(exp: ExperimentDir, running: bool, exit_code: int | None = None) -> RunStatus:
-    """The state of `exp`'s latest run from its events and whether its process is alive."""
+def run_status(exp: ExperimentDir, running: bool, exit_code: int | None = None,
+               started: float | None = None) -> RunStatus:
+    """The state of `exp`'s latest run from its events and whether its process is alive (started at `started`)."""
     events = last_run(read_events(exp.events_path))
+    if running and events and started and events[-1].get("time", 0) < started and \
+            not any(e["type"] == "start" and e.get("time", 0) >= started for e in events):
+        events = []                      # a new child is still loading; the events are the previous run's
     if not events:
         return RunStatus("running" if running else "idle",
-                         "Starting..." if running else "Not trained yet.")
+                         "Starting (loading data and models)..." if running else "Not trained yet.")
     start = next((e for e in events if e["type"] == "start"), {})
     status = RunStatus("running", "", epochs=int(start.get("epochs", 0)), pretrained=start.get("pretrained", ""),
                        epoch=int(start.get("start_epoch", 1)) - 1, step=int(start.get("start_step", 0)))
