@@ -110,3 +110,28 @@ def test_rms_mix_follows_input_envelope():
     assert loud / quiet == pytest.approx(8.0, rel=0.15)
     assert np.isclose(np.abs(mixed[sr_out // 2:sr_out]).max(), 0.8, rtol=0.1)
     assert not steps.rms_mix(np.zeros(16000, np.float32), out, sr_out, 0.25).any()
+
+
+def _local_f0(audio):
+    """A stand-in pitch tracker whose frame i depends only on samples within 80 of i*160."""
+    n = len(audio) // 160 + 1
+    padded = np.pad(np.abs(audio), (80, 80 + 160))
+    return np.array([padded[i * 160:i * 160 + 160].mean() for i in range(n)], dtype=np.float32) * 1000
+
+
+def test_f0_in_blocks_equals_one_call_and_pitch_track_edits():
+    from voiceapp.infer.pitch import f0_blocks, pitch_track
+
+    x = np.random.default_rng(0).standard_normal(16000 * 7 + 37).astype(np.float32)
+    whole = _local_f0(x)
+    blocks = f0_blocks(x, _local_f0, block=16000 * 2, context=1600, cancel=_never(), progress=lambda f, m: None)
+    assert len(blocks) == len(whole) and np.allclose(blocks, whole)
+    coarse, hz = pitch_track(x, _local_f0, "pm", 1600, 12.0, 3, None, 10.0)
+    assert len(hz) == len(x) // 160 and np.allclose(hz, 2 * whole[:len(hz)], rtol=1e-5)
+    assert coarse.dtype == np.int64 and coarse.min() >= 1 and coarse.max() <= 255
+
+
+def _never():
+    from voiceapp.progress import NEVER
+
+    return NEVER

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from voiceapp.errors import Cancelled, ConfigError, InputError, MissingArtifactError, VoiceAppError
+from voiceapp.errors import Cancelled, ConfigError, InputError, VoiceAppError
 from voiceapp.infer import steps
+from voiceapp.infer.pitch import pitch_track
 from voiceapp.infer.models import (cached, default_f0, encoder_name_for, find_index_for, load_encoder_cached,
                                    load_f0_cached, load_retrieval_cached, load_voice)
 from voiceapp.infer.steps import SAMPLE_RATE, WINDOW, Segmentation
@@ -141,52 +142,6 @@ class _Timer:
         self.totals[f"cpu_{key}"] = self.totals.get(f"cpu_{key}", 0.0) + cpu - self._cpu
         self._cpu = cpu
         return now
-
-
-# ----------------------------------------------------------------------------------------------- pitch
-
-def _f0_blocks(audio_pad: np.ndarray, f0_fn: Any, block: int, context: int, cancel: CancelToken,
-               progress: Progress) -> np.ndarray:
-    """f0 (Hz, one value per 160 samples, len//160 + 1 values) of `audio_pad`, computed block by block.
-
-    Each block sees `context` samples of real neighbouring audio on both sides, so the result equals
-    one call on the whole signal up to the methods' own edge effects (inside the context).
-    """
-    n = len(audio_pad)
-    n_frames = n // WINDOW + 1
-    if n <= block + 2 * context:
-        return np.asarray(f0_fn(audio_pad), dtype=np.float32)[:n_frames]
-    out = np.zeros(n_frames, dtype=np.float32)
-    for start in range(0, n, block):
-        cancel.raise_if_set()
-        lo, hi = max(0, start - context), min(n, start + block + context)
-        f0 = np.asarray(f0_fn(audio_pad[lo:hi]), dtype=np.float32)
-        first = (start - lo) // WINDOW
-        count = min(block // WINDOW, n_frames - start // WINDOW) if start + block < n else n_frames - start // WINDOW
-        piece = steps.fit_frames(f0[first:], count)
-        out[start // WINDOW:start // WINDOW + count] = piece
-        progress(min(1.0, (start + block) / n), "pitch")
-    return out
-
-
-def _pitch(audio_pad: np.ndarray, cfg: InferConfig, method: str, f0_fn: Any, seg: Segmentation,
-           cancel: CancelToken, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
-    """(coarse pitch int64, pitchf Hz float32), both len(audio_pad)//160 frames."""
-    from scipy import signal
-
-    from voiceapp.features.f0 import coarse_f0, read_f0_csv
-
-    block = int(cfg.f0_block_s * SAMPLE_RATE) // WINDOW * WINDOW
-    f0 = _f0_blocks(audio_pad, f0_fn, block, seg.pad, cancel, progress)
-    if method == "harvest" and cfg.filter_radius > 2:
-        f0 = signal.medfilt(f0, 3).astype(np.float32)
-    f0 = steps.transpose_f0(f0, cfg.transpose_semitones)
-    if cfg.f0_curve:
-        times_s, curve_hz = read_f0_csv(cfg.f0_curve)
-        f0 = steps.apply_f0_curve(f0, times_s, curve_hz, seg.pad // WINDOW)
-    p_len = len(audio_pad) // WINDOW
-    f0 = steps.fit_frames(f0, p_len)
-    return np.asarray(coarse_f0(f0), dtype=np.int64), f0.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------- synthesis
@@ -319,8 +274,9 @@ def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = 
     audio_pad = steps.reflect_pad(x16, pad)
     pitch = pitchf = None
     if parts.f0_fn is not None:
-        pitch, pitchf = _pitch(audio_pad, cfg, parts.f0_method, parts.f0_fn, seg, cancel,
-                               sub_progress(progress, 0.0, 0.15))
+        pitch, pitchf = pitch_track(audio_pad, parts.f0_fn, parts.f0_method, seg.pad, cfg.transpose_semitones,
+                                    cfg.filter_radius, cfg.f0_curve, cfg.f0_block_s, cancel,
+                                    sub_progress(progress, 0.0, 0.15))
         t0 = timer.add("f0", t0)
     progress(0.15, "converting")
     generator = torch.Generator(device=str(next(voice.net.parameters()).device)).manual_seed(int(cfg.seed))
