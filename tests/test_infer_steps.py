@@ -126,6 +126,8 @@ def test_f0_in_blocks_equals_one_call_and_pitch_track_edits():
     whole = _local_f0(x)
     blocks = f0_blocks(x, _local_f0, block=16000 * 2, context=1600, cancel=_never(), progress=lambda f, m: None)
     assert len(blocks) == len(whole) and np.allclose(blocks, whole)
+    threaded = f0_blocks(x, _local_f0, block=16000 * 30, context=1600, workers=2)  # split in two, two threads
+    assert np.allclose(threaded, whole)
     coarse, hz = pitch_track(x, _local_f0, "pm", 1600, 12.0, 3, None, 10.0)
     assert len(hz) == len(x) // 160 and np.allclose(hz, 2 * whole[:len(hz)], rtol=1e-5)
     assert coarse.dtype == np.int64 and coarse.min() >= 1 and coarse.max() <= 255

@@ -31,6 +31,8 @@ def test_model_selection_matches_index_and_convert_one(tmp_path, workspace, serv
     src = write_wav(tmp_path / "take.wav", harmonic(210, 0.5, 44100), 44100)
     out, text = infer_tab.convert_one(services, str(path), index_update["value"], str(src), "mp3", *SETTINGS)
     assert out.endswith("take.mp3") and "real-time factor" in text and "synthesis" in text
+    again, _ = infer_tab.convert_one(services, str(path), None, str(src), "mp3", *SETTINGS)
+    assert again.endswith("take_2.mp3")  # an earlier result is never overwritten
     with pytest.raises(gr.Error):
         infer_tab.convert_one(services, None, None, str(src), "wav", *SETTINGS)
     with pytest.raises(gr.Error):

@@ -174,5 +174,10 @@ def conversion_output_dir(workspace: Any, model: str | Path, out_folder: str | N
 
 
 def conversion_output_path(workspace: Any, model: str | Path, input_path: str | Path, fmt: str) -> Path:
-    """outputs/converted/<model>/<input stem>.<fmt>."""
-    return conversion_output_dir(workspace, model) / f"{Path(str(input_path)).stem}.{fmt}"
+    """outputs/converted/<model>/<input stem>.<fmt>, numbered (`_2`, `_3`, ...) rather than overwriting."""
+    folder, stem = conversion_output_dir(workspace, model), Path(str(input_path)).stem
+    path, n = folder / f"{stem}.{fmt}", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}_{n}.{fmt}"
+    return path

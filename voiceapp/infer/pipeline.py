@@ -57,7 +57,8 @@ class InferConfig:
     segment_center_s: float = 10.0
     segment_max_s: float = 12.0
     decoder_context_s: float | None = None  # decode only the kept part plus this much context (None: all, as RVC)
-    f0_block_s: float = 120.0          # pitch is computed on blocks of this length (with context)
+    f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
+    f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
     precision: Precision = "auto"      # bf16 decoder + encoder on CPUs with AMX/AVX-512 BF16, else fp32
 
     def __post_init__(self) -> None:
@@ -74,6 +75,7 @@ class InferConfig:
             (self.segment_center_s > 2 * self.segment_query_s, "segment_center_s must exceed 2*segment_query_s"),
             (self.segment_max_s >= self.segment_center_s, "segment_max_s must be >= segment_center_s"),
             (self.f0_block_s >= 10, "f0_block_s must be >= 10"),
+            (1 <= self.f0_workers <= 64, "f0_workers must be 1..64"),
             (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
             (self.decoder_context_s is None or self.decoder_context_s >= 0.12,
              "decoder_context_s must be None or >= 0.12 (the decoder sees about 11 frames each side)"),
@@ -276,7 +278,7 @@ def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = 
     if parts.f0_fn is not None:
         pitch, pitchf = pitch_track(audio_pad, parts.f0_fn, parts.f0_method, seg.pad, cfg.transpose_semitones,
                                     cfg.filter_radius, cfg.f0_curve, cfg.f0_block_s, cancel,
-                                    sub_progress(progress, 0.0, 0.15))
+                                    sub_progress(progress, 0.0, 0.15), cfg.f0_workers)
         t0 = timer.add("f0", t0)
     progress(0.15, "converting")
     generator = torch.Generator(device=str(next(voice.net.parameters()).device)).manual_seed(int(cfg.seed))
