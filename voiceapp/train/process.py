@@ -235,10 +235,14 @@ def crash_message(exp: ExperimentDir, exit_code: int | None, batch_size: int) ->
     if exit_code in (-9, 137):
         return ("The training process was killed (exit code %s), often because the computer ran out of memory. "
                 "Resume with a smaller batch size; it continues from the last save." % exit_code)
-    last = [line for line in tail.strip().splitlines() if line.strip()][-1:] or [""]
+    last = [line.strip() for line in tail.splitlines() if line.strip() and not line.startswith("===")][-1:]
+    if exit_code is None and not last:
+        return ("The training process is no longer running (it was killed, or the computer restarted). "
+                "Resume continues from the last save.")
     code = f" (exit code {exit_code})" if exit_code is not None else ""
-    return (f"The training process ended unexpectedly{code}. Last output: {last[0][:300]!r}. Details in "
-            f"{exp.train_log_path}. Resume continues from the last save.")
+    said = f" Last output: {last[0][:300]!r}." if last else ""
+    return (f"The training process ended unexpectedly{code}.{said} Details in {exp.train_log_path}. "
+            f"Resume continues from the last save.")
 
 
 def run_status(exp: ExperimentDir, running: bool, exit_code: int | None = None,

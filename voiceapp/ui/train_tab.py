@@ -133,8 +133,9 @@ def experiment_settings(services: Services, experiment: str) -> tuple[Any, Any, 
 
 
 def _train_section(services: Services, runner: Any) -> None:
+    names = services.workspace.list_experiments()
     with gr.Row():
-        experiment = gr.Dropdown(label="Experiment", choices=services.workspace.list_experiments(), value=None,
+        experiment = gr.Dropdown(label="Experiment", choices=names, value=names[-1] if names else None,
                                  allow_custom_value=True, scale=2,
                                  info="The name you extracted features under (a folder in logs/).")
         sample_rate = gr.Radio(["32000", "40000", "48000"], value="40000", label="Sample rate (Hz)",
@@ -143,8 +144,8 @@ def _train_section(services: Services, runner: Any) -> None:
                            info="v2 is the current RVC model; filled in from the features.")
         preset = gr.Radio(["full", "light"], value=_D.preset, label="Model size",
                           info="full = standard RVC model (loads in RVC WebUI / Applio; needs a GPU to train in "
-                               "reasonable time). light = narrower decoder, about 8x cheaper per step, for CPU "
-                               "training; only Voiceapp can load it.")
+                               "reasonable time). light = narrower decoder and discriminator, 3-4x less compute per "
+                               "step, for CPU training; only Voiceapp can load it.")
     with gr.Row():
         epochs = gr.Slider(1, 1000, value=_D.epochs, step=1, label="Epochs",
                            info="Passes over the dataset. 200 is typical for clean data; 20-50 for noisy data.")
