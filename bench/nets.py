@@ -6,9 +6,9 @@
 One step = what RVC's loop does per batch: G forward (posterior, flow, prior, decoder on a random segment),
 D forward on (real, fake.detach()) + backward + AdamW step, then D forward on (real, fake) + G losses
 (LSGAN, feature matching x2, mel L1 x45, KL) + backward + AdamW step. Random inputs shaped like RVC v2 40k
-training (frames = 3.7 s clips at 100 frames/s). Sizes are measured interleaved so that load on a shared
-machine affects them alike; the ratio to `full` is the number to read. Both wall time and process CPU time
-are printed: on a busy machine CPU time (best with --threads 1, no OpenMP spinning) is the steadier measure.
+training (frames = 3.7 s clips at 100 frames/s). Each size runs 2 warm-up steps, then --steps timed ones. Wall
+time and process CPU time are printed; on a busy shared machine CPU time is the steadier measure (run with
+OMP_WAIT_POLICY=PASSIVE so that OpenMP threads waiting for a descheduled peer do not spin and count as work).
 """
 
 from __future__ import annotations
@@ -118,10 +118,10 @@ def main() -> None:
     steps = {s: Step(s, args.version, args.sample_rate, args.batch, args.frames, args.device) for s in args.sizes}
     times: dict[str, list[float]] = {s: [] for s in args.sizes}
     cpu: dict[str, list[float]] = {s: [] for s in args.sizes}
-    for size, step in steps.items():
-        step()  # warm-up (oneDNN primitive creation)
-    for _ in range(args.steps):
-        for size, step in steps.items():
+    for size, step in steps.items():  # one size at a time, as a training run would (no cache/allocator churn)
+        for _ in range(2):
+            step()  # warm-up (oneDNN primitive creation, allocator)
+        for _ in range(args.steps):
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             start, start_cpu = time.perf_counter(), time.process_time()

@@ -97,8 +97,7 @@ class _WeightNorm:
         return torch.linalg.vector_norm(v, dim=tuple(range(1, v.dim())), keepdim=True)
 
     def normed_weight(self) -> torch.Tensor:
-        v = self.weight_v
-        return v * (self.weight_g / self._norm(v))
+        return torch._weight_norm(self.weight_v, self.weight_g, 0)  # fused g * v / |v| (torch's weight_norm kernel)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 - torch hook signature
         for new, old in (("weight_g", _PARAM_G), ("weight_v", _PARAM_V)):

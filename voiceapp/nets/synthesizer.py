@@ -55,11 +55,13 @@ _SEGMENT_SAMPLES = {("v1", 48000): 11520, ("v2", 48000): 17280}
 
 # `light`: RVC's architecture (same modules, layer counts and kernels) at smaller widths, for training on a CPU:
 # decoder upsample_initial_channel 128 (RVC 512), text encoder / flow hidden 128 and FFN 512 (RVC 192 / 768),
-# posterior encoder 64 wide (training only), discriminators 1/8 as wide. Measured with bench/nets.py (v2 40k,
-# batch 4 x 370 frames): a G+D training step costs ~9x less CPU time than `full` (FLOPs: 18x fewer). Narrowing
-# only the decoder and discriminators gives ~5x, because the encoders then dominate. Every width that a voice
-# file needs is in its 18-entry config list, so Voiceapp loads light files; but they are NOT community-standard
-# models: no pretrained base exists for them and RVC WebUI / Applio do not support them (`rvc_compatible` False).
+# posterior encoder 64 wide (training only), discriminators 1/8 as wide. bench/nets.py (v2 40k, batch 4 x 370
+# frames, busy shared 2-core machine): 18x fewer FLOPs per G+D training step; CPU time ~9x less with 1 thread,
+# ~6.5x less with 2 threads (small ops parallelise poorly). Narrowing only the decoder and discriminators gives ~5x:
+# the encoders, which run over whole clips, then dominate; narrowing further gains little (per-op overhead).
+# Every width a voice file needs is in its 18-entry config list, so Voiceapp loads light files; but they are NOT
+# community-standard models: no pretrained base exists for them and RVC WebUI / Applio do not support them
+# (`SynthConfig.rvc_compatible` is False).
 LIGHT_WIDTHS = {"upsample_initial_channel": 128, "hidden_channels": 128, "filter_channels": 512}
 LIGHT_POSTERIOR_CHANNELS = 64
 
