@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from test_train_helpers import make_feature_experiment, tiny_config
-from voiceapp.errors import MissingArtifactError
+from voiceapp.errors import InputError, MissingArtifactError
 from voiceapp.train import checkpoints as ckpt
 from voiceapp.train.events import read_events
 from voiceapp.train.loop import Trainer, classify_error, train
@@ -103,6 +103,16 @@ def test_missing_features_is_a_clear_error_event(workspace):
         train(exp, tiny_config("nobody"), workspace=workspace)
     error = read_events(exp.events_path, {"error"})[-1]
     assert error["kind"] == "user" and "features" in error["message"].lower()
+
+
+def test_unfinished_feature_extraction_is_refused(workspace):
+    import json
+
+    exp = make_feature_experiment(workspace, lengths_s=(0.5,))
+    manifest = json.loads(exp.features_manifest_path.read_text())
+    exp.features_manifest_path.write_text(json.dumps({**manifest, "complete": False}))
+    with pytest.raises(InputError, match="did not finish"):
+        train(exp, tiny_config(), workspace=workspace)
 
 
 def test_out_of_memory_gets_batch_size_advice():

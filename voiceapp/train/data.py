@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from voiceapp.errors import ConfigError, MissingArtifactError
+from voiceapp.errors import ConfigError, InputError, MissingArtifactError
 from voiceapp.train.mel import MelConfig, spectrogram
 from voiceapp.workspace import ExperimentDir, read_json
 
@@ -50,6 +50,13 @@ def load_manifest(exp: ExperimentDir) -> dict[str, Any]:
         raise MissingArtifactError(f"No features in {exp.features_dir}. Run Train > 1. Extract features "
                                    f"(or `python -m voiceapp features {exp.name} --dataset NAME`) first.")
     return manifest
+
+
+def unfinished_features(experiment: str, manifest: dict[str, Any]) -> None:
+    """InputError when the feature extraction of `experiment` stopped before the end (manifest `complete` False)."""
+    if manifest.get("complete") is False:
+        raise InputError(f"Feature extraction for {experiment} did not finish ({len(manifest.get('clips', {}))} clips "
+                         f"so far). Run Extract features again (it continues where it stopped), then train.")
 
 
 def _npy_rows(path: Path) -> int:

@@ -29,7 +29,8 @@ from voiceapp.train import checkpoints as ckpt
 from voiceapp.train.board import Board
 from voiceapp.train.config import TrainConfig
 from voiceapp.train.data import (BucketBatchSampler, FeatureDataset, bucket_boundaries, choose_validation, collate,
-                                 load_manifest, scan_clips, slice_segments, split_short)
+                                 load_manifest, scan_clips, slice_segments, split_short,
+                                 unfinished_features)
 from voiceapp.train.distributed import DistInfo, cleanup_distributed, dist_from_env, init_distributed, rank_device
 from voiceapp.train.events import EventLog
 from voiceapp.train.losses import discriminator_loss, feature_loss, generator_loss, kl_loss
@@ -104,6 +105,7 @@ class Trainer:
             from voiceapp.nets.discriminator import MultiPeriodDiscriminator
         cfg = self.cfg
         self.manifest = manifest = load_manifest(self.exp)
+        unfinished_features(self.exp.name, manifest)
         self.sample_rate = int(cfg.sample_rate or manifest["sample_rate"])
         if int(manifest["sample_rate"]) != self.sample_rate:
             raise ConfigError(f"The features of {self.exp.name} come from {manifest['sample_rate']} Hz clips, but "

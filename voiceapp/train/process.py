@@ -192,6 +192,9 @@ class TrainingRunner:
 
 def check_against_features(cfg: TrainConfig, manifest: dict[str, Any]) -> None:
     """Refuse at once (not minutes later in the child) a rate or version that the features cannot train."""
+    from voiceapp.train.data import unfinished_features   # (torch is imported only when training starts)
+
+    unfinished_features(cfg.experiment, manifest)
     rate, version = manifest.get("sample_rate"), manifest.get("version")
     if cfg.sample_rate and rate and int(rate) != int(cfg.sample_rate):
         raise ConfigError(f"The features of {cfg.experiment} come from {rate} Hz clips; choose {rate} as the sample "
