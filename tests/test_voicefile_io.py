@@ -234,3 +234,15 @@ def test_load_pretrained_strict_partial_and_width_message(tmp_path):
     narrower = Synthesizer(SynthConfig.tiny(content_dim=384))
     report = load_pretrained(narrower, tmp_path / "G.pth", partial=True)
     assert "enc_p.emb_phone.weight" in report.skipped and "flow.flows.0.pre.weight" in report.loaded
+
+
+def test_light_model_exports_and_loads_but_is_marked_voiceapp_only(tmp_path):
+    cfg = SynthConfig.preset("v2", 32000, size="light", content_dim=384)
+    path = export_voice_model(Synthesizer(cfg).state_dict(), cfg, tmp_path / "light.pth", epoch=3, step=30,
+                              embedder="whisper-tiny", name="light")
+    meta = read_voice_metadata(path)
+    assert meta["size"] == "light" and meta["rvc_compatible"] is False and meta["embedder"] == "whisper-tiny"
+    assert meta["sample_rate"] == 32000 and meta["content_dim"] == 384 and meta["epoch"] == 3
+    voice = load_voice_model(path)
+    assert voice.size == "light" and voice.config.hidden_channels == cfg.hidden_channels
+    assert voice.infer(np.zeros((9, 384), np.float32), np.full(9, 150.0, np.float32)).shape == (9 * 320,)
