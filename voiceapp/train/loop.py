@@ -123,6 +123,8 @@ class Trainer:
         self.segment_frames = int(self.synth_cfg.segment_frames)
         self.hop = self.mel_cfg.hop_length
         self._prepare_data()
+        if self.device.startswith("cuda"):
+            torch.backends.cudnn.benchmark = True     # bucketed lengths repeat, so tuned kernels are reused
         self._build_models(Synthesizer, MultiPeriodDiscriminator)
         self.pretrained_message = self._resume_or_pretrained()
         self._wrap_ddp()
