@@ -34,6 +34,13 @@ def test_cli_trains_writes_config_and_resumes_from_it(workspace, capsys):
     assert cli.main(["train", "alice", "--root", root, "--device", "cpu", "--epochs", "2"]) == 0   # keeps tiny
     assert json.loads(exp.train_config_path.read_text())["epochs"] == 2
     assert cli.main(["train", "--root", root, "--device", "cpu", "--config", str(exp.train_config_path)]) == 0
+    step = int(json.loads(exp.events_path.read_text().splitlines()[-1])["step"])
+    assert cli.main(["train", "alice", "--root", root, "--export-step", str(step)]) == 0
+    exported = workspace.voices_dir / "alice" / f"alice_e2_s{step}.pth"
+    from voiceapp.nets.voicefile import load_voice_model
+
+    assert load_voice_model(exported).config.size == "tiny"
+    assert cli.main(["train", "alice", "--root", root, "--export-step", "99999"]) == 2
     assert cli.main(["train", "nobody", "--root", root, "--device", "cpu", "--preset", "tiny"]) == 2
     assert "features" in capsys.readouterr().err.lower()
 

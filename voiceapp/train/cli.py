@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--no-voice-each-save", dest="voice_each_save", action="store_false", default=None,
                    help="write a voice model only at the end")
     p.add_argument("--no-f0", dest="use_f0", action="store_false", default=None, help="train a model without pitch")
+    p.add_argument("--export-step", type=int, metavar="STEP", default=None,
+                   help="do not train: write the voice model of checkpoint G_STEP.pth (0: the latest) and exit")
     p.set_defaults(func=run)
 
 
@@ -69,6 +71,15 @@ def run(args: argparse.Namespace, services) -> int:
     from voiceapp.train.distributed import dist_from_env, launch_command, wanted_processes
     from voiceapp.train.loop import train
 
+    if args.export_step is not None:
+        from voiceapp.train.loop import export_checkpoint
+
+        if not args.experiment:
+            raise ConfigError("Name the experiment whose checkpoint to export: `voiceapp train EXP --export-step N`.")
+        path = export_checkpoint(services.workspace, services.workspace.experiment(args.experiment),
+                                 args.export_step or None)
+        print(f"wrote {path}")
+        return 0
     cfg = config_from_args(args, services)
     exp = services.workspace.experiment(cfg.experiment)
     dist_info = dist_from_env()

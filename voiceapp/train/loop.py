@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from voiceapp.errors import Cancelled, ConfigError, InputError, VoiceAppError
+from voiceapp.errors import Cancelled, ConfigError, InputError, MissingArtifactError, VoiceAppError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 from voiceapp.train import checkpoints as ckpt
 from voiceapp.train.board import Board
@@ -408,6 +408,7 @@ class Trainer:
         extra = {"config": self.cfg.to_json(), "validation_stems": list(self.validation_stems),
                  "best_epoch": self.best_epoch, "best_mel_l1": self.best_mel_l1,
                  "synth_config": [_plain(v) for v in self.synth_cfg.to_rvc_list()], "version": self.version,
+                 "synth": self.synth_cfg.to_dict(),
                  "embedder": self.encoder, "preset": self.cfg.preset}
         common = {"epoch": self.epoch, "step": self.step, "learning_rate": self.cfg.learning_rate, "extra": extra}
         ckpt.save_checkpoint(pair.discriminator, self.net_d, self.optim_d, scheduler=self.sched_d,
@@ -461,6 +462,33 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def export_checkpoint(workspace: Workspace, exp: ExperimentDir, step: int | None = None) -> Path:
+    """Write the voice model of a saved checkpoint (`G_<step>.pth`, default the latest) to
+    models/voices/<exp>/<exp>_e<epoch>_s<step>.pth, e.g. to pick an earlier epoch than the last."""
+    from voiceapp.nets.synthesizer import SynthConfig
+    from voiceapp.nets.voicefile import export_voice_model
+
+    pairs = {p.step: p for p in ckpt.list_checkpoints(exp.checkpoints_dir)}
+    if not pairs:
+        raise MissingArtifactError(f"No checkpoints in {exp.root}; train {exp.name} first.")
+    if step is None:
+        step = max(pairs)
+    if step not in pairs:
+        raise InputError(f"No G_{step}.pth in {exp.root}; saved steps: {sorted(pairs)}.")
+    state = ckpt.load_checkpoint(pairs[step].generator)
+    extra = state.get("voiceapp", {})
+    if "synth" not in extra:
+        raise InputError(f"{pairs[step].generator.name} was not written by Voiceapp (no model settings inside); "
+                         f"use RVC's ckpt tab to extract it.")
+    epoch = int(state["iteration"])
+    cfg = SynthConfig(**extra["synth"])
+    path = workspace.voice_model_path(exp.name, f"_e{epoch}_s{step}")
+    author = extra.get("config", {}).get("author", "")
+    return export_voice_model(state["model"], cfg, path, epoch=epoch, step=step,
+                              embedder=extra.get("embedder", "unknown"), name=exp.name, author=author,
+                              info=f"{epoch}epoch")
 
 
 def train(exp: ExperimentDir, cfg: TrainConfig, progress: Progress = no_progress, cancel: CancelToken = NEVER, *,
