@@ -41,7 +41,7 @@ class FrameNet:
         import torch
 
         self.calls.append((phone.shape[1], skip_head, return_length))
-        values = phone[0, :, 0]
+        values = phone[0, :int(lengths[0]), 0]
         if skip_head is not None:
             values = values[skip_head:skip_head + return_length]
         noise = torch.randn(values.shape, generator=generator) * 1e-3 * noise_scale
@@ -83,6 +83,8 @@ def test_output_follows_input_across_cuts(standins):
     result = convert(x, rate, voice, cfg)
     assert result.segments == 7 and len(voice.net.calls) == 7
     assert all(head == 50 - 30 for _, head, _ in voice.net.calls)  # decoder: 0.3 s context inside 0.5 s padding
+    shapes = [frames for frames, _, _ in voice.net.calls]
+    assert max(shapes.count(f) for f in shapes) >= 5 and all(f % 50 == 0 for f in shapes), shapes  # kernels reused
     assert result.sample_rate == 40_000 and len(result.audio) == int(round(len(x) * 40_000 / rate))
     env_in = _envelope(x, rate) * 2 / np.pi * 2 / np.pi  # encoder mean|x| of a sine, then peak-safe scaling
     env_out = _envelope(result.audio, 40_000)
