@@ -84,7 +84,7 @@ def test_light_and_tiny_keep_the_module_tree():
     with torch.device("meta"):
         light = Synthesizer(SynthConfig.preset("v2", 40000, size="light"))
         ref = Synthesizer(SynthConfig.preset("v2", 40000))
-    assert set(light.state_dict()) == set(ref.state_dict())
+    assert set(light.state_dict()) < set(ref.state_dict())  # fewer layers / resblocks, same names otherwise
     assert {k.split(".")[0] for k in full} == {"enc_p", "dec", "enc_q", "flow", "emb_g"}
     light_cfg = SynthConfig.preset("v2", 40000, size="light")
     assert light_cfg.upsample_initial_channel < 512 and not light_cfg.rvc_compatible

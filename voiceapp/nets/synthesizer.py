@@ -53,16 +53,18 @@ _DECODERS: dict[tuple[str, int], tuple[list[int], list[int], int]] = {
 # Training segment in samples (RVC train.segment_size): 12800, except v1 48k 11520 and v2 48k 17280.
 _SEGMENT_SAMPLES = {("v1", 48000): 11520, ("v2", 48000): 17280}
 
-# `light`: RVC's architecture (same modules, layer counts and kernels) at smaller widths, for training on a CPU:
-# decoder upsample_initial_channel 128 (RVC 512), text encoder / flow hidden 128 and FFN 512 (RVC 192 / 768),
-# posterior encoder 64 wide (training only), discriminators 1/8 as wide. bench/nets.py (v2 40k, batch 4 x 370
-# frames, busy shared 2-core machine): 18x fewer FLOPs per G+D training step; CPU time ~9x less with 1 thread,
-# ~6.5x less with 2 threads (small ops parallelise poorly). Narrowing only the decoder and discriminators gives ~5x:
-# the encoders, which run over whole clips, then dominate; narrowing further gains little (per-op overhead).
-# Every width a voice file needs is in its 18-entry config list, so Voiceapp loads light files; but they are NOT
-# community-standard models: no pretrained base exists for them and RVC WebUI / Applio do not support them
-# (`SynthConfig.rvc_compatible` is False).
-LIGHT_WIDTHS = {"upsample_initial_channel": 128, "hidden_channels": 128, "filter_channels": 512}
+# `light`: RVC's architecture (same module types: relative-attention text encoder, WaveNet posterior, 4-step
+# coupling flow, NSF-HiFiGAN with ResBlock1, same discriminators) made smaller for training on a CPU: decoder
+# upsample_initial_channel 128 (RVC 512) with 2 resblocks per stage (kernels 3, 7; RVC 3, 7, 11), text encoder
+# 4 layers (RVC 6) of width 128 with FFN 512 (RVC 192 / 768, also the flow width), posterior encoder 64 wide
+# (training only), discriminators 1/8 as wide. bench/nets.py, v2 40k, batch 4 x 370 frames, 2 threads: the G+D
+# training step costs ~8.5x less CPU time than `full` (FLOPs ~20x fewer). Narrowing only the decoder and
+# discriminators gave ~5x (the encoders run over whole clips and then dominate), and widths alone ~6.5x (small
+# ops parallelise poorly), hence the fewer layers. Every size a voice file needs is in its 18-entry config
+# list, so Voiceapp loads light files; but they are NOT community-standard models: no pretrained base exists for
+# them and RVC WebUI / Applio do not support them (`SynthConfig.rvc_compatible` is False).
+LIGHT_WIDTHS = {"upsample_initial_channel": 128, "hidden_channels": 128, "filter_channels": 512, "n_layers": 4,
+                "resblock_kernel_sizes": (3, 7), "resblock_dilation_sizes": ((1, 3, 5), (1, 3, 5))}
 LIGHT_POSTERIOR_CHANNELS = 64
 
 

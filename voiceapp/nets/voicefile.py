@@ -159,6 +159,11 @@ def infer_config(state: dict, sample_rate: int | str | None = None, version: str
         n_heads=hidden // int(state["enc_p.encoder.attn_layers.0.emb_rel_k"].shape[2]),
         upsample_initial_channel=int(state["dec.conv_pre.weight"].shape[0]),
         spk_embed_dim=int(state["emb_g.weight"].shape[0]), gin_channels=int(state["emb_g.weight"].shape[1]))
+    n_ups = sum(1 for k in state if k.startswith("dec.ups.") and k.endswith(".weight_v"))
+    n_blocks = sum(1 for k in state if k.startswith("dec.resblocks.") and k.endswith(".convs1.0.weight_v"))
+    if n_ups and n_blocks:  # ResBlock1 kernels per stage; dilations as RVC's (1, 3, 5)
+        kernels = tuple(int(state[f"dec.resblocks.{j}.convs1.0.weight_v"].shape[2]) for j in range(n_blocks // n_ups))
+        widths.update(resblock_kernel_sizes=kernels, resblock_dilation_sizes=((1, 3, 5),) * len(kernels))
     shapes = {k: tuple(v.shape) for k, v in state.items() if not k.startswith("enc_q.")}
     matches = []
     for ver in versions:
