@@ -43,6 +43,8 @@ def _register_infer(subparsers: argparse._SubParsersAction, common: argparse.Arg
     p.add_argument("--f0-curve", default=None, help="'time_s,f0_hz' csv replacing the pitch")
     p.add_argument("--encoder", default=d.encoder, help="content encoder (default: the model's own)")
     p.add_argument("--format", default="wav", choices=SAVE_FORMATS, help="output format")
+    p.add_argument("--precision", default=d.precision, choices=("auto", "fp32", "bf16"),
+                   help="auto: bfloat16 decoder on CPUs with AMX/AVX-512 BF16 (faster, same sound); fp32: RVC's")
     p.set_defaults(func=run_infer)
 
 
@@ -62,7 +64,7 @@ def _config(args: argparse.Namespace) -> InferConfig:
     return InferConfig(transpose_semitones=args.transpose, f0_method=args.f0_method, index_rate=args.index_rate,
                        filter_radius=args.filter_radius, rms_mix_rate=args.rms_mix, protect=args.protect,
                        resample_sr=args.resample_sr, speaker_id=args.speaker_id, seed=args.seed,
-                       f0_curve=args.f0_curve, encoder=args.encoder)
+                       f0_curve=args.f0_curve, encoder=args.encoder, precision=args.precision)
 
 
 def _index_for(args: argparse.Namespace, model_path: Path, services) -> Path | None:
