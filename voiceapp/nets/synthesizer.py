@@ -58,7 +58,7 @@ _SEGMENT_SAMPLES = {("v1", 48000): 11520, ("v2", 48000): 17280}
 # upsample_initial_channel 128 (RVC 512) with 2 resblocks per stage (kernels 3, 7; RVC 3, 7, 11), text encoder
 # 4 layers (RVC 6) of width 128 with FFN 512 (RVC 192 / 768, also the flow width), posterior encoder 64 wide
 # (training only), discriminators 1/8 as wide. bench/nets.py, v2 40k, batch 4 x 370 frames, 2 threads: the G+D
-# training step costs ~8.5x less CPU time than `full` (FLOPs ~20x fewer). Narrowing only the decoder and
+# training step costs ~8x less CPU time than `full` (20.2 s -> 2.5 s; FLOPs 23x fewer). Narrowing only the decoder and
 # discriminators gave ~5x (the encoders run over whole clips and then dominate), and widths alone ~6.5x (small
 # ops parallelise poorly), hence the fewer layers. Every size a voice file needs is in its 18-entry config
 # list, so Voiceapp loads light files; but they are NOT community-standard models: no pretrained base exists for
