@@ -7,6 +7,7 @@ Screenshots go to the test's tmp folder.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def browser():
     with sync_playwright() as play:
         instance = play.chromium.launch(
             executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required", "--disable-quic", "--no-first-run", "--disable-sync",
                   "--disable-background-networking", "--disable-component-update"])
         yield instance
         instance.close()
@@ -131,3 +132,101 @@ def test_bad_upload_shows_an_error(page, tmp_path):
     panel.get_by_role("button", name="Prepare dataset").click()
     page.wait_for_function("document.body.innerText.includes('No training clips could be made')", timeout=60_000)
     page.screenshot(path=str(tmp_path / "bad_upload.png"), full_page=True)
+
+
+def _block(panel, label: str):
+    """The Gradio block (component container) whose label text is `label`."""
+    return panel.locator(".block").filter(has=panel.page.get_by_text(label, exact=True)).last
+
+
+def _pick(page, panel, label: str, option: str):
+    panel.get_by_label(label, exact=True).first.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+
+
+def _wait_file(path_glob, root: Path, timeout_s: float = 300) -> list[Path]:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        found = list(root.glob(path_glob))
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"no {path_glob} under {root} after {timeout_s} s")
+
+
+def test_whole_workflow_dataset_extract_train_convert_tts(page, app_url, tmp_path):
+    """Upload -> dataset -> features -> a short training reaches a checkpoint -> a conversion plays -> TTS audio."""
+    url, root = app_url
+    src = write_wav(tmp_path / "flow voice.wav", phrase_with_gaps(40_000, tone_s=4.0, n=3), 40_000)
+    panel = open_tab(page, "Dataset")
+    panel.locator("input[type=file]").first.set_input_files(str(src))
+    page.wait_for_timeout(1000)
+    name = panel.get_by_label("Dataset name")
+    name.fill("flow_ds")
+    name.press("Enter")
+    panel.get_by_role("button", name="Prepare dataset").click()
+    page.wait_for_function("document.body.innerText.includes('flow_ds')", timeout=120_000)
+    _wait_file("datasets/flow_ds/report.json", root, 120)
+
+    panel = open_tab(page, "Train")
+    _pick(page, panel, "Dataset", "flow_ds")
+    panel.get_by_label("Experiment name").fill("flow")
+    panel.get_by_role("button", name="Extract features", exact=True).click()
+    page.wait_for_function("document.body.innerText.includes('clips** ready') || "
+                           "document.body.innerText.includes('clips ready')", timeout=300_000)
+    page.screenshot(path=str(tmp_path / "extracted.png"), full_page=True)
+
+    exp = panel.get_by_label("Experiment", exact=True).first
+    exp.fill("flow")
+    exp.press("Enter")
+    panel.get_by_label("light", exact=True).first.check()
+    for label, value in (("Epochs", "1"), ("Save every N epochs", "1"), ("Batch size", "2")):
+        box = panel.get_by_label(f"number input for {label}").first
+        box.fill(value)
+        box.press("Enter")
+    panel.get_by_label("none", exact=True).first.check()
+    panel.get_by_role("button", name="Start", exact=True).click()
+    _wait_file("logs/flow/G_*.pth", root, 420)
+    _wait_file("models/voices/flow/flow.pth", root, 120)
+    page.screenshot(path=str(tmp_path / "trained.png"), full_page=True)
+
+    panel = open_tab(page, "Inference")
+    panel.get_by_role("button", name="Refresh").first.click()
+    page.wait_for_timeout(1500)
+    _pick(page, panel, "Voice model", "flow")
+    _block(panel, "Input (upload or record)").locator("input[type=file]").set_input_files(str(src))
+    page.wait_for_timeout(1500)
+    panel.get_by_role("button", name="Convert", exact=True).click()
+    page.wait_for_function("[...document.querySelectorAll('#tab-inference textarea')]"
+                           ".some(t => t.value.includes('real-time factor'))", timeout=300_000)
+    player = _block(panel, "Converted")
+    duration = "0:00"
+    for _ in range(60):
+        times = re.findall(r"\d+:\d\d", player.inner_text())
+        if len(times) >= 2 and times[-1] != "0:00":
+            duration = times[-1]
+            break
+        page.wait_for_timeout(500)
+    assert duration != "0:00", "the converted audio never loaded"
+    player.get_by_role("button", name="Play", exact=True).click()
+    played = "0:00"
+    for _ in range(20):
+        page.wait_for_timeout(250)
+        played = re.findall(r"\d+:\d\d", player.inner_text())[0]
+        if played != "0:00":
+            break
+    page.screenshot(path=str(tmp_path / "converted.png"), full_page=True)
+    assert played != "0:00", "the converted audio did not play"
+
+    panel = open_tab(page, "TTS")
+    panel.locator("textarea").first.fill("Hello. This sentence was typed in the browser.")
+    panel.get_by_role("button", name="Speak", exact=True).click()
+    speech = _block(panel, "Base speech")
+    for _ in range(240):
+        times = re.findall(r"\d+:\d\d", speech.inner_text())
+        if len(times) >= 2 and times[-1] != "0:00":
+            break
+        page.wait_for_timeout(500)
+    else:
+        raise AssertionError("the TTS tab produced no audio")
+    page.screenshot(path=str(tmp_path / "tts.png"), full_page=True)
