@@ -1,6 +1,5 @@
 """Audio loading and saving: formats, rates, channels, and bad files."""
 
-import shutil
 import subprocess
 
 import numpy as np

@@ -57,7 +57,7 @@ def test_rerun_skips_known_input_and_adds_new(tmp_path, workspace):
 
 def test_bad_inputs_are_reported_and_the_rest_is_processed(tmp_path, workspace):
     folder = tmp_path / "mixed"
-    good = write_wav(folder / "good take.wav", phrase_with_gaps(22_050, n=2), 22_050)
+    write_wav(folder / "good take.wav", phrase_with_gaps(22_050, n=2), 22_050)
     (folder / "random.wav").write_bytes(np.random.default_rng(1).bytes(10_000))
     (folder / "empty.wav").write_bytes(b"")
     write_wav(folder / "short.wav", harmonic(220, 0.1, 16_000), 16_000)

@@ -13,7 +13,7 @@ from voiceapp.errors import MissingArtifactError
 from voiceapp.features.f0 import default_f0_method, load_f0_method
 from voiceapp.nets.rmvpe import CENTS_OFFSET, N_BINS, E2E, salience_to_f0
 
-KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "rmvpe-state-dict-keys.json"
+KEYS = Path(__file__).resolve().parent / "data" / "rmvpe-state-dict-keys.json"
 
 
 @pytest.fixture(scope="module")

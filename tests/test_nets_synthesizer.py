@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,29 +15,12 @@ from voiceapp.nets.discriminator import MultiPeriodDiscriminator
 from voiceapp.nets.nsf import sine_excitation
 from voiceapp.nets.synthesizer import SynthConfig, Synthesizer, parse_sample_rate, rate_label
 
-REFERENCE = Path("/work/shared/reference/rvc-state-dict-keys.json")
 VARIANTS = [f"{v}_{r}_{f}" for v in ("v1", "v2") for r in ("32k", "40k", "48k") for f in ("f0", "nof0")]
 
 
 @pytest.fixture(autouse=True)
-def _fast_small_convs():
-    # One thread: on a shared 2-core machine OpenMP barriers stall tiny ops badly. No oneDNN: it compiles a
-    # kernel per new conv shape, which costs more than these tiny convs.
-    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.backends.mkldnn.enabled = mkldnn
-
-
-@pytest.fixture(scope="module")
-def reference() -> dict:
-    if not REFERENCE.exists():
-        pytest.skip("reference key list not available")
-    return json.loads(REFERENCE.read_text())
+def _fast_small_convs(small_torch_ops):
+    yield
 
 
 def _cfg_of(variant: str, size: str = "full") -> SynthConfig:

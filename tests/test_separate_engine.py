@@ -13,14 +13,8 @@ from voiceapp.separate.stft import StftConfig, separate_array
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two-thread torch on a busy 2-core machine is 10x slower; one thread is plenty for tiny nets."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 class _AllPass:

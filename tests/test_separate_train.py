@@ -17,13 +17,8 @@ from voiceapp.workspace import Workspace
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 def _write_stems(root: Path, n_songs: int = 4) -> Path:

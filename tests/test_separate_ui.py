@@ -12,13 +12,8 @@ from voiceapp.ui.app import TABS, build_app
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 def test_tab_is_listed_after_dataset_and_builds(services):

@@ -4,7 +4,6 @@ import json
 
 import gradio as gr
 import pytest
-import torch
 
 from test_train_helpers import make_feature_experiment
 from voiceapp import cli
@@ -14,11 +13,8 @@ from voiceapp.ui import train_tab
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(threads)
 
 
 def test_cli_trains_writes_config_and_resumes_from_it(workspace, capsys):

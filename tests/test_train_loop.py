@@ -15,11 +15,8 @@ from voiceapp.train.pretrained import choose_pretrained
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(threads)
 
 
 def test_tiny_training_writes_checkpoints_events_and_voice_models(workspace):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,29 +16,12 @@ from voiceapp.nets.synthesizer import SynthConfig, Synthesizer, parse_sample_rat
 from voiceapp.nets.voicefile import (export_voice_model, infer_config, load_pretrained, load_voice_model,
                                      read_voice_metadata)
 
-REFERENCE = Path("/work/shared/reference/rvc-state-dict-keys.json")
 VARIANTS = [f"{v}_{r}_{f}" for v in ("v1", "v2") for r in ("32k", "40k", "48k") for f in ("f0", "nof0")]
 
 
 @pytest.fixture(autouse=True)
-def _fast_small_convs():
-    # One thread: on a shared 2-core machine OpenMP barriers stall tiny ops badly. No oneDNN: it compiles a
-    # kernel per new conv shape, which costs more than these tiny convs.
-    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.backends.mkldnn.enabled = mkldnn
-
-
-@pytest.fixture(scope="module")
-def reference() -> dict:
-    if not REFERENCE.exists():
-        pytest.skip("reference key list not available")
-    return json.loads(REFERENCE.read_text())
+def _fast_small_convs(small_torch_ops):
+    yield
 
 
 class NotAModel:

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from voiceapp.audio.dsp import resample, to_mono
+from voiceapp.audio.dsp import to_mono
 from voiceapp.errors import InputError
 from voiceapp.workspace import atomic_path
 

@@ -10,7 +10,6 @@ datasets are never touched.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
