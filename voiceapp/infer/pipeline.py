@@ -57,7 +57,8 @@ class InferConfig:
     segment_center_s: float = 10.0
     segment_max_s: float = 12.0
     decoder_context_s: float | None = None  # decode only the kept part plus this much context (None: all, as RVC)
-    piece_bucket_s: float = 0.5        # pieces are padded (masked) to one length, rounded up to this
+    piece_bucket_s: float = 1.0        # pieces are padded (masked) to one length, rounded up to this: few
+                                       # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
     precision: Precision = "auto"      # bf16 decoder + encoder on CPUs with AMX/AVX-512 BF16, else fp32
