@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -31,6 +32,7 @@ def setup_logging(root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")  # harmless torch notice
     setup_logging(args.root)
     from voiceapp.services import Services
     from voiceapp.ui.app import build_app, launch_kwargs

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     root = Path(args.root or DEFAULT_ROOT)
+    warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")  # harmless torch notice
     log_path = _setup_logging(root, args.verbose)
     func: Callable = args.func
     try:

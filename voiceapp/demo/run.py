@@ -34,7 +34,7 @@ class DemoConfig:
     target_voice: str = "en-us+f3"       # eSpeak NG voice that becomes the trained voice
     source_voice: str = "en-gb+m3"       # a different voice that gets converted
     training_sentences: int = 48         # about 2 minutes of speech
-    train_minutes: float = 6.0           # CPU time budget for training (epochs are chosen to fit it)
+    train_minutes: float = 9.0           # CPU time budget for training (epochs are chosen to fit it)
     min_epochs: int = 2
     max_epochs: int = 200
     preset: str = "light"

@@ -35,8 +35,8 @@ def build(services: Services) -> None:
                     "features, trains a small model, builds the index, converts another voice into it and speaks a "
                     "typed sentence in it. Everything goes to `outputs/demo-<time>/`; your own models are not touched.")
         with gr.Row():
-            minutes = gr.Slider(0.5, 60, value=6, step=0.5, label="Training time (minutes)",
-                                info="Longer training gives a closer voice; 6 minutes shows the idea.")
+            minutes = gr.Slider(0.5, 60, value=9, step=0.5, label="Training time (minutes)",
+                                info="Longer training gives a closer voice; 9 minutes keeps the demo under 15 minutes.")
             start = gr.Button("Run the demo", variant="primary")
             stop = gr.Button("Stop", variant="stop")
         report = gr.Markdown()
