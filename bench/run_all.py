@@ -18,7 +18,15 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-ORDER = ["dataset", "separate", "f0", "features", "train", "index", "infer", "quality", "tts", "demo"]
+ORDER = ["dataset", "separate", "f0", "features", "nets", "train", "index", "infer", "quality", "tts", "demo"]
+# --quick: smaller runs of the slow benchmarks (fewer files/steps/methods, a shorter training budget).
+QUICK_ARGS: dict[str, list[str]] = {
+    "f0": ["--files", "3", "--crepe-files", "1", "--methods", "fcpe,crepe-tiny,crepe,harvest,pm,dio"],
+    "nets": ["--steps", "1"],
+    "train": ["--steps", "1"],
+    "infer": ["--seconds", "30", "--methods", "harvest,fcpe", "--configs", "rvc,voiceapp"],
+    "quality": ["--train-minutes", "6", "--files-per-source", "1"],
+}
 
 
 def machine() -> str:
@@ -58,16 +66,19 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated benchmark names")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--quick", action="store_true", help="smaller runs of the slow benchmarks (QUICK_ARGS)")
     args = parser.parse_args()
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     sections = [f"# Benchmark results\n\n- Date: {time.strftime('%Y-%m-%d %H:%M %Z')}\n- Machine: {machine()}\n"
                 f"- Reproduce everything: `.venv/bin/python bench/run_all.py` (one stage: `--only NAME`)\n"]
     for script in scripts(only):
         rel = script.relative_to(ROOT)
-        print(f"== {rel}", flush=True)
+        extra = QUICK_ARGS.get(script.stem, []) if args.quick else []
+        command = " ".join([f".venv/bin/python {rel}", *extra])
+        print(f"== {command}", flush=True)
         start = time.perf_counter()
         try:
-            proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
+            proc = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT, capture_output=True, text=True,
                                   timeout=args.timeout)
             body, status = proc.stdout.strip(), ("ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})")
             if proc.returncode != 0:
@@ -77,7 +88,7 @@ def main() -> int:
             status = f"timed out after {args.timeout:.0f} s"
         wall = time.perf_counter() - start
         print(body, flush=True)
-        sections.append(f"## {script.stem}\n\n`.venv/bin/python {rel}` — {status}, {wall:.0f} s wall\n\n{body}\n")
+        sections.append(f"## {script.stem}\n\n`{command}` — {status}, {wall:.0f} s wall\n\n{body}\n")
     args.out.write_text("\n".join(sections), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
