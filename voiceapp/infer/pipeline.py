@@ -61,7 +61,7 @@ class InferConfig:
                                        # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
-    precision: Precision = "auto"      # bf16 decoder + encoder on CPUs with AMX/AVX-512 BF16, else fp32
+    precision: Precision = "auto"      # bf16 decoder on CPUs with AMX/AVX-512 BF16, else fp32
 
     def __post_init__(self) -> None:
         checks = [
@@ -246,10 +246,7 @@ def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, ser
 def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.ndarray | None, cfg: InferConfig,
                     timer: _Timer, t0: float) -> tuple[np.ndarray, float]:
     """Content features of one piece at 100 frames/s after retrieval and protect: (n_frames, dim)."""
-    import torch
-
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=parts.precision == "bf16"):
-        feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)
+    feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)  # float32: bf16 autocast here grew memory
     t0 = timer.add("features", t0)
     original = feats
     if parts.retrieval is not None:

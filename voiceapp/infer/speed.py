@@ -2,8 +2,9 @@
 
 - `bf16`: the HiFi-GAN decoder (about 90% of the synthesis time) runs with fused weight norm and bfloat16
   weights and activations, which oneDNN executes with AMX/AVX-512-BF16 on CPUs that have them; the prior, flow
-  and pitch source stay float32, and the content encoder runs under bfloat16 autocast. The change of the output
-  (log-mel) is smaller than the change from another noise seed (tests/test_infer_convert.py).
+  and pitch source stay float32 (so does the content encoder: under bf16 autocast its per-length kernels made
+  memory grow with the input length). The change of the output (log-mel) is smaller than the change from
+  another noise seed (tests/test_infer_convert.py).
 """
 
 from __future__ import annotations
