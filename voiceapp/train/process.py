@@ -139,6 +139,7 @@ class TrainingRunner:
         pid = proc.pid if proc is not None else int((read_json(exp.train_pid_path) or {}).get("pid") or 0)
         if not pid or not self.is_running(exp.name):
             return False
+        requested = time.time()
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self.is_running(exp.name):
@@ -149,6 +150,9 @@ class TrainingRunner:
                 proc.wait(timeout=10)
             EventLog(exp.events_path).write("stopped", message=f"Stopped (the process did not finish its step within "
                                                                f"{timeout_s:.0f} s and was ended).")
+        elif not any(e.get("time", 0) >= requested for e in read_events(exp.events_path, {"stopped", "done", "error"})):
+            # The signal ended the child before it could say so (e.g. while it was still starting up).
+            EventLog(exp.events_path).write("stopped", message="Stopped. Resume continues from the last save.")
         return True
 
     # ------------------------------------------------------------ status
