@@ -78,7 +78,8 @@ def main() -> int:
         print(f"== {command}", flush=True)
         start = time.perf_counter()
         try:
-            proc = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT, capture_output=True, text=True,
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+            proc = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT, capture_output=True, text=True, env=env,
                                   timeout=args.timeout)
             body, status = proc.stdout.strip(), ("ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})")
             if proc.returncode != 0:
@@ -89,6 +90,12 @@ def main() -> int:
         wall = time.perf_counter() - start
         print(body, flush=True)
         sections.append(f"## {script.stem}\n\n`{command}` — {status}, {wall:.0f} s wall\n\n{body}\n")
+    if only and args.out.exists():  # refresh just these sections of an existing report
+        old = args.out.read_text(encoding="utf-8").split("\n## ")
+        fresh = {sec.split("\n", 1)[0][3:]: sec for sec in sections[1:]}
+        kept = [old[0]] + [("## " + sec) if sec.split("\n", 1)[0] not in fresh else fresh.pop(sec.split("\n", 1)[0])
+                           for sec in old[1:]]
+        sections = kept + list(fresh.values())
     args.out.write_text("\n".join(sections), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
