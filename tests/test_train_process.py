@@ -60,7 +60,8 @@ def test_sigkill_then_resume_at_saved_step_then_stop(workspace, monkeypatch):
     _wait(lambda: read_events(exp.events_path, {"resume"}), what="resume")
     resumed = read_events(exp.events_path, {"resume"})[-1]
     assert resumed["step"] == latest.step and resumed["epoch"] == saved["iteration"]
-    _wait(lambda: any(e["step"] > latest.step for e in read_events(exp.events_path, {"step"})), what="a new step")
+    _wait(lambda: any(e["step"] > latest.step and e["time"] >= resumed["time"]        # not the killed run's steps
+                      for e in read_events(exp.events_path, {"step"})), what="a new step")
     assert runner.stop(exp.name)
     assert not runner.is_running(exp.name)
     status = runner.status(exp.name)
