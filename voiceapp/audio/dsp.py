@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import signal
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:
@@ -30,6 +29,8 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int, quality: str = "HQ
 @lru_cache(maxsize=16)
 def highpass_sos(sample_rate: int, cutoff_hz: float = 48.0, order: int = 5) -> np.ndarray:
     """RVC's Butterworth high-pass (order 5, 48 Hz) as second-order sections."""
+    from scipy import signal  # imported on first use: keeps the app's start fast
+
     return signal.butter(order, cutoff_hz, btype="high", fs=sample_rate, output="sos")
 
 
@@ -39,6 +40,8 @@ def highpass(audio: np.ndarray, sample_rate: int, cutoff_hz: float = 48.0, zero_
 
     Returns (filtered, state) so a long signal can be filtered block by block (causal only).
     """
+    from scipy import signal
+
     sos = highpass_sos(sample_rate, cutoff_hz)
     audio = np.asarray(audio, dtype=np.float64)
     if zero_phase:
