@@ -95,6 +95,18 @@ def open_tab(page, title: str):
     return panel
 
 
+def prepare_dataset_from_upload(page, path: Path, name: str):
+    """Upload `path` in the Dataset tab and press Prepare with dataset name `name`; returns the tab."""
+    panel = open_tab(page, "Dataset")
+    panel.locator("input[type=file]").first.set_input_files(str(path))
+    page.wait_for_timeout(1500)
+    box = panel.get_by_label("Dataset name")
+    box.fill(name)
+    box.press("Enter")
+    panel.get_by_role("button", name="Prepare dataset").click()
+    return panel
+
+
 def test_every_tab_loads(page, tmp_path):
     from voiceapp.ui.app import TABS
 
@@ -106,13 +118,7 @@ def test_every_tab_loads(page, tmp_path):
 
 def test_dataset_from_upload(page, app_url, tmp_path):
     src = write_wav(tmp_path / "my voice.wav", phrase_with_gaps(44_100, tone_s=4.0, n=3), 44_100)
-    panel = open_tab(page, "Dataset")
-    panel.locator("input[type=file]").first.set_input_files(str(src))
-    page.wait_for_timeout(1500)
-    name = panel.get_by_label("Dataset name")
-    name.fill("browser_ds")
-    name.press("Enter")
-    panel.get_by_role("button", name="Prepare dataset").click()
+    prepare_dataset_from_upload(page, src, "browser_ds")
     page.get_by_text("clips", exact=False).first.wait_for()
     page.wait_for_function("document.body.innerText.includes('file(s) processed')", timeout=120_000)
     page.screenshot(path=str(tmp_path / "dataset_done.png"), full_page=True)
@@ -123,13 +129,7 @@ def test_dataset_from_upload(page, app_url, tmp_path):
 def test_bad_upload_shows_an_error(page, tmp_path):
     junk = tmp_path / "not audio.wav"
     junk.write_bytes(b"\x00garbage" * 500)
-    panel = open_tab(page, "Dataset")
-    panel.locator("input[type=file]").first.set_input_files(str(junk))
-    page.wait_for_timeout(1500)
-    name = panel.get_by_label("Dataset name")
-    name.fill("bad_ds")
-    name.press("Enter")
-    panel.get_by_role("button", name="Prepare dataset").click()
+    prepare_dataset_from_upload(page, junk, "bad_ds")
     page.wait_for_function("document.body.innerText.includes('No training clips could be made')", timeout=60_000)
     page.screenshot(path=str(tmp_path / "bad_upload.png"), full_page=True)
 
@@ -158,13 +158,7 @@ def test_whole_workflow_dataset_extract_train_convert_tts(page, app_url, tmp_pat
     """Upload -> dataset -> features -> a short training reaches a checkpoint -> a conversion plays -> TTS audio."""
     url, root = app_url
     src = write_wav(tmp_path / "flow voice.wav", phrase_with_gaps(40_000, tone_s=4.0, n=3), 40_000)
-    panel = open_tab(page, "Dataset")
-    panel.locator("input[type=file]").first.set_input_files(str(src))
-    page.wait_for_timeout(1000)
-    name = panel.get_by_label("Dataset name")
-    name.fill("flow_ds")
-    name.press("Enter")
-    panel.get_by_role("button", name="Prepare dataset").click()
+    prepare_dataset_from_upload(page, src, "flow_ds")
     page.wait_for_function("document.body.innerText.includes('flow_ds')", timeout=120_000)
     _wait_file("datasets/flow_ds/report.json", root, 120)
 

@@ -144,3 +144,16 @@ def test_csv_round_trip(tmp_path):
 
 def test_default_method_offline(workspace):
     assert default_f0_method(workspace) == "fcpe"
+
+
+def test_fcpe_ignores_level_above_full_scale():
+    from conftest import harmonic
+    from voiceapp.features.f0 import load_f0_method
+
+    fcpe = load_f0_method("fcpe")
+    quiet, hot = harmonic(220, 1.0, 16_000, amplitude=0.5), harmonic(220, 1.0, 16_000, amplitude=3.0)
+    a, b = fcpe(quiet), fcpe(hot)
+    voiced = (a > 0) & (b > 0)
+    assert voiced.sum() > 50
+    cents = np.abs(1200 * np.log2(a[voiced] / b[voiced]))
+    assert np.median(cents) < 2 and np.max(cents) < 20

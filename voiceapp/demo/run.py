@@ -238,8 +238,7 @@ def run_demo(out_dir: Path | str, services: Services | None = None, cfg: DemoCon
 def _to16k(audio: np.ndarray, rate: int) -> np.ndarray:
     from voiceapp.audio import resample
 
-    out = resample(audio, rate, 16_000)
-    return out / max(1.0, float(np.max(np.abs(out))) / 0.99) if out.size else out
+    return resample(audio, rate, 16_000)
 
 
 def _measure(material: dict, converted: Any, spoken: Any, features: Any, trained: Any, epochs: int, train_s: float,

@@ -203,7 +203,10 @@ class FcpeF0(F0Method):
     def compute(self, audio: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(audio))[None, :, None].to(self.device)
+        top = float(np.max(np.abs(audio))) if len(audio) else 0.0
+        if top > 1.0:  # FCPE's mel front end expects [-1, 1]; pitch does not depend on the level
+            audio = audio / top
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None, :, None].to(self.device)
         with torch.inference_mode():
             f0 = self.model.infer(x, sr=SAMPLE_RATE, decoder_mode="local_argmax", threshold=self.threshold,
                                   f0_min=F0_MIN_HZ, f0_max=F0_MAX_HZ, interp_uv=False,
