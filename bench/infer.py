@@ -7,9 +7,10 @@ synthesis) with RVC's full v2 40k model (random weights) and a random-weight HuB
 
 Each (config, f0 method) runs in a fresh child process (so its peak RSS is its own); configs of one method
 run back to back, so their ratio is measured under the same machine load. Configs:
-  rvc            RVC's CPU settings: pieces (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s, float32
+  rvc            RVC's CPU settings: pieces (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s, the model as
+                 loaded (float32, weight-normed 1-D convs)
   voiceapp       our defaults (InferConfig(): pieces (0.5, 2, 10, 12) s, bf16 on CPUs with AMX/AVX-512 BF16)
-  voiceapp-fp32  our defaults in float32
+  voiceapp-fp32  our defaults in float32 (channels-last decoder: what CPUs without fast bf16 get)
   voiceapp-bf16  our defaults in bfloat16
   seg<C>         our defaults with pieces cut every C seconds (query C/5, max 1.2 C): for the segment-length scan
 RTF = seconds per second of audio (lower is faster), model/encoder loading excluded (reported apart). On a shared
@@ -119,6 +120,10 @@ def worker(spec: dict) -> dict:
     from voiceapp.services import Services
     from voiceapp.workspace import Workspace
 
+    if spec["config"] == "rvc":  # RVC runs the loaded model as it is: weight-normed NCW float32 convs
+        import voiceapp.infer.speed as speed
+
+        speed.for_precision = lambda voice, precision: voice
     services = Services(workspace=Workspace(Path(spec["root"])), device="cpu")
     audio, rate = load_audio(spec["audio"], 16000)
     started = time.perf_counter()

@@ -61,7 +61,7 @@ class InferConfig:
                                        # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
-    precision: Precision = "auto"      # bf16 decoder on CPUs with AMX/AVX-512 BF16, else fp32
+    precision: Precision = "auto"      # CPU decoder in bf16 on CPUs with AMX/AVX-512 BF16, else fp32 (speed.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -236,17 +236,16 @@ def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, ser
     from voiceapp.infer.speed import for_precision, resolve_precision
 
     precision = resolve_precision(cfg.precision, str(next(voice.net.parameters()).device))
-    run_voice = voice
-    if precision != "fp32":
-        run_voice = cached(services, ("voice-fast", str(voice.path), id(voice.net), precision),
-                           lambda: for_precision(voice, precision))
+    run_voice = cached(services, ("voice-fast", str(voice.path), id(voice.net), precision),
+                       lambda: for_precision(voice, precision))
     return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice, precision)
 
 
 def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.ndarray | None, cfg: InferConfig,
                     timer: _Timer, t0: float) -> tuple[np.ndarray, float]:
-    """Content features of one piece at 100 frames/s after retrieval and protect: (n_frames, dim)."""
-    feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)  # float32: bf16 autocast here grew memory
+    """Content features of the first `n_frames` frames of `piece` at 100 frames/s after retrieval and protect:
+    (n_frames, dim). `piece` may be longer (more context, so that every piece has one length)."""
+    feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)[:(n_frames + 1) // 2]
     t0 = timer.add("features", t0)
     original = feats
     if parts.retrieval is not None:
@@ -300,16 +299,19 @@ def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = 
         cancel.raise_if_set()
         piece = audio_pad[s:] if i == len(spans) - 1 else audio_pad[s:e + 2 * pad + WINDOW]
         n_frames, first, keep = len(piece) // WINDOW, s // WINDOW, (e - s) // WINDOW
+        piece_shape = shape if n_frames >= 0.6 * shape else _round_up(n_frames, cfg.piece_bucket_s)
         seg_pitch = steps.fit_frames(pitch[first:first + n_frames], n_frames) if pitch is not None else None
         seg_pitchf = steps.fit_frames(pitchf[first:first + n_frames], n_frames) if pitchf is not None else None
-        feats, t0 = _piece_features(parts, piece, n_frames, seg_pitchf, cfg, timer, t0)
+        # the encoder gets the piece extended by the audio after it to the common length (one tensor shape for
+        # every piece: oneDNN keeps kernels per shape, so distinct lengths made memory grow with the input)
+        encoder_input = steps.extend_to(audio_pad[s:s + piece_shape * WINDOW], piece_shape * WINDOW)
+        feats, t0 = _piece_features(parts, encoder_input, n_frames, seg_pitchf, cfg, timer, t0)
         context = pad // WINDOW
         if cfg.decoder_context_s is not None:
             context = min(context, int(round(cfg.decoder_context_s * 100)))
         head = pad // WINDOW - context
         wav = _synthesize(parts.run_voice, feats, seg_pitch, seg_pitchf, cfg, generator, head,
-                          min(keep + 2 * context, n_frames - head) if head else n_frames,
-                          shape if n_frames >= 0.6 * shape else _round_up(n_frames, cfg.piece_bucket_s))
+                          min(keep + 2 * context, n_frames - head) if head else n_frames, piece_shape)
         pieces.append(wav[context * hop:(context + keep) * hop])
         t0 = timer.add("synthesis", t0)
         progress(0.15 + 0.8 * (i + 1) / len(spans), f"piece {i + 1}/{len(spans)}")

@@ -32,6 +32,14 @@ def reflect_pad(audio: np.ndarray, pad: int) -> np.ndarray:
     return np.pad(audio, (pad, pad), mode="reflect")
 
 
+def extend_to(audio: np.ndarray, length: int) -> np.ndarray:
+    """`audio` mirrored at its end up to `length` samples (unchanged when it is that long already)."""
+    if len(audio) >= length:
+        return audio
+    mode = "reflect" if len(audio) >= 2 else "edge"
+    return np.pad(audio, (0, length - len(audio)), mode=mode) if len(audio) else np.zeros(length, audio.dtype)
+
+
 def moving_abs_sum(audio: np.ndarray, width: int = WINDOW) -> np.ndarray:
     """`out[i] = sum |audio[i : i + width]|` for every full window (RVC's `audio_sum`)."""
     csum = np.concatenate([[0.0], np.cumsum(np.abs(audio), dtype=np.float64)])

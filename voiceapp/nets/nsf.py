@@ -124,7 +124,10 @@ class GeneratorNSF(Generator):
     def forward(self, x: torch.Tensor, f0_hz: torch.Tensor, g: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """x (batch, inter, frames), f0_hz (batch, frames), g (batch, gin, 1) -> (batch, 1, frames*hop)."""
-        source = self.m_source(f0_hz, self.upsample, generator)  # (batch, 1, frames*hop)
+        return self.filter(x, self.m_source(f0_hz, self.upsample, generator), g)
+
+    def filter(self, x: torch.Tensor, source: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """The conv stack given the source (batch, 1, frames*hop): the decoder after `m_source`."""
         x = self._head(x, g)
         for i, (up, noise_conv) in enumerate(zip(self.ups, self.noise_convs)):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
