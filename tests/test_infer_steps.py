@@ -110,6 +110,8 @@ def test_rms_mix_follows_input_envelope():
     assert loud / quiet == pytest.approx(8.0, rel=0.15)
     assert np.isclose(np.abs(mixed[sr_out // 2:sr_out]).max(), 0.8, rtol=0.1)
     assert not steps.rms_mix(np.zeros(16000, np.float32), out, sr_out, 0.25).any()
+    blocked = steps.rms_mix(x, out, sr_out, 0.3, block=7_777)  # long songs are mixed in blocks
+    assert np.allclose(blocked, steps.rms_mix(x, out, sr_out, 0.3, block=len(out)), atol=1e-7)
 
 
 def _local_f0(audio):

@@ -19,7 +19,11 @@ from voiceapp.infer.pipeline import InferConfig, convert
 class EnvelopeEncoder:
     name, dim, frame_rate_hz = "env", 4, 50.0
 
+    def __init__(self):
+        self.lengths = []
+
     def encode(self, audio_16k):
+        self.lengths.append(len(audio_16k))
         n = len(audio_16k) // 320
         frames = np.abs(audio_16k[:n * 320]).reshape(n, 320).mean(axis=1)
         return np.repeat(frames[:, None], self.dim, axis=1).astype(np.float32)
@@ -57,9 +61,11 @@ def _voice(hop=400, rate=40_000, use_f0=True):
 
 @pytest.fixture
 def standins(monkeypatch):
-    monkeypatch.setattr(pipeline, "load_encoder_cached", lambda name, voice, services: EnvelopeEncoder())
+    encoder = EnvelopeEncoder()
+    monkeypatch.setattr(pipeline, "load_encoder_cached", lambda name, voice, services: encoder)
     monkeypatch.setattr(pipeline, "load_f0_cached", lambda name, services: (lambda a: np.full(len(a) // 160 + 1, 150.0)))
     import voiceapp.features.f0 as f0mod  # noqa: F401  (coarse_f0 must exist)
+    return encoder
 
 
 def _cfg(**kwargs):
@@ -85,6 +91,8 @@ def test_output_follows_input_across_cuts(standins):
     assert all(head == 50 - 30 for _, head, _ in voice.net.calls)  # decoder: 0.3 s context inside 0.5 s padding
     shapes = [frames for frames, _, _ in voice.net.calls]
     assert max(shapes.count(f) for f in shapes) >= 5 and all(f % 100 == 0 for f in shapes), shapes  # kernels reused
+    # the encoder too sees one input length (its per-shape kernels made memory grow with the input's length)
+    assert standins.lengths == [frames * 160 for frames in shapes]
     assert result.sample_rate == 40_000 and len(result.audio) == int(round(len(x) * 40_000 / rate))
     env_in = _envelope(x, rate) * 2 / np.pi * 2 / np.pi  # encoder mean|x| of a sine, then peak-safe scaling
     env_out = _envelope(result.audio, 40_000)

@@ -82,11 +82,18 @@ class Transcriber:
         return " ".join(s.text.strip() for s in segments)
 
 
-def f0_error_cents(reference_hz: np.ndarray, estimate_hz: np.ndarray) -> float:
-    """Median absolute pitch difference in cents over frames voiced in both tracks (nan when none)."""
+def f0_errors(reference_hz: np.ndarray, estimate_hz: np.ndarray) -> tuple[float, float]:
+    """Pitch tracking errors over frames voiced in both tracks: (gross pitch error, fine pitch error).
+
+    Gross: the fraction of frames more than 20 % off (octave errors and worse; the usual GPE threshold);
+    fine: the median |cents| of the other frames. (nan, nan) when no frame is voiced in both.
+    """
     n = min(len(reference_hz), len(estimate_hz))
     ref, est = np.asarray(reference_hz[:n], float), np.asarray(estimate_hz[:n], float)
     both = (ref > 0) & (est > 0)
     if not both.any():
-        return float("nan")
-    return float(np.median(np.abs(1200 * np.log2(est[both] / ref[both]))))
+        return float("nan"), float("nan")
+    cents = np.abs(1200 * np.log2(est[both] / ref[both]))
+    gross = cents > 1200 * np.log2(1.2)
+    fine = float(np.median(cents[~gross])) if (~gross).any() else float("nan")
+    return float(gross.mean()), fine

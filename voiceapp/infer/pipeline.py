@@ -339,8 +339,12 @@ def _common_shape(spans: list[tuple[int, int]], padded_len: int, pad: int, bucke
 def _finish(pieces: list[np.ndarray], expected: int, x16: np.ndarray, out_rate: int, cfg: InferConfig,
             voice: Any) -> tuple[np.ndarray, int]:
     """Join the pieces to the input's length, mix the loudness envelope, resample, keep the peak <= 0.99."""
-    out = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    out = np.pad(out[:expected], (0, max(0, expected - len(out))))
+    out, at = np.zeros(expected, dtype=np.float32), 0
+    while pieces and at < expected:  # each piece is freed once copied: the output is held about once
+        piece = pieces.pop(0)
+        out[at:at + len(piece)] = piece[:expected - at]
+        at += len(piece)
+    pieces.clear()
     out = steps.rms_mix(x16, out, out_rate, cfg.rms_mix_rate)
     if cfg.resample_sr >= 16000 and cfg.resample_sr != out_rate:
         from voiceapp.audio import resample

@@ -19,8 +19,9 @@ OUTPUT_PEAK = 0.99       # step 12: output peak limit
 
 def peak_limit(audio: np.ndarray, ceiling: float = INPUT_PEAK) -> np.ndarray:
     """`audio / max(1, peak/ceiling)`: louder input is scaled down to `ceiling`, quieter input is kept."""
-    top = float(np.max(np.abs(audio))) if audio.size else 0.0
-    return (audio / max(1.0, top / ceiling)).astype(np.float32, copy=False)
+    top = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
+    scale = max(1.0, top / ceiling)
+    return audio.astype(np.float32, copy=False) if scale == 1.0 else (audio / scale).astype(np.float32, copy=False)
 
 
 def reflect_pad(audio: np.ndarray, pad: int) -> np.ndarray:
@@ -138,12 +139,13 @@ def protect_mix(features: np.ndarray, original: np.ndarray, pitchf: np.ndarray, 
     return (features * mask + original * (1.0 - mask)).astype(np.float32)
 
 
-def linear_resize(values: np.ndarray, size: int) -> np.ndarray:
-    """Linear interpolation to `size` points with half-pixel centres (torch `interpolate(mode="linear")`)."""
-    n = len(values)
+def linear_resize(values: np.ndarray, size: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Linear interpolation to `size` points with half-pixel centres (torch `interpolate(mode="linear")`);
+    only points [start, stop) of the result when given (to work through long signals in blocks)."""
+    n, stop = len(values), size if stop is None else min(stop, size)
     if n == 1 or size == 0:
-        return np.full(size, values[0] if n else 0.0, dtype=np.float64)
-    pos = (np.arange(size) + 0.5) * (n / size) - 0.5
+        return np.full(max(0, stop - start), values[0] if n else 0.0, dtype=np.float64)
+    pos = (np.arange(start, stop) + 0.5) * (n / size) - 0.5
     return np.interp(np.clip(pos, 0, n - 1), np.arange(n), values)
 
 
@@ -167,17 +169,22 @@ def half_second_rms(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.sqrt(energy[:n_frames])
 
 
-def rms_mix(source_16k: np.ndarray, output: np.ndarray, out_rate: int, rate: float) -> np.ndarray:
+def rms_mix(source_16k: np.ndarray, output: np.ndarray, out_rate: int, rate: float,
+            block: int = 1 << 20) -> np.ndarray:
     """Give the output the input's loudness envelope: out *= rms_in^(1-rate) * rms_out^(rate-1).
 
     rate 1 leaves the output as it is; rate 0 copies the input envelope fully.
     """
     if rate >= 1 or len(output) == 0:
         return output
-    rms_in = linear_resize(half_second_rms(source_16k, SAMPLE_RATE), len(output))
-    rms_out = np.maximum(linear_resize(half_second_rms(output, out_rate), len(output)), 1e-6)
-    gain = np.power(rms_in, 1.0 - rate) * np.power(rms_out, rate - 1.0)
-    return (output * gain).astype(np.float32)
+    env_in, env_out = half_second_rms(source_16k, SAMPLE_RATE), half_second_rms(output, out_rate)
+    mixed = np.empty(len(output), dtype=np.float32)
+    for a in range(0, len(output), block):  # in blocks: the float64 envelopes of a whole song would be GBs
+        b = min(a + block, len(output))
+        rms_in = linear_resize(env_in, len(output), a, b)
+        rms_out = np.maximum(linear_resize(env_out, len(output), a, b), 1e-6)
+        mixed[a:b] = output[a:b] * (np.power(rms_in, 1.0 - rate) * np.power(rms_out, rate - 1.0))
+    return mixed
 
 
 def peak_safe(audio: np.ndarray, ceiling: float = OUTPUT_PEAK) -> np.ndarray:
