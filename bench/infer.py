@@ -3,7 +3,7 @@ synthesis) with RVC's full v2 40k model (random weights) and a random-weight HuB
 (same shapes and cost as ContentVec), on real speech from ../shared/data/speech.
 
     .venv/bin/python bench/infer.py [--seconds 30] [--methods pm,harvest,...] [--threads 1]
-                                    [--configs rvc,voiceapp,voiceapp-bf16] [--json out.json]
+                                    [--configs rvc,voiceapp,voiceapp-fp32] [--json out.json]
 
 Each (config, f0 method) runs in a fresh child process (so its peak RSS is its own); configs of one method
 run back to back, so their ratio is measured under the same machine load. Configs:
@@ -178,7 +178,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="speech length to convert")
     parser.add_argument("--methods", default="pm,harvest,dio,crepe-tiny,crepe,fcpe",
                         help="f0 methods (offline ones by default; rmvpe needs models/base/rmvpe.pt)")
-    parser.add_argument("--configs", default="rvc,voiceapp,voiceapp-bf16")
+    parser.add_argument("--configs", default="rvc,voiceapp,voiceapp-fp32")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (2 only on a quiet machine)")
     parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "voiceapp_bench_infer",
                         help="scratch workspace (kept between runs: model, encoder, index, audio)")

@@ -24,7 +24,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "f0": ["--files", "3", "--crepe-files", "1", "--methods", "fcpe,crepe-tiny,crepe,harvest,pm,dio"],
     "nets": ["--steps", "1"],
     "train": ["--steps", "1"],
-    "infer": ["--seconds", "30", "--methods", "harvest,fcpe", "--configs", "rvc,voiceapp"],
+    "infer": ["--seconds", "30", "--methods", "harvest,fcpe", "--configs", "rvc,voiceapp,voiceapp-fp32"],
     "quality": ["--train-minutes", "6", "--files-per-source", "1"],
 }
 
