@@ -91,8 +91,9 @@ def test_output_follows_input_across_cuts(standins):
     assert all(head == 50 - 30 for _, head, _ in voice.net.calls)  # decoder: 0.3 s context inside 0.5 s padding
     shapes = [frames for frames, _, _ in voice.net.calls]
     assert max(shapes.count(f) for f in shapes) >= 5 and all(f % 100 == 0 for f in shapes), shapes  # kernels reused
-    # the encoder too sees one input length (its per-shape kernels made memory grow with the input's length)
-    assert standins.lengths == [frames * 160 for frames in shapes]
+    # the encoder sees whole seconds: at most (2 x query) / bucket + 2 distinct lengths however long the input
+    # (oneDNN keeps kernels per shape, so one length per piece made memory grow with the input's length)
+    assert all(n % 16_000 == 0 for n in standins.lengths) and len(set(standins.lengths)) <= 4, standins.lengths
     assert result.sample_rate == 40_000 and len(result.audio) == int(round(len(x) * 40_000 / rate))
     env_in = _envelope(x, rate) * 2 / np.pi * 2 / np.pi  # encoder mean|x| of a sine, then peak-safe scaling
     env_out = _envelope(result.audio, 40_000)

@@ -302,9 +302,10 @@ def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = 
         piece_shape = shape if n_frames >= 0.6 * shape else _round_up(n_frames, cfg.piece_bucket_s)
         seg_pitch = steps.fit_frames(pitch[first:first + n_frames], n_frames) if pitch is not None else None
         seg_pitchf = steps.fit_frames(pitchf[first:first + n_frames], n_frames) if pitchf is not None else None
-        # the encoder gets the piece extended by the audio after it to the common length (one tensor shape for
-        # every piece: oneDNN keeps kernels per shape, so distinct lengths made memory grow with the input)
-        encoder_input = steps.extend_to(audio_pad[s:s + piece_shape * WINDOW], piece_shape * WINDOW)
+        # the encoder gets the piece extended by the audio after it to a whole `piece_bucket_s`: few distinct
+        # tensor shapes (oneDNN keeps kernels per shape, so distinct lengths made memory grow with the input)
+        encoder_len = _round_up(n_frames, cfg.piece_bucket_s) * WINDOW
+        encoder_input = steps.extend_to(audio_pad[s:s + encoder_len], encoder_len)
         feats, t0 = _piece_features(parts, encoder_input, n_frames, seg_pitchf, cfg, timer, t0)
         context = pad // WINDOW
         if cfg.decoder_context_s is not None:
