@@ -162,9 +162,9 @@ def _synthesize(voice: Any, feats: np.ndarray, pitch: np.ndarray | None, pitchf:
                 cfg: InferConfig, generator: Any, head: int, length: int, shape_frames: int = 0) -> np.ndarray:
     """Audio of frames [head, head + length) of a piece whose features/pitch are given for all its frames.
 
-    The prior and flow see the whole piece; the decoder works on the requested frames only. The inputs are
-    padded to `shape_frames` (masked by the true length), so pieces of one conversion share one tensor shape
-    and the CPU kernels built for the first piece are reused (a new shape costs ~1.5x on oneDNN).
+    The prior and flow see the whole piece, padded to `shape_frames` (masked by the true length) so that the
+    pieces of one conversion share one tensor shape and the CPU kernels built for the first piece are reused;
+    the decoder (which works on fixed tiles on the CPU) decodes the requested real frames only.
     """
     import torch
 
@@ -177,10 +177,9 @@ def _synthesize(voice: Any, feats: np.ndarray, pitch: np.ndarray | None, pitchf:
     sid = torch.tensor([cfg.speaker_id], dtype=torch.long, device=device)
     p = torch.from_numpy(pitch).unsqueeze(0).to(device) if pitch is not None else None
     pf = torch.from_numpy(pitchf).unsqueeze(0).to(device) if pitchf is not None else None
-    whole = head == 0 and length >= n
-    with torch.inference_mode():
+    with torch.inference_mode():  # the padding frames past `n` are never decoded
         audio = voice.net.infer(phone, lengths, p, pf, sid, noise_scale=cfg.noise_scale, generator=generator,
-                                skip_head=None if whole else head, return_length=None if whole else length)
+                                skip_head=head, return_length=min(length, n - head))
     return audio[0, 0].float().cpu().numpy()
 
 
