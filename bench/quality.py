@@ -26,8 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "speech"
-SOURCES = {"vctk p227 (M)": "vctk/p227", "vctk p228 (F)": "vctk/p228", "arctic axb (F)": "cmu_arctic",
-           "libri 198 (F)": "librispeech"}
+SOURCES = [("vctk", "vctk/p227"), ("vctk", "vctk/p228"), ("arctic", "cmu_arctic"), ("libri", "librispeech")]
+SPEAKER_SEX = {"p227": "M", "p228": "F", "awb": "M", "axb": "F", "198": "F", "3436": "M", "5703": "M"}
 
 
 def main() -> int:
@@ -76,10 +76,11 @@ def main() -> int:
     to16 = lambda a, r: resample(a, r, 16000)  # noqa: E731
     target_f0 = np.median((lambda t: t[t > 0])(f0(reference)))
     rows = []
-    for label, folder in SOURCES.items():
+    for label, folder in SOURCES:
         files, _ = find_audio_files([DATA / folder])
         for path in files[: args.files_per_source]:
             audio, rate = load_audio(path, 16000)
+            speaker = path.stem.split("_")[0].split("-")[0]
             src_f0 = f0(audio)
             transpose = int(round(12 * math.log2(target_f0 / max(np.median(src_f0[src_f0 > 0]), 1.0))))
             transpose = max(-12, min(12, transpose))
@@ -88,7 +89,8 @@ def main() -> int:
             out16 = to16(out.audio, out.sample_rate)
             text_in = asr.transcribe(audio, 16000)
             rows.append({
-                "source": f"{label} {path.stem}", "transpose": transpose, "rtf": out.rtf,
+                "source": f"{label} {speaker} ({SPEAKER_SEX.get(speaker, '?')}) {path.stem}",
+                "transpose": transpose, "rtf": out.rtf,
                 "sim_in_target": embedder.similarity(audio, 16000, reference, 16000),
                 "sim_out_target": embedder.similarity(out16, 16000, reference, 16000),
                 "sim_out_source": embedder.similarity(out16, 16000, audio, 16000),
