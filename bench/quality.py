@@ -94,7 +94,7 @@ def main() -> int:
                 "sim_in_target": embedder.similarity(audio, 16000, reference, 16000),
                 "sim_out_target": embedder.similarity(out16, 16000, reference, 16000),
                 "sim_out_source": embedder.similarity(out16, 16000, audio, 16000),
-                "f0": f0_errors(src_f0 * 2 ** (transpose / 12), f0(out16 / max(1.0, np.abs(out16).max()))),
+                "f0": f0_errors(src_f0 * 2 ** (transpose / 12), f0(out16)),
                 "wer_out": word_error_rate(text_in, asr.transcribe(out16, 16000)) if text_in.strip() else float("nan"),
             })
     print(f"Offline recipe: whisper-tiny + fcpe, `{args.preset}` preset from scratch on LJ Speech "

@@ -51,7 +51,8 @@ class InferConfig:
     noise_scale: float = 0.66666       # RVC's sampling temperature of the prior
     # Long audio is converted in pieces cut at the quietest 10 ms near every `segment_center_s`, each with
     # `segment_pad_s` of context per side. RVC uses (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s on CPU;
-    # the synthesizer's cost per second grows with the piece length, so ~11 s pieces are cheaper (bench/infer.py).
+    # the attention of the content encoder and the prior costs more per second in longer pieces, and the CPU
+    # decoder works on fixed tiles anyway, so ~11 s pieces are cheaper (bench/infer.py).
     segment_pad_s: float = 0.5
     segment_query_s: float = 2.0
     segment_center_s: float = 10.0
@@ -208,8 +209,7 @@ class _Parts:
     retrieval: Any
     f0_method: str | None
     f0_fn: Any
-    run_voice: Any  # the voice, or its faster copy for the precision
-    precision: str  # "fp32" or "bf16" (cfg.precision resolved for this device)
+    run_voice: Any  # the voice, or its faster CPU copy for the precision (speed.py)
 
 
 def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, services: Any) -> _Parts:
@@ -237,7 +237,7 @@ def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, ser
     precision = resolve_precision(cfg.precision, str(next(voice.net.parameters()).device))
     run_voice = cached(services, ("voice-fast", str(voice.path), id(voice.net), precision),
                        lambda: for_precision(voice, precision))
-    return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice, precision)
+    return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice)
 
 
 def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.ndarray | None, cfg: InferConfig,

@@ -174,8 +174,8 @@ def build(services: Services) -> None:
         waveform = gr.Plot(label="Waveform and cut points")
         player = gr.Audio(label="Clip", type="filepath", interactive=False)
 
-    settings = [sample_rate, use_highpass, isolate, separator, threshold, min_length, min_interval, hop, max_sil, chunk_s, overlap_s,
-                no_chunk]
+    settings = [sample_rate, use_highpass, isolate, separator, threshold, min_length, min_interval, hop, max_sil,
+                chunk_s, overlap_s, no_chunk]
 
     def _prepare(files_, folder_, name_, *rest, progress=gr.Progress()):
         return prepare(services, files_, folder_, name_, *rest, progress=progress)

@@ -144,8 +144,8 @@ def _train_section(services: Services, runner: Any) -> None:
                            info="v2 is the current RVC model; filled in from the features.")
         preset = gr.Radio(["full", "light"], value=_D.preset, label="Model size",
                           info="full = standard RVC model (loads in RVC WebUI / Applio; needs a GPU to train in "
-                               "reasonable time). light = narrower decoder and discriminator, 3-4x less compute per "
-                               "step, for CPU training; only Voiceapp can load it.")
+                               "reasonable time). light = smaller decoder, encoders and discriminators, about 8x less CPU "
+                               "time per step, for CPU training; only Voiceapp can load it.")
     with gr.Row():
         epochs = gr.Slider(1, 1000, value=_D.epochs, step=1, label="Epochs",
                            info="Passes over the dataset. 200 is typical for clean data; 20-50 for noisy data.")
