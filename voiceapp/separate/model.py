@@ -20,13 +20,14 @@ import numpy as np
 
 from voiceapp.errors import ConfigError, MissingArtifactError
 from voiceapp.nets.unet import UNetConfig
-from voiceapp.separate.separator import SIDECAR_NAME, WEIGHTS_NAME
 from voiceapp.separate.stft import StftConfig
 from voiceapp.workspace import atomic_path, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 FORMAT = "voiceapp-separator"
+WEIGHTS_NAME = "model.safetensors"   # files of a trained separator in models/separators/<name>/
+SIDECAR_NAME = "separator.json"
 FORMAT_VERSION = 1
 
 

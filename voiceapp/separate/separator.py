@@ -30,8 +30,6 @@ DSP_SEPARATORS: dict[str, DspConfig] = {
 }
 DEFAULT_SEPARATOR = "dsp"
 OUTPUT_FORMATS = ("wav", "flac")
-WEIGHTS_NAME = "model.safetensors"   # files of a trained separator in models/separators/<name>/
-SIDECAR_NAME = "separator.json"
 
 
 @dataclass(frozen=True)
@@ -66,6 +64,8 @@ class BatchResult:
 
 
 def trained_separators(workspace: Workspace) -> list[str]:
+    from voiceapp.separate.model import SIDECAR_NAME, WEIGHTS_NAME
+
     folder = workspace.separators_dir
     if not folder.is_dir():
         return []
@@ -94,9 +94,9 @@ def load_separator(name: str | None, workspace: Workspace | None = None, device:
                          f"(trained separators live in models/separators/<name>/).")
     folder = workspace.separator_dir(name)
 
-    def load() -> MaskEstimator:
-        from voiceapp.separate.model import load_unet_separator
+    from voiceapp.separate.model import WEIGHTS_NAME, load_unet_separator
 
+    def load() -> MaskEstimator:
         return load_unet_separator(folder, device)
 
     if cache is None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from voiceapp.errors import InputError
 from voiceapp.progress import TqdmProgress
-from voiceapp.tts.engines import DEFAULT_ENGINE, ENGINES, RATE_PERCENT_MAX, RATE_PERCENT_MIN
+from voiceapp.tts.engine import RATE_PERCENT_MAX, RATE_PERCENT_MIN
+from voiceapp.tts.engines import DEFAULT_ENGINE, ENGINES
 from voiceapp.tts.speak import TARGET_SEXES, TtsConfig
 
 _MAX_TEXT_FILE_BYTES = 2_000_000

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from voiceapp.errors import InputError, MissingArtifactError
-from voiceapp.tts.engines import TtsEngine, TtsVoice
+from voiceapp.tts.engine import TtsEngine, TtsVoice
 
 log = logging.getLogger(__name__)
 

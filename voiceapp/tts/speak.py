@@ -27,7 +27,8 @@ import numpy as np
 
 from voiceapp.errors import ConfigError, InputError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
-from voiceapp.tts.engines import RATE_PERCENT_MAX, RATE_PERCENT_MIN, TtsEngine, get_engine
+from voiceapp.tts.engine import RATE_PERCENT_MAX, RATE_PERCENT_MIN, TtsEngine
+from voiceapp.tts.engines import get_engine
 from voiceapp.tts.text import join_pieces, split_sentences, trim_silence
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.services import Services
-from voiceapp.tts.engines import DEFAULT_ENGINE, RATE_PERCENT_MAX, RATE_PERCENT_MIN
+from voiceapp.tts.engine import RATE_PERCENT_MAX, RATE_PERCENT_MIN
+from voiceapp.tts.engines import DEFAULT_ENGINE
 from voiceapp.tts.speak import TARGET_SEXES, TtsConfig
 from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
 
