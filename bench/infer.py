@@ -83,7 +83,7 @@ def prepare(root: Path, seconds: float) -> dict:
     from voiceapp.audio import save_audio
     from voiceapp.index.build import IndexConfig, make_ivf_index, n_lists_for
     from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
-    from voiceapp.nets.voicefile import export_voice_model
+    from voiceapp.voices.rvc import export_voice_model
     from voiceapp.workspace import Workspace
 
     ws = Workspace(root).ensure()

@@ -42,7 +42,7 @@ def transcribe(model, audio, sample_rate: int) -> str:
 def random_model(workspace) -> Path:
     """A randomly initialised full-size v2 40 kHz voice model (speed only) with the whisper-tiny encoder."""
     from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
-    from voiceapp.nets.voicefile import export_voice_model
+    from voiceapp.voices.rvc import export_voice_model
 
     cfg = SynthConfig.preset("v2", 40000, use_f0=True, size="full", content_dim=384)
     net = Synthesizer(cfg)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import harmonic, write_wav
+from helpers import harmonic, write_wav
 from voiceapp.audio import audio_info, ffmpeg_exe, iter_blocks, load_audio, save_audio
 from voiceapp.errors import InputError
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import phrase_with_gaps, write_wav
+from helpers import phrase_with_gaps, write_wav
 
 CHROMIUM = os.environ.get("VOICEAPP_CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _free_port() -> int:
@@ -66,7 +66,10 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt install chromium); browser tests skipped")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed; browser tests skipped")
+    sync_playwright = sync_api.sync_playwright
 
     with sync_playwright() as play:
         instance = play.chromium.launch(

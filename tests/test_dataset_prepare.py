@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import harmonic, phrase_with_gaps, write_wav
+from helpers import harmonic, phrase_with_gaps, write_wav
 from voiceapp import cli
 from voiceapp.dataset.prepare import DatasetConfig, prepare_dataset
 from voiceapp.dataset.slicer import ChunkConfig

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import harmonic, phrase_with_gaps
+from helpers import harmonic, phrase_with_gaps
 from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig, chunk_spans, slice_audio
 from voiceapp.errors import ConfigError
 

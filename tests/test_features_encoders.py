@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import harmonic
+from helpers import harmonic
 
 from voiceapp.errors import InputError, MissingArtifactError
 from voiceapp.features.encoders import default_encoder, encoder_dim, find_whisper_tiny, load_encoder

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import harmonic, write_wav
+from helpers import harmonic, make_dataset, write_wav
 
 from voiceapp import cli
 from voiceapp.errors import Cancelled, MissingArtifactError
@@ -14,18 +14,6 @@ from voiceapp.features.extract import FeatureConfig, extract_features, load_clip
 from voiceapp.progress import CancelToken
 
 FAST = dict(f0_method="dio", encoder="fake-16", workers=0)
-
-
-def make_dataset(workspace, name="ds", n=4, extra=None):
-    """A dataset as the Dataset stage leaves it: clips/ at 40 kHz, clips_16k/, manifest.json."""
-    ds = workspace.dataset(name)
-    clips = {f"k_{i:05d}": harmonic(140 + 30 * i, 0.8 + 0.1 * i, 16000) for i in range(n)}
-    clips.update(extra or {})
-    for stem, audio in clips.items():
-        write_wav(ds.clips_16k_dir / f"{stem}.wav", audio, 16000)
-        write_wav(ds.clips_dir / f"{stem}.wav", np.repeat(audio, 5)[::2], 40000)
-    ds.manifest_path.write_text(json.dumps({"name": name, "sample_rate": 40000, "sources": {}}))
-    return ds, clips
 
 
 def test_writes_files_and_manifest(workspace):
@@ -120,6 +108,7 @@ def test_changed_settings_start_over(workspace):
     assert load_clip_features(exp, "k_00000")[0].shape[1] == 8
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_result(workspace):
     ds, clips = make_dataset(workspace, n=4)
     cfg = dict(f0_method="harvest", encoder="fake-16", pool_min_clips=2)

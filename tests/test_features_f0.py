@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, harmonic, sine
+from helpers import SHARED_DATA, harmonic, sine
 
 from voiceapp.errors import InputError
 from voiceapp.features.f0 import (F0_METHODS, OFFLINE_F0_METHODS, coarse_f0, default_f0_method, f0_csv,
                                   load_f0_method, n_f0_frames, read_f0_csv)
 
-FAST = ["pm", "harvest", "dio", "fcpe", "crepe-tiny"]
+FAST = ["pm", "harvest", "dio", "fcpe", pytest.param("crepe-tiny", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,7 @@ def test_tones_within_20_cents(methods, name, kind):
         assert np.median(cents(f0[f0 > 0], f)) < 20, f"{name} {kind} {f} Hz: {np.median(f0[f0 > 0]):.1f} Hz"
 
 
+@pytest.mark.slow
 def test_crepe_full_on_short_tones(methods):
     method = methods("crepe")
     for f in (80, 300, 900):
@@ -99,7 +100,7 @@ def world_voice():
 
     path = SHARED_DATA / "speech" / "ljspeech" / "LJ001-0002.flac"
     if not path.exists():
-        pytest.skip("shared speech data not available")
+        pytest.skip(f"needs ../shared/data (the shared recordings): {path} is not there")
     audio, sr = sf.read(str(path), dtype="float64")
     x = resample(audio.astype(np.float32), sr, 16000).astype(np.float64)
     f0, t = pyworld.harvest(x, 16000, f0_floor=60, f0_ceil=600, frame_period=10)
@@ -114,7 +115,7 @@ def world_voice():
     return y, truth
 
 
-@pytest.mark.parametrize("name", ["fcpe", "crepe-tiny", "harvest"])
+@pytest.mark.parametrize("name", ["fcpe", pytest.param("crepe-tiny", marks=pytest.mark.slow), "harvest"])
 def test_world_voice_within_50_cents(methods, world_voice, name):
     audio, truth = world_voice
     f0 = methods(name)(audio)
@@ -147,7 +148,7 @@ def test_default_method_offline(workspace):
 
 
 def test_fcpe_ignores_level_above_full_scale():
-    from conftest import harmonic
+    from helpers import harmonic
     from voiceapp.features.f0 import load_f0_method
 
     fcpe = load_f0_method("fcpe")

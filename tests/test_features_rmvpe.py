@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import harmonic
+from helpers import harmonic
 
 from voiceapp.errors import MissingArtifactError
 from voiceapp.features.f0 import default_f0_method, load_f0_method

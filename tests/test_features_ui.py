@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 import pytest
-from conftest import harmonic, write_wav
-from test_features_extract import make_dataset
+from helpers import harmonic, write_wav
+from helpers import make_dataset
 
 from voiceapp.features.extract import load_feature_manifest
 from voiceapp.ui import extract_section

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import harmonic
+from helpers import harmonic
 
 from voiceapp.features.encoders import contentvec_dir, load_encoder
 from voiceapp.features.f0 import find_rmvpe, load_f0_method

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from conftest import harmonic, write_wav
-from test_infer_convert import make_index, make_voice
+from helpers import harmonic, write_wav
+from helpers import make_index, make_voice
 from voiceapp import cli
 
 

@@ -8,43 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from conftest import harmonic, phrase_with_gaps, write_wav
+from helpers import harmonic, make_index, make_voice, phrase_with_gaps, write_wav
 from voiceapp.errors import InputError
-from voiceapp.infer.pipeline import InferConfig, convert, convert_file, convert_folder, find_index_for, load_voice
+from voiceapp.infer.pipeline import InferConfig, convert, convert_file, convert_folder, load_voice
+from voiceapp.voices.store import find_index
 
 CASES = [("v1", True, 32000), ("v1", False, 48000), ("v2", True, 40000), ("v2", False, 32000)]
-
-
-def make_voice(workspace, name, version="v2", use_f0=True, sample_rate=40000, size="tiny", embedder="fake"):
-    import torch
-
-    from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
-    from voiceapp.nets.voicefile import export_voice_model
-
-    cfg = SynthConfig.preset(version, sample_rate, use_f0, size)
-    torch.manual_seed(0)
-    net = Synthesizer(cfg)
-    return export_voice_model(net.state_dict(), cfg, workspace.voice_model_path(name), epoch=1, step=1,
-                              embedder=embedder, name=name)
-
-
-def make_index(workspace, name, version):
-    """Features of a generated voice through the fake encoder, then `build_index` (copy beside the model)."""
-    from voiceapp.features.encoders import load_encoder
-    from voiceapp.index.build import build_index
-
-    exp = workspace.experiment(name)
-    encoder = load_encoder("fake", version)
-    exp.content_dir.mkdir(parents=True)
-    clips = {}
-    for i, f0 in enumerate((140, 190, 250)):
-        feats = encoder.encode(harmonic(f0, 2.0, 16000, vibrato_hz=5, vibrato_cents=50))
-        np.save(exp.content_dir / f"c{i}.npy", feats)
-        clips[f"c{i}"] = {"frames": 2 * len(feats)}
-    manifest = {"dataset": name, "sample_rate": 40000, "encoder": "fake", "dim": encoder.dim, "version": version,
-                "f0_method": "pm", "clips": clips, "failed": {}, "versions": {}}
-    exp.features_manifest_path.write_text(json.dumps(manifest))
-    return build_index(exp, voices_dir=workspace.voice_dir(name))
 
 
 @pytest.mark.parametrize("version,use_f0,rate", CASES)
@@ -52,18 +21,18 @@ def test_community_model_with_index_converts_a_voice(workspace, services, versio
     name = f"m_{version}_{int(use_f0)}_{rate}"
     model_path = make_voice(workspace, name, version, use_f0, rate)
     index = make_index(workspace, name, version)
-    assert find_index_for(model_path, workspace) == workspace.voice_dir(name) / index.name
+    assert find_index(model_path, workspace) == workspace.voice_dir(name) / index.name
     voice = load_voice(name, services)
     x = phrase_with_gaps(16000, tone_s=0.6, gap_s=0.3, n=2)
     cfg = InferConfig(f0_method="pm", seed=1, transpose_semitones=3)
-    result = convert(x, 16000, voice, cfg, index_path=find_index_for(model_path), services=services)
+    result = convert(x, 16000, voice, cfg, index_path=find_index(model_path), services=services)
     hop = voice.config.hop_length
     assert result.sample_rate == rate
     assert abs(len(result.audio) - len(x) * rate / 16000) <= hop
     assert np.all(np.isfinite(result.audio)) and np.abs(result.audio).max() > 1e-4
     assert np.abs(result.audio).max() <= 0.99 + 1e-6
     assert result.index_path is not None and result.f0_method == ("pm" if use_f0 else None)
-    again = convert(x, 16000, voice, cfg, index_path=find_index_for(model_path), services=services)
+    again = convert(x, 16000, voice, cfg, index_path=find_index(model_path), services=services)
     assert np.array_equal(result.audio, again.audio)
     for key in ("f0", "features", "retrieval", "synthesis", "total"):
         assert key in result.timings or (key == "f0" and not use_f0)
@@ -145,6 +114,7 @@ def _logmel(audio, rate):
                   + 1e-6)
 
 
+@pytest.mark.slow
 def test_speed_options_stay_within_the_noise(workspace, services):
     """bf16 decoding and shorter context change the sound (log-mel) about as much as another noise seed."""
     make_voice(workspace, "fast")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import sine
+from helpers import sine
 from voiceapp.infer import steps
 from voiceapp.infer.steps import Segmentation
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import sine
+from helpers import sine
 from voiceapp.errors import InputError
 from voiceapp.infer import pipeline
 from voiceapp.infer.pipeline import InferConfig, convert

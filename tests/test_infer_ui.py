@@ -3,8 +3,8 @@
 import gradio as gr
 import pytest
 
-from conftest import harmonic, write_wav
-from test_infer_convert import make_index, make_voice
+from helpers import harmonic, write_wav
+from helpers import make_index, make_voice
 from voiceapp.ui import index_section, infer_tab
 from voiceapp.ui.app import TABS, build_app
 

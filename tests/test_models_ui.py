@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pytest
 
-from test_models_store import FAISS_HEAD, write_pth
+from helpers import FAISS_HEAD, write_pth
 from voiceapp.ui import models_tab
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import soundfile as sf
 
-from conftest import song_stems
+from helpers import song_stems
 from test_browser import app_url, browser, open_tab, page  # noqa: F401 - shared browser fixtures
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_separate_an_uploaded_song(page, app_url, tmp_path):  # noqa: F811

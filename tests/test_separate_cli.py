@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import song_stems
+from helpers import song_stems
 from voiceapp import cli
 from voiceapp.errors import InputError
 from voiceapp.separate import isolate_vocals_file, list_separators

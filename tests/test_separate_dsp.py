@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import sdr_db, song_stems
+from helpers import sdr_db, song_stems
 from voiceapp.separate import load_separator, separate_audio
 from voiceapp.separate.dsp import band_weight
 

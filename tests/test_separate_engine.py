@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import song_stems
+from helpers import song_stems
 from voiceapp.separate.dsp import DspConfig, DspSeparator
 from voiceapp.separate.model import MaskModelConfig, UNetSeparator
 from voiceapp.separate.stft import StftConfig, separate_array

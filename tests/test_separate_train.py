@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import sdr_db, song_stems
+from helpers import sdr_db, song_stems
 from voiceapp.errors import InputError
 from voiceapp.separate import list_separators, load_separator, separate_audio
 from voiceapp.separate.train import SeparatorTrainConfig, train_separator

@@ -6,7 +6,7 @@ import gradio as gr
 import pytest
 import soundfile as sf
 
-from conftest import song_stems
+from helpers import song_stems
 from voiceapp.ui import separate_tab
 from voiceapp.ui.app import TABS, build_app
 

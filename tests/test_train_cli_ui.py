@@ -5,7 +5,7 @@ import json
 import gradio as gr
 import pytest
 
-from test_train_helpers import make_feature_experiment
+from helpers import make_feature_experiment
 from voiceapp import cli
 from voiceapp.train.events import EventLog
 from voiceapp.train.process import TrainingRunner
@@ -33,7 +33,7 @@ def test_cli_trains_writes_config_and_resumes_from_it(workspace, capsys):
     step = int(json.loads(exp.events_path.read_text().splitlines()[-1])["step"])
     assert cli.main(["train", "alice", "--root", root, "--export-step", str(step)]) == 0
     exported = workspace.voices_dir / "alice" / f"alice_e2_s{step}.pth"
-    from voiceapp.nets.voicefile import load_voice_model
+    from voiceapp.voices.rvc import load_voice_model
 
     assert load_voice_model(exported).config.size == "tiny"
     assert cli.main(["train", "alice", "--root", root, "--export-step", "99999"]) == 2

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_train_helpers import make_feature_experiment, tiny_config
+from helpers import make_feature_experiment, tiny_config
 from voiceapp.errors import ConfigError
 from voiceapp.train.config import TrainConfig
 from voiceapp.train.data import (BucketBatchSampler, FeatureDataset, bucket_boundaries, choose_validation, collate,

@@ -5,7 +5,9 @@ import os
 import pytest
 import torch
 
-from test_train_helpers import make_feature_experiment, tiny_config
+from helpers import make_feature_experiment, tiny_config
+
+pytestmark = pytest.mark.slow  # two spawned processes
 
 
 def _worker(rank: int, root: str, port: int, out: str) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_train_helpers import make_feature_experiment, tiny_config
+from helpers import make_feature_experiment, tiny_config
 from voiceapp.errors import InputError, MissingArtifactError
 from voiceapp.train import checkpoints as ckpt
 from voiceapp.train.events import read_events
@@ -42,7 +42,7 @@ def test_tiny_training_writes_checkpoints_events_and_voice_models(workspace):
     assert any(n.startswith("alice_e2_s") for n in names)
     assert list(exp.root.glob("events.out.tfevents.*"))                  # TensorBoard
 
-    from voiceapp.nets.voicefile import load_voice_model
+    from voiceapp.voices.rvc import load_voice_model
 
     voice = load_voice_model(voices / "alice.pth")
     assert voice.sample_rate == 40000 and voice.metadata.get("epoch", 2) == 2
@@ -53,6 +53,7 @@ def test_tiny_training_writes_checkpoints_events_and_voice_models(workspace):
     assert audio.shape[-1] == frames * 400
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_like_an_uninterrupted_run(workspace, tmp_path):
     exp = make_feature_experiment(workspace, lengths_s=(0.5, 0.6, 0.7, 0.55, 0.65))
     other_root = tmp_path / "copy"
@@ -145,7 +146,7 @@ def test_model_without_pitch_trains_and_exports(workspace):
         shutil.rmtree(exp.features_dir / sub)
     result = train(exp, tiny_config(epochs=1, use_f0=False, save_voice_each_save=False), workspace=workspace)
     assert result.best_epoch == 1
-    from voiceapp.nets.voicefile import load_voice_model
+    from voiceapp.voices.rvc import load_voice_model
 
     voice = load_voice_model(workspace.voice_model_path("alice"))
     assert not voice.use_f0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import harmonic
+from helpers import harmonic
 from voiceapp.train.mel import RVC_MEL, MelConfig, mel_basis, mel_spectrogram, spectrogram
 
 

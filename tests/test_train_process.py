@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from test_train_helpers import make_feature_experiment, tiny_config
+from helpers import make_feature_experiment, tiny_config
 from voiceapp.train import checkpoints as ckpt
 from voiceapp.train.events import EventLog, read_events
 from voiceapp.train.loop import Trainer
@@ -24,6 +24,7 @@ def _wait(predicate, timeout_s=120.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name == "nt", reason="process groups and SIGKILL are POSIX")
 def test_sigkill_then_resume_at_saved_step_then_stop(workspace, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -17,7 +17,7 @@ def tiny_model(workspace):
     import torch
 
     from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
-    from voiceapp.nets.voicefile import export_voice_model
+    from voiceapp.voices.rvc import export_voice_model
 
     torch.manual_seed(0)
     cfg = SynthConfig.tiny("v2", 40000, use_f0=True)

@@ -3,7 +3,7 @@
 import gradio as gr
 import pytest
 
-from conftest import phrase_with_gaps, write_wav
+from helpers import phrase_with_gaps, write_wav
 from voiceapp.ui import dataset_tab
 from voiceapp.ui.app import TABS, build_app
 

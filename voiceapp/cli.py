@@ -27,7 +27,7 @@ COMMAND_MODULES: list[str] = [
     "voiceapp.train.cli",
     "voiceapp.tts.cli",
     "voiceapp.infer.cli",
-    "voiceapp.modelstore_cli",
+    "voiceapp.voices.cli",
     "voiceapp.assets_cli",
     "voiceapp.demo.cli",
 ]

@@ -69,10 +69,10 @@ def _config(args: argparse.Namespace) -> InferConfig:
 
 
 def _index_for(args: argparse.Namespace, model_path: Path, services) -> Path | None:
-    from voiceapp.infer.models import find_index_for
+    from voiceapp.voices.store import find_index
 
     if args.index is None:
-        return find_index_for(model_path, services.workspace)
+        return find_index(model_path, services.workspace)
     if args.index.strip().lower() in ("none", ""):
         return None
     path = Path(args.index).expanduser()

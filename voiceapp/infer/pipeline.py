@@ -21,15 +21,15 @@ import numpy as np
 from voiceapp.errors import Cancelled, ConfigError, InputError, VoiceAppError
 from voiceapp.infer import steps
 from voiceapp.infer.pitch import pitch_track
-from voiceapp.infer.models import (cached, default_f0, encoder_name_for, find_index_for, load_encoder_cached,
-                                   load_f0_cached, load_retrieval_cached, load_voice)
+from voiceapp.infer.models import (cached, default_f0, encoder_name_for, load_encoder_cached, load_f0_cached,
+                                   load_retrieval_cached, load_voice)
 from voiceapp.infer.steps import SAMPLE_RATE, WINDOW, Segmentation
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ConversionResult", "FileStatus", "InferConfig", "convert", "convert_file", "convert_folder",
-           "find_index_for", "load_voice"]
+           "load_voice"]
 
 Precision = Literal["auto", "fp32", "bf16"]
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)

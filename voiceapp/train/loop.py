@@ -184,7 +184,7 @@ class Trainer:
                                    cfg.use_f0, self.content_dim, self.encoder)
         if not choice.used:
             return choice.message
-        from voiceapp.nets.voicefile import load_pretrained
+        from voiceapp.train.pretrained import load_pretrained
 
         try:
             load_pretrained(self.net_g, choice.generator)
@@ -377,7 +377,7 @@ class Trainer:
         return {k: v.detach().cpu() for k, v in ckpt.unwrap(self.net_g).state_dict().items()}
 
     def _export(self, suffix: str) -> Path:
-        from voiceapp.nets.voicefile import export_voice_model
+        from voiceapp.voices.rvc import export_voice_model
 
         path = self.workspace.voice_model_path(self.exp.name, suffix)
         info = f"{self.epoch}epoch"
@@ -468,7 +468,7 @@ def export_checkpoint(workspace: Workspace, exp: ExperimentDir, step: int | None
     """Write the voice model of a saved checkpoint (`G_<step>.pth`, default the latest) to
     models/voices/<exp>/<exp>_e<epoch>_s<step>.pth, e.g. to pick an earlier epoch than the last."""
     from voiceapp.nets.synthesizer import SynthConfig
-    from voiceapp.nets.voicefile import export_voice_model
+    from voiceapp.voices.rvc import export_voice_model
 
     pairs = {p.step: p for p in ckpt.list_checkpoints(exp.checkpoints_dir)}
     if not pairs:

@@ -1,4 +1,5 @@
-"""Choosing RVC's pretrained base generator/discriminator (`f0G40k.pth`, `f0D40k.pth`, ...) for a new run.
+"""Choosing RVC's pretrained base generator/discriminator (`f0G40k.pth`, `f0D40k.pth`, ...) for a new run, and
+loading one into a network (`load_pretrained`).
 
 They live in models/base/pretrained_v2/ (v1: models/base/pretrained/), hold `{"model": state_dict}` (usually fp16)
 and fit only the full preset with the same version, rate, f0 switch and content width (768 for v2, 256 for v1).
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import torch
 
-from voiceapp.errors import ConfigError
+from voiceapp.errors import ConfigError, InputError
+from voiceapp.nets.commons import to_rvc_keys
+from voiceapp.voices.file import read_checkpoint
+from voiceapp.voices.rvc import check_state
 from voiceapp.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -66,3 +70,46 @@ def choose_pretrained(workspace: Workspace, mode: str, preset: str, version: str
                                             f"features but this experiment's features ({encoder}) are "
                                             f"{content_dim}-wide. Extract features with contentvec to use it.")
     return PretrainedChoice(g_path, d_path, f"Starting from pretrained {g_path.name} and {d_path.name}.")
+
+
+@dataclass(frozen=True)
+class PretrainedLoad:
+    """What `load_pretrained` did: names loaded, and names left at their initial values (partial loads only)."""
+
+    path: Path
+    loaded: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+def load_pretrained(net: torch.nn.Module, path: Path | str, *, partial: bool = False) -> PretrainedLoad:
+    """Load an RVC pretrained / checkpoint file (`{"model": state_dict}`, e.g. f0G40k.pth, f0D40k.pth, G_*.pth)
+    into `net` (a Synthesizer or MultiPeriodDiscriminator).
+
+    Strict by default: every name and shape must match, else InputError naming the mismatch (a content width
+    mismatch, e.g. 768-d ContentVec pretrained vs 384-d whisper-tiny features, is spelled out). `partial=True`
+    loads the tensors that fit and leaves the rest (e.g. a light decoder) as initialised.
+    """
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    state = ckpt.get("model", ckpt)
+    if not isinstance(state, dict):
+        raise InputError(f"{path.name} holds no 'model' state dict; it is not an RVC pretrained/checkpoint file.")
+    state = to_rvc_keys(state)
+    own = net.state_dict()
+    emb = "enc_p.emb_phone.weight"
+    if emb in own and emb in state and own[emb].shape[1] != state[emb].shape[1]:
+        msg = (f"{path.name} was trained on {state[emb].shape[1]}-wide content features, but this model takes "
+               f"{own[emb].shape[1]}-wide ones")
+        if not partial:
+            raise InputError(f"{msg}. Extract features with the matching encoder (768: contentvec v2, 256: contentvec "
+                             f"v1) or train without pretrained weights.")
+        log.warning("%s; the content input layer starts from scratch", msg)
+    fits = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not partial:
+        check_state(state, {k: tuple(v.shape) for k, v in own.items()}, path.name)
+    with torch.no_grad():
+        net.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}}, strict=True)
+    skipped = tuple(sorted(set(own) - set(fits)))
+    if skipped:
+        log.info("%s: loaded %d tensors, %d left as initialised", path.name, len(fits), len(skipped))
+    return PretrainedLoad(path, tuple(sorted(fits)), skipped)

@@ -278,8 +278,8 @@ def _convert_pieces(result: SpeakResult, pieces: list[np.ndarray], voice: Any, m
     """Convert the sentences in groups of up to `TtsConfig.convert_group_s` (each group: its sentences joined
     with the pause), then join the converted groups with the same pause. The converted speech is as long
     as the base speech (within one model hop per group)."""
-    from voiceapp.infer.models import find_index_for
     from voiceapp.infer.pipeline import InferConfig, convert
+    from voiceapp.voices.store import find_index
 
     infer_cfg = infer_cfg if infer_cfg is not None else InferConfig()
     workspace = services.workspace if services is not None else None
@@ -300,7 +300,7 @@ def _convert_pieces(result: SpeakResult, pieces: list[np.ndarray], voice: Any, m
         log.info(suggestion.message)
     result.timings["f0_suggest_s"] = time.perf_counter() - started
     if index_path is None and model_path is not None:
-        index_path = find_index_for(model_path, workspace)
+        index_path = find_index(model_path, workspace)
     started = time.perf_counter()
     groups = group_pieces(pieces, result.base_sample_rate, cfg.convert_group_s)
     converted, out_rate, done = [], 0, 0

@@ -22,15 +22,15 @@ STATUS_HEADERS = ["file", "status", "output"]
 # ----------------------------------------------------------------------------------------------- choices
 
 def model_choices(services: Services) -> list[tuple[str, str]]:
-    """(label, .pth path) for every model under models/voices/."""
-    from voiceapp.infer.models import list_voice_models
+    """(label, voice file path) for every voice file under models/voices/."""
+    from voiceapp.voices.store import voice_files
 
     return [(p.stem if p.stem == p.parent.name else f"{p.parent.name} / {p.stem}", str(p))
-            for p in list_voice_models(services.workspace)]
+            for p in voice_files(services.workspace)]
 
 
 def index_choices(services: Services) -> list[tuple[str, str]]:
-    from voiceapp.infer.models import list_indexes
+    from voiceapp.voices.store import list_indexes
 
     return [("no index", NO_INDEX)] + [(f"{p.parent.name} / {p.name}", str(p))
                                         for p in list_indexes(services.workspace)]
@@ -53,12 +53,12 @@ def refresh(services: Services, current: str | None) -> tuple[Any, Any]:
 
 def select_model(services: Services, model: str | None) -> tuple[Any, str, Any]:
     """Handler of the model dropdown: (index matched by name, model description, speaker id range)."""
-    from voiceapp.infer.models import describe_model, find_index_for
     from voiceapp.errors import VoiceAppError
+    from voiceapp.voices.store import describe_model, find_index
 
     if not model:
         return gr.update(choices=index_choices(services), value=NO_INDEX), "No model selected.", gr.update()
-    index = find_index_for(Path(model), services.workspace)
+    index = find_index(Path(model), services.workspace)
     try:
         description = describe_model(model)
         n_speakers = _speakers(model)
@@ -70,9 +70,9 @@ def select_model(services: Services, model: str | None) -> tuple[Any, str, Any]:
 
 
 def _speakers(model: str) -> int:
-    from voiceapp.nets.voicefile import read_voice_metadata
+    from voiceapp.voices.file import read_voice_info
 
-    return int(read_voice_metadata(Path(model)).get("n_speakers", 1) or 1)
+    return max(read_voice_info(Path(model)).speakers, 1)
 
 
 # ----------------------------------------------------------------------------------------------- convert

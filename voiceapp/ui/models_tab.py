@@ -20,7 +20,7 @@ ASSET_HEADERS = ["asset", "status", "size", "where", "needed for", "licence"]
 def voice_rows(services: Services) -> list[list[Any]]:
     """One row per voice model; a model that cannot be read shows why instead of its details."""
     from voiceapp.errors import VoiceAppError
-    from voiceapp.modelstore import list_models, model_info
+    from voiceapp.voices.store import list_models, model_info
 
     rows = []
     for entry in list_models(services.workspace):
@@ -36,7 +36,7 @@ def voice_rows(services: Services) -> list[list[Any]]:
 
 
 def _refreshed(services: Services, selected: str | None = None) -> tuple[Any, Any]:
-    from voiceapp.modelstore import voice_choices
+    from voiceapp.voices.store import voice_choices
 
     names = voice_choices(services.workspace)
     value = selected if selected in names else (names[0] if names else None)
@@ -46,7 +46,7 @@ def _refreshed(services: Services, selected: str | None = None) -> tuple[Any, An
 def import_voice(services: Services, files: list[str] | None, url: str, name: str, overwrite: bool,
                  progress: Any = None) -> tuple[Any, ...]:
     """Handler of "Import": returns (message, table, model picker)."""
-    from voiceapp.modelstore_import import import_model
+    from voiceapp.voices.importer import import_model
 
     sources: list[Any] = [str(f) for f in files or []]
     if (url or "").strip():
@@ -68,7 +68,7 @@ def import_voice(services: Services, files: list[str] | None, url: str, name: st
 
 def show_info(services: Services, name: str | None) -> str:
     """Handler of the model picker: the details of one model, with its sha256."""
-    from voiceapp.modelstore import model_info
+    from voiceapp.voices.store import model_info
 
     if not name:
         return "No voice model selected."
@@ -82,7 +82,7 @@ def show_info(services: Services, name: str | None) -> str:
 
 
 def rename_voice(services: Services, old: str | None, new: str) -> tuple[Any, ...]:
-    from voiceapp.modelstore import rename_model
+    from voiceapp.voices.store import rename_model
 
     if not old or not (new or "").strip():
         raise gr.Error("Pick a model and type its new name.")
@@ -91,7 +91,7 @@ def rename_voice(services: Services, old: str | None, new: str) -> tuple[Any, ..
 
 
 def delete_voice(services: Services, name: str | None, confirm: bool) -> tuple[Any, ...]:
-    from voiceapp.modelstore import delete_model
+    from voiceapp.voices.store import delete_model
 
     if not name:
         raise gr.Error("Pick the model to delete.")
@@ -100,7 +100,7 @@ def delete_voice(services: Services, name: str | None, confirm: bool) -> tuple[A
 
 
 def export_voice(services: Services, name: str | None, progress: Any = None) -> str:
-    from voiceapp.modelstore import export_model
+    from voiceapp.voices.store import export_model
 
     if not name:
         raise gr.Error("Pick the model to export.")
@@ -150,7 +150,7 @@ def import_asset_ui(services: Services, files: list[str] | None, as_name: str | 
 
 def build(services: Services) -> None:
     from voiceapp.assets import ASSETS, GROUPS
-    from voiceapp.modelstore import voice_choices
+    from voiceapp.voices.store import voice_choices
 
     gr.Markdown("Voice models live in `models/voices/<name>/` (a `.pth` and its `.index`). Import models made "
                 "with RVC WebUI or Applio unchanged; export yours for them.")

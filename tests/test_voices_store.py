@@ -11,36 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from voiceapp import cli, modelstore
+from helpers import FAISS_HEAD, voice_dict, write_pth
+from voiceapp import cli
 from voiceapp.errors import InputError, MissingArtifactError
-from voiceapp.modelstore import StoreLimits
-from voiceapp.modelstore_import import import_model
-
-V2_40K_CONFIG = [1025, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
-                 [10, 10, 2, 2], 512, [16, 16, 4, 4], 109, 256, 40000]
-FAISS_HEAD = b"IwFl" + bytes(60)
-
-
-def voice_dict(version: str = "v2", f0: int = 1, sr: int = 40000, applio: bool = False, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    dim = 768 if version == "v2" else 256
-    ckpt = {"weight": {"emb_g.weight": torch.randn(2, 256, generator=g).half(),
-                       "enc_p.emb_phone.weight": torch.randn(192, dim, generator=g).half(),
-                       "dec.conv_pre.weight": torch.randn(16, 192, 7, generator=g).half()}
-            | ({"enc_p.emb_pitch.weight": torch.randn(256, 192, generator=g).half()} if f0 else {}),
-            "config": V2_40K_CONFIG[:-1] + [sr], "info": "120epoch", "sr": f"{sr // 1000}k", "f0": f0,
-            "version": version}
-    if applio:
-        ckpt.update(epoch=150, step=3000, embedder_model="whisper-tiny", author="me", model_name="x",
-                    creation_date="2026-01-01T00:00:00")
-    return ckpt
-
-
-def write_pth(path: Path, **kwargs) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(voice_dict(**kwargs), path)
-    return path
-
+from voiceapp.voices import store
+from voiceapp.voices.importer import StoreLimits, import_model
 
 class Touch:
     """An object whose unpickling would create a file: what a malicious model does (harmlessly here)."""
@@ -71,30 +46,30 @@ def test_import_pth_and_index_then_info(workspace, tmp_path):
     assert result.name == "Alice_Voice" and not result.replaced
     assert result.pth == workspace.voices_dir / "Alice_Voice" / "Alice_Voice.pth"
     assert result.index == workspace.voices_dir / "Alice_Voice" / "Alice_Voice.index"
-    info = modelstore.model_info(workspace, "Alice_Voice")
+    info = store.model_info(workspace, "Alice_Voice")
     assert (info["version"], info["sample_rate"], info["f0"], info["epochs"]) == ("v2", 40000, True, 120)
     assert info["encoder"] == "contentvec" and info["speakers"] == 2 and info["content_dim"] == 768
     assert info["index_present"] and len(info["sha256"]) == 64 and info["size_bytes"] == pth.stat().st_size
-    assert [m.name for m in modelstore.list_models(workspace)] == ["Alice_Voice"]
+    assert [m.name for m in store.list_models(workspace)] == ["Alice_Voice"]
 
 
 def test_applio_metadata_and_v1_nof0(workspace, tmp_path):
     import_model(workspace, write_pth(tmp_path / "a.pth", applio=True), name="applio")
-    info = modelstore.model_info(workspace, "applio", with_hash=False)
+    info = store.model_info(workspace, "applio", with_hash=False)
     assert (info["epochs"], info["step"], info["encoder"], info["author"]) == (150, 3000, "whisper-tiny", "me")
     import_model(workspace, write_pth(tmp_path / "old.pth", version="v1", f0=0, sr=32000))
-    info = modelstore.model_info(workspace, "old", with_hash=False)
+    info = store.model_info(workspace, "old", with_hash=False)
     assert (info["version"], info["f0"], info["sample_rate"], info["content_dim"]) == ("v1", False, 32000, 256)
     assert not info["index_present"]
 
 
-def test_info_without_the_networks_reader_matches(workspace, tmp_path, monkeypatch):
+def test_info_without_the_network_loader_matches(workspace, tmp_path, monkeypatch):
     import sys
 
     import_model(workspace, write_pth(tmp_path / "kim.pth", applio=True))
-    full = modelstore.model_info(workspace, "kim", with_hash=False)
-    monkeypatch.setitem(sys.modules, "voiceapp.nets.voicefile", None)  # as if voiceapp.nets were not installed
-    own = modelstore.model_info(workspace, "kim", with_hash=False)
+    full = store.model_info(workspace, "kim", with_hash=False)
+    monkeypatch.setitem(sys.modules, "voiceapp.voices.rvc", None)  # info never builds or imports the network loader
+    own = store.model_info(workspace, "kim", with_hash=False)
     keys = ["version", "sample_rate", "f0", "epochs", "step", "encoder", "content_dim", "speakers", "author"]
     assert [own[k] for k in keys] == [full[k] for k in keys] == ["v2", 40000, True, 150, 3000, "whisper-tiny", 768,
                                                                  2, "me"]
@@ -206,21 +181,21 @@ def test_index_alone_is_added_to_an_existing_model(workspace, tmp_path):
 def test_rename_delete_export_roundtrip(workspace, tmp_path):
     import_model(workspace, [write_pth(tmp_path / "gus.pth"), _index(tmp_path)])
     (workspace.voices_dir / "gus" / "gus_e10_s100.pth").write_bytes(b"x")
-    modelstore.rename_model(workspace, "gus", "Gus 2")
+    store.rename_model(workspace, "gus", "Gus 2")
     assert sorted(p.name for p in (workspace.voices_dir / "Gus_2").iterdir()) == [
         "Gus_2.index", "Gus_2.pth", "Gus_2_e10_s100.pth"]
-    out = modelstore.export_model(workspace, "Gus_2", tmp_path / "out" / "gus.zip")
+    out = store.export_model(workspace, "Gus_2", tmp_path / "out" / "gus.zip")
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == ["Gus_2.index", "Gus_2.pth"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
     again = import_model(workspace, out, name="copy")
     assert again.pth.read_bytes() == (workspace.voices_dir / "Gus_2" / "Gus_2.pth").read_bytes()
     with pytest.raises(InputError, match="confirm"):
-        modelstore.delete_model(workspace, "copy")
-    modelstore.delete_model(workspace, "copy", confirm=True)
+        store.delete_model(workspace, "copy")
+    store.delete_model(workspace, "copy", confirm=True)
     assert not (workspace.voices_dir / "copy").exists()
     with pytest.raises(MissingArtifactError):
-        modelstore.model_info(workspace, "copy")
+        store.model_info(workspace, "copy")
 
 
 def _index(tmp_path: Path) -> Path:
@@ -252,7 +227,7 @@ def test_import_from_url_with_progress_and_size_cap(workspace, tmp_path, file_se
     assert any("downloading" in m for _, m in seen) and seen[-1][0] == 1.0
     with pytest.raises(InputError, match="limit"):
         import_model(workspace, f"{base}/hana.zip", name="other", limits=StoreLimits(max_download_bytes=100))
-    assert [m.name for m in modelstore.list_models(workspace)] == ["hana"]
+    assert [m.name for m in store.list_models(workspace)] == ["hana"]
     with pytest.raises(InputError, match="http"):
         import_model(workspace, "ftp://example.invalid/x.zip")
 

@@ -1,5 +1,9 @@
 """Importing voice models into the store: `.pth` / `.index` / `.zip`, from disk or an http(s) URL.
 
+Every `.pth` is opened with `torch.load(weights_only=True)` (`voices.file.read_checkpoint`), so a pickle that
+needs code is refused before anything is written; zips are checked member by member (no `..`, no absolute
+paths, no links, caps on count and unpacked size, no zip bombs) and refused as a whole when one member is bad.
+
 Everything is unpacked and checked in a private folder under `models/.downloads/`; the store is touched
 only at the end, by renaming a finished folder into `models/voices/<name>/`. A refused import writes nothing
 into the store.
@@ -16,17 +20,39 @@ import urllib.parse
 import urllib.request
 import uuid
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from voiceapp.errors import Cancelled, InputError, VoiceAppError
-from voiceapp.modelstore import (INDEX_SUFFIX, MODEL_SUFFIXES, ImportResult, StoreLimits, find_index,
-                                 read_model_file)
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.voices.file import UnsafeFileError, check_rvc_voice, read_checkpoint
+from voiceapp.voices.store import INDEX_SUFFIX, find_index, get_model
 from voiceapp.workspace import Workspace, atomic_path, sanitize_name
 
 log = logging.getLogger(__name__)
 
+MODEL_SUFFIXES = (".pth", ".pt")
 _CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """Caps that keep a hostile or broken archive or download from filling the disk."""
+
+    max_zip_members: int = 200
+    max_unpacked_bytes: int = 4 * 1024**3       # all members together, as declared and as actually read
+    max_compression_ratio: float = 200.0        # a member above 1 MB that unpacks more than this: a zip bomb
+    max_download_bytes: int = 4 * 1024**3
+    timeout_s: float = 60.0
+
+
+@dataclass
+class ImportResult:
+    name: str
+    pth: Path | None
+    index: Path | None
+    replaced: bool = False
+    notes: list[str] = field(default_factory=list)
 _SKIP_MEMBER = re.compile(r"(^|/)(__MACOSX/|\._)")
 
 
@@ -146,7 +172,7 @@ def _place(ws: Workspace, pths: list[Path], indexes: list[Path], notes: list[str
     progress(1.0, f"imported {final}")
     dest = ws.voices_dir / final
     log.info("imported voice model %s (index: %s)", final, index is not None)
-    return ImportResult(final, dest / f"{final}.pth", find_index(dest), replaced, notes)
+    return ImportResult(final, dest / f"{final}.pth", find_index(dest / f"{final}.pth"), replaced, notes)
 
 
 def _voice_models(pths: list[Path], notes: list[str]) -> list[Path]:
@@ -154,9 +180,9 @@ def _voice_models(pths: list[Path], notes: list[str]) -> list[Path]:
     models = []
     for pth in pths:
         try:
-            read_model_file(pth)
+            check_rvc_voice(read_checkpoint(pth, mmap=True), pth)
         except InputError as err:
-            if "Python code" in str(err) or len(pths) == 1:
+            if isinstance(err, UnsafeFileError) or len(pths) == 1:
                 raise
             notes.append(f"skipped {pth.name}: {err}")
             continue
@@ -191,13 +217,11 @@ def _check_index(path: Path) -> None:
 
 
 def _attach_index(ws: Workspace, name: str, index: Path | None, overwrite: bool, notes: list[str]) -> ImportResult:
-    from voiceapp.modelstore import get_model
-
     entry = get_model(ws, name)
     if index is None:
         raise InputError("No usable index to add (only trained_*.index, or several candidates).")
-    target = entry.pth.parent / f"{entry.name}{INDEX_SUFFIX}"
-    existing = find_index(entry.pth.parent)
+    target = entry.path.parent / f"{entry.name}{INDEX_SUFFIX}"
+    existing = find_index(entry.path)
     if existing is not None and not overwrite:
         raise InputError(f"{entry.name} already has an index ({existing.name}); confirm replacing it "
                          f"(tick 'Replace existing', or pass --overwrite).")
@@ -205,7 +229,7 @@ def _attach_index(ws: Workspace, name: str, index: Path | None, overwrite: bool,
         shutil.copyfile(index, tmp)
     if existing is not None and existing != target:
         existing.unlink()
-    return ImportResult(entry.name, entry.pth, target, existing is not None, notes)
+    return ImportResult(entry.name, entry.path, target, existing is not None, notes)
 
 
 def _refuse_existing(ws: Workspace, name: str, overwrite: bool) -> bool:

@@ -1,4 +1,4 @@
-"""Voice model files: export -> reload with weights_only -> infer; community files; refusing code-carrying pickles."""
+"""RVC voice model files (voiceapp.voices.rvc): export -> reload with weights_only -> infer; community files; refusing code-carrying pickles."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import torch
 from voiceapp.errors import ConfigError, InputError, MissingArtifactError
 from voiceapp.nets.discriminator import MultiPeriodDiscriminator
 from voiceapp.nets.synthesizer import SynthConfig, Synthesizer, parse_sample_rate
-from voiceapp.nets.voicefile import (export_voice_model, infer_config, load_pretrained, load_voice_model,
-                                     read_voice_metadata)
+from voiceapp.train.pretrained import load_pretrained
+from voiceapp.voices.file import read_voice_info
+from voiceapp.voices.rvc import export_voice_model, infer_config, load_voice_model
 
 VARIANTS = [f"{v}_{r}_{f}" for v in ("v1", "v2") for r in ("32k", "40k", "48k") for f in ("f0", "nof0")]
 
@@ -128,9 +129,9 @@ def test_community_v1_file_with_string_rate_and_no_f0_or_version_loads(reference
     frames = 12
     audio = voice.infer(np.zeros((frames, 256), np.float32), np.full(frames, 200.0, np.float32), speaker_id=2, seed=0)
     assert audio.shape == (frames * 400,) and np.isfinite(audio).all()
-    meta = read_voice_metadata(path)
-    assert meta["epoch"] == 200 and meta["version"] == "v1" and meta["sample_rate"] == 40000
-    assert meta["use_f0"] and meta["size"] == "full" and meta["rvc_compatible"] and meta["n_speakers"] == 3
+    meta = read_voice_info(path)
+    assert meta.epochs == 200 and meta.version == "v1" and meta.sample_rate == 40000
+    assert meta.use_f0 and meta.size == "full" and meta.rvc_compatible and meta.speakers == 3
 
 
 @pytest.mark.parametrize("sr", [40000, "40000", "40k"])
@@ -145,7 +146,7 @@ def test_applio_style_file_loads(tmp_path, sr):
                 "vocoder": "HiFi-GAN", "embedder_model": "spin-v2", "epoch": 5, "step": 50}, path)
     voice = load_voice_model(path)
     assert voice.sample_rate == 40000 and voice.use_f0 and voice.embedder == "spin-v2"
-    assert read_voice_metadata(path)["epoch"] == 5
+    assert read_voice_info(path).epochs == 5
 
 
 def test_refinegan_and_mismatched_files_are_refused(tmp_path):
@@ -178,10 +179,11 @@ def test_pickle_that_needs_code_is_refused(tmp_path, capsys):
     with pytest.raises(InputError, match="run code"):
         load_voice_model(path)
     with pytest.raises(InputError, match="run code"):
-        read_voice_metadata(path)
+        read_voice_info(path)
     assert "this ran code" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_full_generator_checkpoint_loads_by_shape(tmp_path):
     """G_*.pth / pretrained f0G: {'model': full state dict incl. enc_q}, no config; layout found from shapes."""
     for variant in ("v2_48k_f0", "v1_32k_f0", "v2_32k_nof0"):
@@ -222,9 +224,9 @@ def test_light_model_exports_and_loads_but_is_marked_voiceapp_only(tmp_path):
     cfg = SynthConfig.preset("v2", 32000, size="light", content_dim=384)
     path = export_voice_model(Synthesizer(cfg).state_dict(), cfg, tmp_path / "light.pth", epoch=3, step=30,
                               embedder="whisper-tiny", name="light")
-    meta = read_voice_metadata(path)
-    assert meta["size"] == "light" and meta["rvc_compatible"] is False and meta["embedder"] == "whisper-tiny"
-    assert meta["sample_rate"] == 32000 and meta["content_dim"] == 384 and meta["epoch"] == 3
+    meta = read_voice_info(path)
+    assert meta.size == "light" and meta.rvc_compatible is False and meta.encoder == "whisper-tiny"
+    assert meta.sample_rate == 32000 and meta.content_dim == 384 and meta.epochs == 3
     voice = load_voice_model(path)
     assert voice.size == "light" and voice.config.hidden_channels == cfg.hidden_channels
     assert voice.infer(np.zeros((9, 384), np.float32), np.full(9, 150.0, np.float32)).shape == (9 * 320,)

@@ -11,7 +11,7 @@ from voiceapp.progress import TqdmProgress
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("models", parents=[common], help="import, list, inspect, rename, delete, export voice models",
-                              description="Manage the voice models in models/voices/<name>/ (<name>.pth + .index).")
+                              description="Manage the voice models in models/voices/<name>/ (<name>.pth or .safetensors, + .index).")
     sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
     s = sub.add_parser("list", parents=[common], help="list the voice models")
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run_list(args: argparse.Namespace, services) -> int:
-    from voiceapp.modelstore import list_models
+    from voiceapp.voices.store import list_models
 
     models = list_models(services.workspace)
     if not models:
@@ -58,7 +58,7 @@ def run_list(args: argparse.Namespace, services) -> int:
 
 
 def run_import(args: argparse.Namespace, services) -> int:
-    from voiceapp.modelstore_import import import_model
+    from voiceapp.voices.importer import import_model
 
     with TqdmProgress("import") as bar:
         result = import_model(services.workspace, [str(s) for s in args.sources], name=args.name,
@@ -71,7 +71,7 @@ def run_import(args: argparse.Namespace, services) -> int:
 
 
 def run_info(args: argparse.Namespace, services) -> int:
-    from voiceapp.modelstore import model_info
+    from voiceapp.voices.store import model_info
 
     info = model_info(services.workspace, args.name)
     if args.json:
@@ -84,14 +84,14 @@ def run_info(args: argparse.Namespace, services) -> int:
 
 
 def run_rename(args: argparse.Namespace, services) -> int:
-    from voiceapp.modelstore import rename_model
+    from voiceapp.voices.store import rename_model
 
     print(f"renamed: {rename_model(services.workspace, args.old, args.new)}")
     return 0
 
 
 def run_delete(args: argparse.Namespace, services) -> int:
-    from voiceapp.modelstore import delete_model
+    from voiceapp.voices.store import delete_model
 
     delete_model(services.workspace, args.name, confirm=args.yes)
     print(f"deleted {args.name}")
@@ -99,7 +99,7 @@ def run_delete(args: argparse.Namespace, services) -> int:
 
 
 def run_export(args: argparse.Namespace, services) -> int:
-    from voiceapp.modelstore import export_model
+    from voiceapp.voices.store import export_model
 
     print(f"exported: {export_model(services.workspace, args.name, args.out)}")
     return 0

@@ -1,4 +1,4 @@
-"""Voice model files in the RVC / Applio community format (`name.pth`), and pretrained G/D loading.
+"""RVC voice models (engine "rvc"): the community `name.pth` format, read into and written from the synthesizer.
 
 A voice file is `torch.save` of a dict:
     weight   fp16 generator state dict without `enc_q.*`, weight norm as `weight_g`/`weight_v`
@@ -8,7 +8,8 @@ A voice file is `torch.save` of a dict:
              creation_date, model_name, dataset_length
     ours:    voiceapp = {"format": 1, "size": "full"|"light"|"tiny", "content_dim": int, "embedder": str,
                          "rvc_compatible": bool}
-Everything loads with `torch.load(weights_only=True)`: a file whose pickle needs code is refused, never run.
+Everything loads through `voiceapp.voices.file.read_checkpoint` (`torch.load(weights_only=True)`): a file
+whose pickle needs code is refused, never run. What a file says about itself: `voices.file.read_voice_info`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
-import pickle
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,88 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from voiceapp.errors import ConfigError, InputError, MissingArtifactError
+from voiceapp.errors import ConfigError, InputError
+from voiceapp.features.f0 import coarse_f0
 from voiceapp.nets.commons import to_rvc_keys
-from voiceapp.nets.synthesizer import (CONTENT_DIMS, NOISE_SCALE, SAMPLE_RATES, VERSIONS, SynthConfig, Synthesizer,
+from voiceapp.nets.synthesizer import (NOISE_SCALE, SAMPLE_RATES, VERSIONS, SynthConfig, Synthesizer,
                                        parse_sample_rate, rate_label)
+from voiceapp.voices.file import DEFAULT_ENCODER, FORMAT_VERSION, VOCODER, int_flag, read_checkpoint, state_of
 from voiceapp.workspace import atomic_path
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-VOCODER = "HiFi-GAN"
-DEFAULT_EMBEDDER = "contentvec"  # what community (RVC WebUI) models were trained with
-
-
-# ----------------------------------------------------------------------------------------------- reading
-def read_checkpoint(path: Path | str, mmap: bool = False) -> dict:
-    """`torch.load(weights_only=True)` on CPU with errors a user can act on. Returns the top-level dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingArtifactError(f"Model file {path} does not exist. Check the path, or import the model in the "
-                                   f"Models tab.")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as err:
-        raise InputError(f"{path.name} was refused: loading it would run code stored in the file (its pickle "
-                         f"references {_pickled_name(err)}). Voice models are plain tensors; get the model from "
-                         f"a source you trust, or re-export it as a plain RVC .pth.") from err
-    except RuntimeError as err:
-        if mmap and "mmap" in str(err).lower():  # old (non-zip) torch format cannot be memory-mapped
-            return read_checkpoint(path, mmap=False)
-        raise InputError(f"{path.name} is not a readable PyTorch model file ({err}). It may be truncated; "
-                         f"download or copy it again.") from err
-    except (EOFError, OSError, ValueError, KeyError) as err:
-        raise InputError(f"{path.name} is not a readable PyTorch model file ({type(err).__name__}: {err}). It may "
-                         f"be truncated; download or copy it again.") from err
-    if not isinstance(data, dict):
-        raise InputError(f"{path.name} holds a {type(data).__name__}, not an RVC model dict (with 'weight' and "
-                         f"'config'). Is it a voice model .pth?")
-    return data
-
-
-def _pickled_name(err: Exception) -> str:
-    match = re.search(r"GLOBAL ([\w.]+ [\w.]+)", str(err))
-    return match.group(1).replace(" ", ".") if match else "a Python object"
-
-
-def _int_flag(value: Any, default: int = 1) -> int:
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return 0 if value.strip().lower() in {"0", "false", "no", ""} else 1
-    return int(bool(value))
-
-
-def _epoch_of(ckpt: dict) -> int | None:
-    if isinstance(ckpt.get("epoch"), (int, np.integer)):
-        return int(ckpt["epoch"])
-    match = re.match(r"\s*(\d+)\s*epoch", str(ckpt.get("info", "")))
-    return int(match.group(1)) if match else None
-
-
-def _rate_of(ckpt: dict, config: list | None) -> int:
-    if config and len(config) == 18:
-        try:
-            return parse_sample_rate(config[-1])
-        except ConfigError:
-            pass
-    if ckpt.get("sr") is not None:
-        return parse_sample_rate(ckpt["sr"])
-    raise InputError("The model file names no sample rate (neither 'config' nor 'sr').")
-
-
-def _state_of(ckpt: dict, path: Path) -> dict[str, torch.Tensor]:
-    """The generator weights of a voice file (`weight`) or of a G_*.pth / pretrained f0G file (`model`)."""
-    state = ckpt.get("weight", ckpt.get("model"))
-    if not isinstance(state, dict) or not state:
-        raise InputError(f"{path.name} has no 'weight' (voice model) or 'model' (checkpoint) entry; keys: "
-                         f"{sorted(ckpt)[:8]}. It is not an RVC voice model.")
-    state = to_rvc_keys(state)
-    if "enc_p.emb_phone.weight" not in state or "emb_g.weight" not in state:
-        raise InputError(f"{path.name} does not hold an RVC synthesizer (no enc_p.emb_phone / emb_g weights); it "
-                         f"may be a discriminator (D_*.pth) or another kind of model.")
-    return state
 
 
 def _voice_config(ckpt: dict, state: dict, path: Path) -> tuple[SynthConfig, str]:
@@ -118,7 +45,7 @@ def _voice_config(ckpt: dict, state: dict, path: Path) -> tuple[SynthConfig, str
     if version not in VERSIONS:
         raise InputError(f"{path.name} says version {version!r}; only {VERSIONS} models are supported.")
     has_pitch = "enc_p.emb_pitch.weight" in state
-    use_f0 = bool(_int_flag(ckpt.get("f0"), default=1))
+    use_f0 = bool(int_flag(ckpt.get("f0"), default=1))
     if use_f0 != has_pitch:
         log.warning("%s: f0 flag says %s but the weights %s a pitch embedding; following the weights",
                     path.name, use_f0, "have" if has_pitch else "lack")
@@ -126,7 +53,7 @@ def _voice_config(ckpt: dict, state: dict, path: Path) -> tuple[SynthConfig, str
     content_dim = int(state["enc_p.emb_phone.weight"].shape[1])
     size = str(ours.get("size") or extra.get("preset") or "full")
     embedder = str(ckpt.get("embedder_model") or ours.get("embedder") or extra.get("embedder")
-                   or DEFAULT_EMBEDDER)
+                   or DEFAULT_ENCODER)
     if config:
         if not isinstance(config, (list, tuple)) or len(config) != 18:
             raise InputError(f"{path.name} has a 'config' of {len(config) if isinstance(config, (list, tuple)) else type(config).__name__} "
@@ -199,7 +126,7 @@ def expected_shapes(cfg: SynthConfig, with_posterior: bool = True) -> dict[str, 
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
-def _check_state(state: dict, expected: dict[str, tuple[int, ...]], what: str) -> None:
+def check_state(state: dict, expected: dict[str, tuple[int, ...]], what: str) -> None:
     got = {k: tuple(v.shape) for k, v in state.items()}
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
@@ -229,6 +156,10 @@ class VoiceModel:
     metadata: dict = field(default_factory=dict)
     net: Synthesizer | None = None
     device: str = "cpu"
+
+    @property
+    def engine(self) -> str:
+        return "rvc"
 
     @property
     def name(self) -> str:
@@ -268,8 +199,6 @@ class VoiceModel:
                 raise InputError(f"{self.name} is a pitch (f0) model: give f0 per frame.")
             f0 = np.asarray(f0_hz.cpu() if torch.is_tensor(f0_hz) else f0_hz, dtype=np.float32)[:frames]
             if pitch is None:
-                from voiceapp.features.f0 import coarse_f0
-
                 pitch = coarse_f0(f0)
             pitch_t = torch.as_tensor(np.asarray(pitch, dtype=np.int64)[:frames]).unsqueeze(0).to(dev)
             pitchf_t = torch.from_numpy(f0).unsqueeze(0).to(dev)
@@ -289,15 +218,18 @@ def load_voice_model(path: Path | str, device: str = "cpu") -> VoiceModel:
     do not fit the config. Returns the network in eval mode, float32, on `device`.
     """
     path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        raise InputError(f"{path.name} is a Voiceapp voice of another engine than rvc (see `python -m voiceapp "
+                         f"models info`); this conversion loads RVC .pth voices only.")
     ckpt = read_checkpoint(path)
     vocoder = str(ckpt.get("vocoder") or VOCODER)
     if vocoder != VOCODER:
         raise InputError(f"{path.name} uses the {vocoder} vocoder (Applio-only); Voiceapp, like RVC WebUI, loads "
                          f"HiFi-GAN models only. Retrain it with the HiFi-GAN vocoder.")
-    state = _state_of(ckpt, path)
+    state = state_of(ckpt, path)
     state = {k: v for k, v in state.items() if not k.startswith("enc_q.")}
     cfg, embedder = _voice_config(ckpt, state, path)
-    _check_state(state, expected_shapes(cfg, with_posterior=False), path.name)
+    check_state(state, expected_shapes(cfg, with_posterior=False), path.name)
     with torch.device("meta"):  # no random init: every tensor comes from the file
         net = Synthesizer(cfg, with_posterior=False)
     net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
@@ -306,43 +238,6 @@ def load_voice_model(path: Path | str, device: str = "cpu") -> VoiceModel:
     return VoiceModel(path=path, config=cfg, version=cfg.version, sample_rate=cfg.sample_rate, use_f0=cfg.use_f0,
                       embedder=embedder, n_speakers=int(state["emb_g.weight"].shape[0]), metadata=metadata, net=net,
                       device=str(device))
-
-
-def read_voice_metadata(path: Path | str) -> dict:
-    """What the Models tab shows, without building the network (tensors are memory-mapped, not read).
-
-    Keys: name, version, sample_rate, use_f0, epoch, step, embedder, size, content_dim, n_speakers, model_hash,
-    author, vocoder, creation_date, info, rvc_compatible, file_size_mb.
-    """
-    path = Path(path)
-    ckpt = read_checkpoint(path, mmap=True)
-    state = _state_of(ckpt, path)
-    ours = ckpt.get("voiceapp") if isinstance(ckpt.get("voiceapp"), dict) else {}
-    content_dim = int(state["enc_p.emb_phone.weight"].shape[1])
-    version = str(ckpt.get("version") or "v1")
-    config = ckpt.get("config")
-    widths = (int(state["enc_p.emb_phone.weight"].shape[0]), int(state["dec.conv_pre.weight"].shape[0]))
-    size = str(ours.get("size") or ("full" if widths == (192, 512) else "custom"))
-    return {
-        "name": str(ckpt.get("model_name") or path.stem),
-        "version": version,
-        "sample_rate": _rate_of(ckpt, config),
-        "use_f0": "enc_p.emb_pitch.weight" in state,
-        "epoch": _epoch_of(ckpt),
-        "step": int(ckpt["step"]) if isinstance(ckpt.get("step"), (int, np.integer)) else None,
-        "embedder": str(ckpt.get("embedder_model") or ours.get("embedder") or DEFAULT_EMBEDDER),
-        "size": size,
-        "content_dim": content_dim,
-        "n_speakers": int(state["emb_g.weight"].shape[0]),
-        "model_hash": ckpt.get("model_hash"),
-        "author": ckpt.get("author") or "",
-        "vocoder": str(ckpt.get("vocoder") or VOCODER),
-        "creation_date": ckpt.get("creation_date"),
-        "info": str(ckpt.get("info") or ""),
-        "rvc_compatible": bool(size == "full" and content_dim == CONTENT_DIMS.get(version)
-                               and str(ckpt.get("vocoder") or VOCODER) == VOCODER),
-        "file_size_mb": round(path.stat().st_size / 2**20, 1),
-    }
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -365,7 +260,7 @@ def export_voice_model(generator_state_dict: dict, cfg: SynthConfig, path: Path 
     weight = {k: v.detach().to("cpu", torch.float16 if v.is_floating_point() else v.dtype).clone()
               for k, v in to_rvc_keys(generator_state_dict).items() if not k.startswith("enc_q.")}
     try:
-        _check_state(weight, expected_shapes(cfg, with_posterior=False), f"export of {name}")
+        check_state(weight, expected_shapes(cfg, with_posterior=False), f"export of {name}")
     except InputError as err:
         raise ConfigError(str(err)) from err
     config = cfg.to_rvc_list()
@@ -394,47 +289,3 @@ def export_voice_model(generator_state_dict: dict, cfg: SynthConfig, path: Path 
         torch.save(ckpt, tmp)
     log.info("wrote voice model %s (%s %s, epoch %s, step %s)", path, cfg.version, sr, epoch, step)
     return path
-
-
-# ----------------------------------------------------------------------------------------------- pretrained
-@dataclass(frozen=True)
-class PretrainedLoad:
-    """What `load_pretrained` did: names loaded, and names left at their initial values (partial loads only)."""
-
-    path: Path
-    loaded: tuple[str, ...]
-    skipped: tuple[str, ...]
-
-
-def load_pretrained(net: torch.nn.Module, path: Path | str, *, partial: bool = False) -> PretrainedLoad:
-    """Load an RVC pretrained / checkpoint file (`{"model": state_dict}`, e.g. f0G40k.pth, f0D40k.pth, G_*.pth)
-    into `net` (a Synthesizer or MultiPeriodDiscriminator).
-
-    Strict by default: every name and shape must match, else InputError naming the mismatch (a content width
-    mismatch, e.g. 768-d ContentVec pretrained vs 384-d whisper-tiny features, is spelled out). `partial=True`
-    loads the tensors that fit and leaves the rest (e.g. a light decoder) as initialised.
-    """
-    path = Path(path)
-    ckpt = read_checkpoint(path)
-    state = ckpt.get("model", ckpt)
-    if not isinstance(state, dict):
-        raise InputError(f"{path.name} holds no 'model' state dict; it is not an RVC pretrained/checkpoint file.")
-    state = to_rvc_keys(state)
-    own = net.state_dict()
-    emb = "enc_p.emb_phone.weight"
-    if emb in own and emb in state and own[emb].shape[1] != state[emb].shape[1]:
-        msg = (f"{path.name} was trained on {state[emb].shape[1]}-wide content features, but this model takes "
-               f"{own[emb].shape[1]}-wide ones")
-        if not partial:
-            raise InputError(f"{msg}. Extract features with the matching encoder (768: contentvec v2, 256: contentvec "
-                             f"v1) or train without pretrained weights.")
-        log.warning("%s; the content input layer starts from scratch", msg)
-    fits = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    if not partial:
-        _check_state(state, {k: tuple(v.shape) for k, v in own.items()}, path.name)
-    with torch.no_grad():
-        net.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in fits.items()}}, strict=True)
-    skipped = tuple(sorted(set(own) - set(fits)))
-    if skipped:
-        log.info("%s: loaded %d tensors, %d left as initialised", path.name, len(fits), len(skipped))
-    return PretrainedLoad(path, tuple(sorted(fits)), skipped)
