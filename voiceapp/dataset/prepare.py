@@ -24,12 +24,12 @@ from voiceapp.audio.io import AUDIO_EXTENSIONS, audio_info, find_audio_files, it
 from voiceapp.dataset.report import FileStats, build_report
 from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig, chunk_spans, slice_audio
 from voiceapp.errors import ConfigError, InputError, VoiceAppError
+from voiceapp.nets.presets import SAMPLE_RATES
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 from voiceapp.workspace import DatasetDir, read_json, sanitize_name, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATES: tuple[int, ...] = (32000, 40000, 48000)
 MANIFEST_VERSION = 1
 CLIP_RATE_16K = 16000
 

@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 
 from voiceapp.errors import InputError, MissingArtifactError
+from voiceapp.nets.presets import VERSIONS
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 HOP_SAMPLES = 320          # 20 ms: 50 frames per second
 FRAME_RATE_HZ = 50.0
-VERSIONS: tuple[str, ...] = ("v1", "v2")
 FAKE_DEFAULT_DIM = 768
 _WINDOW_S = 30              # long audio is encoded in windows of this length
 _HUBERT_RECEPTIVE = 400     # samples seen by one HuBERT frame

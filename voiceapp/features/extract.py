@@ -145,8 +145,7 @@ def _versions(f0_method: str, encoder: str) -> dict[str, str]:
 
     out = {"format": str(FORMAT_VERSION), "voiceapp": __version__}
     packages = ["torch", "numpy"]
-    packages += {"fcpe": ["torchfcpe"], "crepe": ["torchcrepe"], "crepe-tiny": ["torchcrepe"],
-                 "harvest": ["pyworld"], "dio": ["pyworld"], "pm": ["praat-parselmouth"]}.get(f0_method, [])
+    packages += list(F0_METHODS[f0_method].packages) if f0_method in F0_METHODS else []
     packages += ["ctranslate2", "faster-whisper"] if encoder == "whisper-tiny" else []
     packages += ["transformers"] if not encoder.startswith(("fake", "whisper")) else []
     for name in packages:
@@ -160,16 +159,14 @@ def _versions(f0_method: str, encoder: str) -> dict[str, str]:
 # --- f0 worker processes -------------------------------------------------------------------------------------
 # Each worker process holds its own f0 method, loaded once by the pool initializer (process-local state).
 _WORKER: dict[str, Any] = {}
-_TORCH_METHODS = ("crepe", "crepe-tiny", "fcpe", "rmvpe")
 # Measured on 2 shared cores (19 clips, 65 s, whisper-tiny): with fcpe, in-process 13 s vs 17-27 s with 1-2
 # workers (spawning a worker and loading its model costs more than fcpe's 0.1 s per audio second); pm and dio
 # are cheaper still. The slower methods (harvest, crepe, rmvpe: 0.3-15 s per audio second) run beside the
-# content encoder in worker processes.
-_IN_PROCESS_F0 = ("pm", "dio", "fcpe")
+# content encoder in worker processes. Each method's `in_process` / `uses_torch` traits live in the f0 registry.
 
 
 def _worker_init(method: str, device: str, root: str | None) -> None:
-    if method in _TORCH_METHODS:
+    if F0_METHODS[method].uses_torch:
         import torch
 
         torch.set_num_threads(1)
@@ -344,7 +341,8 @@ def _run(todo: dict[str, Path], exp: ExperimentDir, encoder: ContentEncoder, f0_
     import torch
 
     manifest = result.manifest
-    pooled = (not device.startswith("cuda") and f0_name not in _IN_PROCESS_F0 and len(todo) >= cfg.pool_min_clips)
+    in_process = getattr(F0_METHODS.get(f0_name), "in_process", False)
+    pooled = not device.startswith("cuda") and not in_process and len(todo) >= cfg.pool_min_clips
     runner = _F0Runner(f0_name, device, workspace, cfg.workers if pooled else 0, cache)
     threads = torch.get_num_threads()
     last_save = time.monotonic()

@@ -82,6 +82,9 @@ class F0Method:
     name: str = ""
     description: str = ""
     needs_weights: bool = False
+    packages: tuple[str, ...] = ()   # distributions whose versions a feature manifest records
+    uses_torch: bool = False         # a worker process limits torch to one thread
+    in_process: bool = False         # cheap enough that a worker process would cost more than it saves
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
@@ -105,6 +108,8 @@ class F0Method:
 
 class PmF0(F0Method):
     name = "pm"
+    packages = ("praat-parselmouth",)
+    in_process = True
     description = "Praat autocorrelation (parselmouth): fast, good on clean speech"
 
     def compute(self, audio: np.ndarray) -> np.ndarray:
@@ -125,6 +130,7 @@ class PmF0(F0Method):
 
 class HarvestF0(F0Method):
     name = "harvest"
+    packages = ("pyworld",)
     description = "WORLD Harvest (pyworld): robust on speech, slow, weak on pure tones"
     _algorithm = "harvest"
 
@@ -139,12 +145,15 @@ class HarvestF0(F0Method):
 
 class DioF0(HarvestF0):
     name = "dio"
+    in_process = True
     description = "WORLD DIO + StoneMask (pyworld): very fast, less accurate"
     _algorithm = "dio"
 
 
 class CrepeF0(F0Method):
     name = "crepe"
+    packages = ("torchcrepe",)
+    uses_torch = True
     description = "CREPE full (torchcrepe): accurate, slow on CPU"
     _capacity = "full"
     periodicity_threshold = 0.1
@@ -190,6 +199,9 @@ class CrepeTinyF0(CrepeF0):
 
 class FcpeF0(F0Method):
     name = "fcpe"
+    packages = ("torchfcpe",)
+    uses_torch = True
+    in_process = True
     description = "FCPE (torchfcpe): fast and accurate neural tracker, weights ship with the package"
     threshold = 0.006
 
@@ -236,6 +248,7 @@ def _missing_rmvpe(workspace: Any) -> MissingArtifactError:
 
 class RmvpeF0(F0Method):
     name = "rmvpe"
+    uses_torch = True
     description = "RMVPE: robust on singing and noisy material (needs models/base/rmvpe.pt)"
     needs_weights = True
     threshold = 0.03

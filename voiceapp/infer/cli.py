@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import get_args
 
 from voiceapp.audio import SAVE_FORMATS
 from voiceapp.errors import InputError
+from voiceapp.features.f0 import F0_METHODS
 from voiceapp.index.build import IndexConfig
-from voiceapp.infer.pipeline import InferConfig
+from voiceapp.infer.pipeline import InferConfig, Precision
 from voiceapp.progress import TqdmProgress
 
 
@@ -29,8 +31,8 @@ def _register_infer(subparsers: argparse._SubParsersAction, common: argparse.Arg
                    help="audio file(s) or folder(s) (folders are searched recursively)")
     p.add_argument("--out", required=True, type=Path,
                    help="output file (one input file) or folder (several inputs or a folder)")
-    p.add_argument("--f0-method", default=d.f0_method, help="pm, harvest, dio, crepe, crepe-tiny, fcpe, rmvpe "
-                                                            "(default: rmvpe when present, else fcpe)")
+    p.add_argument("--f0-method", default=d.f0_method, choices=list(F0_METHODS), type=lambda s: s.strip().lower(),
+                   help="pitch method (default: rmvpe when present, else fcpe)")
     p.add_argument("--transpose", type=float, default=d.transpose_semitones, help="pitch shift in semitones")
     p.add_argument("--index-rate", type=float, default=d.index_rate, help="0..1, share of retrieved features")
     p.add_argument("--protect", type=float, default=d.protect, help="0..0.5, keep consonants/breaths (0.5 = off)")
@@ -43,7 +45,7 @@ def _register_infer(subparsers: argparse._SubParsersAction, common: argparse.Arg
     p.add_argument("--f0-curve", default=None, help="'time_s,f0_hz' csv replacing the pitch")
     p.add_argument("--encoder", default=d.encoder, help="content encoder (default: the model's own)")
     p.add_argument("--format", default="wav", choices=SAVE_FORMATS, help="output format")
-    p.add_argument("--precision", default=d.precision, choices=("auto", "fp32", "bf16"),
+    p.add_argument("--precision", default=d.precision, choices=get_args(Precision),
                    help="auto: bfloat16 decoder on CPUs with AMX/AVX-512 BF16 (3-4x faster, differs less than "
                         "another seed); fp32: float32 everywhere")
     p.set_defaults(func=run_infer)

@@ -31,12 +31,9 @@ from voiceapp.nets.discriminator import DISCRIMINATOR_WIDTHS
 from voiceapp.nets.commons import rand_slice_segments, randn, sequence_mask, slice_segments
 from voiceapp.nets.modules import WN, Flip, ResidualCouplingLayer
 from voiceapp.nets.nsf import Generator, GeneratorNSF
+from voiceapp.nets.presets import CONTENT_DIMS, SAMPLE_RATES, SIZES, VERSIONS
 
 Size = Literal["full", "light", "tiny"]
-SIZES: tuple[str, ...] = ("full", "light", "tiny")
-VERSIONS: tuple[str, ...] = ("v1", "v2")
-SAMPLE_RATES: tuple[int, ...] = (32000, 40000, 48000)
-CONTENT_DIMS = {"v1": 256, "v2": 768}
 F0_BINS = 256  # coarse pitch values 1..255 (0 unused)
 NOISE_SCALE = 0.66666  # RVC's prior noise at inference
 

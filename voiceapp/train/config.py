@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from voiceapp.errors import ConfigError
+from voiceapp.nets.presets import SAMPLE_RATES, SIZES, VERSIONS
 from voiceapp.workspace import sanitize_name
 
-SAMPLE_RATES: tuple[int, ...] = (32000, 40000, 48000)
-VERSIONS: tuple[str, ...] = ("v1", "v2")
-PRESETS: tuple[str, ...] = ("full", "light", "tiny")
+PRESETS: tuple[str, ...] = SIZES  # a training preset is a network size
 PRETRAINED_CHOICES: tuple[str, ...] = ("auto", "none")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 CONFIG_FORMAT = 1

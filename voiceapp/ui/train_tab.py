@@ -14,7 +14,8 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.services import Services
-from voiceapp.train.config import TrainConfig
+from voiceapp.nets.presets import SAMPLE_RATES, VERSIONS
+from voiceapp.train.config import PRESETS, PRETRAINED_CHOICES, TrainConfig
 from voiceapp.ui.jobs import run_job
 
 log = logging.getLogger(__name__)
@@ -138,11 +139,11 @@ def _train_section(services: Services, runner: Any) -> None:
         experiment = gr.Dropdown(label="Experiment", choices=names, value=names[-1] if names else None,
                                  allow_custom_value=True, scale=2,
                                  info="The name you extracted features under (a folder in logs/).")
-        sample_rate = gr.Radio(["32000", "40000", "48000"], value="40000", label="Sample rate (Hz)",
+        sample_rate = gr.Radio([str(r) for r in SAMPLE_RATES], value="40000", label="Sample rate (Hz)",
                                info="Must match the dataset's clips; filled in from the features.")
-        version = gr.Radio(["v1", "v2"], value="v2", label="Model version",
+        version = gr.Radio(list(VERSIONS), value="v2", label="Model version",
                            info="v2 is the current RVC model; filled in from the features.")
-        preset = gr.Radio(["full", "light"], value=_D.preset, label="Model size",
+        preset = gr.Radio([p for p in PRESETS if p != "tiny"], value=_D.preset, label="Model size",
                           info="full = standard RVC model (loads in RVC WebUI / Applio; needs a GPU to train in "
                                "reasonable time). light = smaller decoder, encoders and discriminators, about 8x less CPU "
                                "time per step, for CPU training; only Voiceapp can load it.")
@@ -159,7 +160,7 @@ def _train_section(services: Services, runner: Any) -> None:
         voice_each_save = gr.Checkbox(value=_D.save_voice_each_save, label="Save a voice model at each save",
                                       info="Writes models/voices/<exp>/<exp>_e<epoch>_s<step>.pth (~55 MB each) "
                                            "so you can compare epochs.")
-        pretrained = gr.Radio(["auto", "none"], value=_D.pretrained, label="Pretrained base",
+        pretrained = gr.Radio(list(PRETRAINED_CHOICES), value=_D.pretrained, label="Pretrained base",
                               info="auto: start from RVC's pretrained f0G/f0D when they are in models/base and fit "
                                    "(much better results); none: from scratch.")
     features_note = gr.Markdown()

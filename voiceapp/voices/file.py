@@ -181,7 +181,7 @@ def state_of(ckpt: dict, path: Path) -> dict:
 
 
 def _rvc_info(path: Path, ckpt: dict) -> VoiceInfo:
-    from voiceapp.nets.synthesizer import CONTENT_DIMS
+    from voiceapp.nets.presets import CONTENT_DIMS
 
     state = state_of(ckpt, path)
     ours = ckpt.get("voiceapp") if isinstance(ckpt.get("voiceapp"), dict) else {}
