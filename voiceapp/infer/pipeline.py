@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -25,6 +25,10 @@ from voiceapp.infer.models import (cached, default_f0, encoder_name_for, load_en
                                    load_retrieval_cached, load_voice)
 from voiceapp.infer.steps import SAMPLE_RATE, WINDOW, Segmentation
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
+
+if TYPE_CHECKING:
+    from voiceapp.services import Services
+    from voiceapp.voices.rvc import VoiceModel
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +262,8 @@ def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.
     return feats, timer.add("features", t0)
 
 
-def convert(audio: np.ndarray, sample_rate: int, voice: Any, cfg: InferConfig = InferConfig(), *,
-            index_path: Path | str | None = None, services: Any = None, progress: Progress = no_progress,
+def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferConfig = InferConfig(), *,
+            index_path: Path | str | None = None, services: Services | None = None, progress: Progress = no_progress,
             cancel: CancelToken = NEVER) -> "ConversionResult":
     """Convert `audio` ((samples,) or (channels, samples), any rate) into `voice` (a loaded `VoiceModel`).
 
@@ -359,8 +363,9 @@ def _finish(pieces: list[np.ndarray], expected: int, x16: np.ndarray, out_rate: 
 
 # ----------------------------------------------------------------------------------------------- files
 
-def convert_file(path: Path | str, voice: Any, cfg: InferConfig = InferConfig(), *, out_path: Path | str | None = None,
-                 fmt: str | None = None, index_path: Path | str | None = None, services: Any = None,
+def convert_file(path: Path | str, voice: VoiceModel, cfg: InferConfig = InferConfig(), *,
+                 out_path: Path | str | None = None, fmt: str | None = None, index_path: Path | str | None = None,
+                 services: Services | None = None,
                  progress: Progress = no_progress, cancel: CancelToken = NEVER) -> ConversionResult:
     """Load any audio file, convert it, and write it to `out_path` (wav/flac/mp3/ogg) when given."""
     from voiceapp.audio import load_audio, save_audio
@@ -395,8 +400,8 @@ def _output_name(path: Path, roots: list[Path], out_dir: Path, fmt: str) -> Path
     return out_dir / f"{path.stem}.{fmt}"
 
 
-def convert_folder(inputs: list[Path | str], out_dir: Path | str, voice: Any, cfg: InferConfig = InferConfig(), *,
-                   fmt: str = "wav", index_path: Path | str | None = None, services: Any = None,
+def convert_folder(inputs: list[Path | str], out_dir: Path | str, voice: VoiceModel, cfg: InferConfig = InferConfig(),
+                   *, fmt: str = "wav", index_path: Path | str | None = None, services: Services | None = None,
                    progress: Progress = no_progress, cancel: CancelToken = NEVER) -> list[FileStatus]:
     """Convert files and folders (recursively) into `out_dir`; a bad file is reported and skipped."""
     from voiceapp.audio import find_audio_files
