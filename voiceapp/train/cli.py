@@ -9,7 +9,8 @@ from pathlib import Path
 
 from voiceapp.errors import Cancelled, ConfigError
 from voiceapp.progress import TqdmProgress
-from voiceapp.train.config import PRECISIONS, PRESETS, PRETRAINED_CHOICES, SAMPLE_RATES, VERSIONS, TrainConfig
+from voiceapp.train.config import (ENGINES, PRECISIONS, PRESETS, PRETRAINED_CHOICES, SAMPLE_RATES, VERSIONS,
+                                   TrainConfig)
 from voiceapp.workspace import write_json_atomic
 
 _FLAGS = {  # flag attribute -> TrainConfig field
@@ -17,7 +18,7 @@ _FLAGS = {  # flag attribute -> TrainConfig field
     "version": "version", "preset": "preset", "pretrained": "pretrained", "precision": "precision",
     "validation_clips": "validation_clips", "workers": "num_workers", "gpus": "gpus", "author": "author",
     "seed": "seed", "save_latest_only": "save_latest_only", "voice_each_save": "save_voice_each_save",
-    "use_f0": "use_f0",
+    "use_f0": "use_f0", "engine": "engine", "minutes": "minutes", "max_steps": "max_steps",
 }
 
 
@@ -30,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                     "With several GPUs it starts one DDP process per GPU (torchrun).")
     p.add_argument("experiment", nargs="?", help="experiment name (folder under logs/)")
     p.add_argument("--config", type=Path, help="train from this train.json (as the Train tab does)")
+    p.add_argument("--engine", choices=ENGINES,
+                   help="rvc: RVC's model (default when RVC's base assets are in models/base); quick: a small "
+                        "network in CPU minutes (default without them); instant: no training, seconds")
+    p.add_argument("--minutes", type=float, help=f"quick: training time budget (default {d.minutes:g})")
+    p.add_argument("--max-steps", type=int, help="quick: stop at this step instead of the time budget")
     p.add_argument("--epochs", type=int, help=f"total epochs (default {d.epochs})")
     p.add_argument("--save-every", type=int, help=f"save checkpoints every N epochs (default {d.save_every_epochs})")
     p.add_argument("--batch-size", type=int, help=f"clips per step and GPU (default {d.batch_size})")
@@ -64,7 +70,26 @@ def config_from_args(args: argparse.Namespace, services) -> TrainConfig:
         base = TrainConfig.load(exp.train_config_path) if exp.train_config_path.exists() else \
             TrainConfig(experiment=exp.name)
     changes = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag, None) is not None}
+    if "engine" not in changes and args.config is None and not exp_has_config(services, base):
+        engine, why = default_engine(services.workspace)
+        changes["engine"] = engine
+        print(why)
     return base.replace(**changes) if changes else base
+
+
+def exp_has_config(services, cfg: TrainConfig) -> bool:
+    return services.workspace.experiment(cfg.experiment).train_config_path.exists()
+
+
+def default_engine(workspace) -> tuple[str, str]:
+    """(engine, one line saying why): rvc with RVC's base assets (ContentVec and pretrained G/D), else quick."""
+    from voiceapp.train.pretrained import base_assets_missing
+
+    missing = base_assets_missing(workspace)
+    if not missing:
+        return "rvc", "engine rvc: RVC's base assets are in models/base."
+    return "quick", (f"engine quick: RVC's base assets are missing ({', '.join(missing)}); the quick engine learns a "
+                     f"voice in CPU minutes without them (`--engine rvc` to train RVC anyway).")
 
 
 def run(args: argparse.Namespace, services) -> int:
@@ -82,6 +107,8 @@ def run(args: argparse.Namespace, services) -> int:
         return 0
     cfg = config_from_args(args, services)
     exp = services.workspace.experiment(cfg.experiment)
+    if cfg.engine != "rvc":
+        return _run_engine(cfg, exp, services)
     dist_info = dist_from_env()
     saved = TrainConfig.load(exp.train_config_path) if exp.train_config_path.exists() else None
     if dist_info.is_main and saved != cfg:
@@ -108,6 +135,35 @@ def run(args: argparse.Namespace, services) -> int:
         print(f"trained {exp.name} to epoch {result.epoch} (step {result.step}){best}.")
         for path in result.voice_models:
             print(f"  {path}")
+    return 0
+
+
+def _run_engine(cfg: TrainConfig, exp, services) -> int:
+    """The instant and quick engines (one process, CPU)."""
+    if exp.train_config_path.exists() is False or TrainConfig.load(exp.train_config_path) != cfg:
+        write_json_atomic(exp.train_config_path, cfg.to_json())
+    if cfg.engine == "instant":
+        from voiceapp.train.instant import build_instant
+
+        with TqdmProgress(f"instant {exp.name}") as bar:
+            path = build_instant(exp, services.workspace, bar, services.cancel, author=cfg.author)
+        print(f"wrote {path} (instant voice: converts at once; `--engine quick` learns a better one in minutes)")
+        return 0
+    from voiceapp.train.quick import train_quick
+
+    cancel = services.cancel
+    previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set()) if _main_thread() else None
+    try:
+        with TqdmProgress(f"quick {exp.name}") as bar:
+            result = train_quick(exp, cfg, services.workspace, bar, cancel)
+    except Cancelled:
+        print("stopped; `voiceapp train %s` resumes from the last save." % exp.name)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print(f"trained {exp.name} (quick) for {result.trained_s / 60:.1f} min, {result.step} steps"
+          + (f", validation L1 {result.best_l1:.3f}" if result.best_l1 is not None else "") + f".\n  {result.voice_model}")
     return 0
 
 

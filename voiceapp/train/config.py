@@ -12,6 +12,7 @@ from typing import Any
 
 from voiceapp.errors import ConfigError
 from voiceapp.nets.presets import SAMPLE_RATES, SIZES, VERSIONS
+from voiceapp.voices.file import ENGINES
 from voiceapp.workspace import sanitize_name
 
 PRESETS: tuple[str, ...] = SIZES  # a training preset is a network size
@@ -42,6 +43,9 @@ class TrainConfig:
     speaker_id: int = 0
     gpus: int = 0                                # processes for DDP on CUDA; 0: every visible GPU
     author: str = ""
+    engine: str = "rvc"                          # rvc | quick (| instant: no training, see train/instant.py)
+    minutes: float = 15.0                        # quick: training time budget (summed over resumed runs)
+    max_steps: int | None = None                 # quick: stop at this step instead (tests, benchmarks)
     # RVC's recipe (rvc-facts §4)
     learning_rate: float = 1e-4
     betas: tuple[float, float] = (0.8, 0.99)
@@ -60,6 +64,11 @@ class TrainConfig:
                               f"choose one of {SAMPLE_RATES}.")
         if self.version is not None and self.version not in VERSIONS:
             raise ConfigError(f"Model version {self.version!r} is unknown; choose one of {VERSIONS}.")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"Engine {self.engine!r} is unknown; choose one of {ENGINES}.")
+        if not 0 < float(self.minutes) <= 24 * 60 or (self.max_steps is not None and int(self.max_steps) < 1):
+            raise ConfigError(f"minutes must be in (0, 1440] and max_steps >= 1 (got {self.minutes}, "
+                              f"{self.max_steps}).")
         if self.preset not in PRESETS:
             raise ConfigError(f"Preset {self.preset!r} is unknown; choose one of {PRESETS}.")
         if self.pretrained not in PRETRAINED_CHOICES:

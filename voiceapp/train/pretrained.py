@@ -113,3 +113,13 @@ def load_pretrained(net: torch.nn.Module, path: Path | str, *, partial: bool = F
     if skipped:
         log.info("%s: loaded %d tensors, %d left as initialised", path.name, len(fits), len(skipped))
     return PretrainedLoad(path, tuple(sorted(fits)), skipped)
+
+
+def base_assets_missing(workspace: Workspace) -> list[str]:
+    """What RVC training lacks to learn a voice in useful time: ContentVec and pretrained G/D (any rate, v2)."""
+    from voiceapp.features.encoders import contentvec_dir
+
+    missing = [] if contentvec_dir(workspace) is not None else ["ContentVec"]
+    folder = workspace.pretrained_v2_dir
+    have = folder.is_dir() and any(folder.glob("f0G*.pth")) and any(folder.glob("f0D*.pth"))
+    return missing + ([] if have else ["pretrained G/D"])

@@ -38,12 +38,11 @@ class VoiceEntry:
 
 
 def main_voice_file(folder: Path) -> Path | None:
-    """`<folder>/<folder name>.pth`, else `.safetensors`; None when the folder holds neither."""
-    for suffix in VOICE_SUFFIXES:
-        path = folder / f"{folder.name}{suffix}"
-        if path.is_file():
-            return path
-    return None
+    """`<folder>/<folder name>.pth` or `.safetensors`, the newer when both are there (an experiment trained
+    with rvc and then with quick, or the other way round: the model trained last); None when neither is."""
+    found = [folder / f"{folder.name}{suffix}" for suffix in VOICE_SUFFIXES]
+    found = [p for p in found if p.is_file()]
+    return max(found, key=_mtime) if found else None
 
 
 def voice_files(ws: Workspace) -> list[Path]:

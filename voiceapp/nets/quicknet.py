@@ -1,0 +1,99 @@
+"""The `quick` voice engine's network: content frames + pitch -> the target's coded WORLD frames.
+
+A stack of dilated residual 1-D convolutions at the content rate (50 frames/s) that predicts, for each
+content frame, its two 10 ms acoustic frames (spectral-envelope code and band aperiodicity). Small enough to
+train on the target alone in CPU minutes and to run far faster than real time; it sees ±0.6 s of context.
+Inputs and outputs are normalised with statistics of the target stored as buffers, so the module alone
+(with `QuickConfig`) is the whole model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+FRAMES_PER_CONTENT = 2       # 100 Hz acoustic frames per 50 Hz content frame
+PITCH_CHANNELS = 2 * FRAMES_PER_CONTENT   # per acoustic frame: log(f0 / target median) (0 unvoiced), voiced
+
+
+@dataclass(frozen=True)
+class QuickConfig:
+    content_dim: int = 384
+    sp_dims: int = 60
+    ap_dims: int = 1
+    hidden: int = 256
+    blocks: int = 8
+    kernel: int = 5
+    dilations: tuple[int, ...] = (1, 2, 4)   # cycled over the blocks
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
+
+    @classmethod
+    def tiny(cls, content_dim: int = 16, sp_dims: int = 60, ap_dims: int = 1) -> "QuickConfig":
+        return cls(content_dim=content_dim, sp_dims=sp_dims, ap_dims=ap_dims, hidden=16, blocks=2, kernel=3)
+
+    @property
+    def out_dims(self) -> int:
+        return self.sp_dims + self.ap_dims
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "dilations": list(self.dilations)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "QuickConfig":
+        return cls(**{k: (tuple(v) if k == "dilations" else int(v)) for k, v in data.items()})
+
+
+class _Block(nn.Module):
+    def __init__(self, channels: int, kernel: int, dilation: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation)
+        self.mix = nn.Conv1d(channels, channels, 1)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(self.act(self.conv(x)))
+
+
+class QuickNet(nn.Module):
+    def __init__(self, cfg: QuickConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("content_mean", torch.zeros(cfg.content_dim))
+        self.register_buffer("content_std", torch.ones(cfg.content_dim))
+        self.register_buffer("out_mean", torch.zeros(cfg.out_dims))
+        self.register_buffer("out_std", torch.ones(cfg.out_dims))
+        self.inp = nn.Conv1d(cfg.content_dim + PITCH_CHANNELS, cfg.hidden, 3, padding=1)
+        self.body = nn.Sequential(*[_Block(cfg.hidden, cfg.kernel, cfg.dilations[i % len(cfg.dilations)])
+                                    for i in range(cfg.blocks)])
+        self.out = nn.Conv1d(cfg.hidden, cfg.out_dims * FRAMES_PER_CONTENT, 1)
+
+    def set_statistics(self, content: torch.Tensor, outputs: torch.Tensor) -> None:
+        """Normalisation from the target's frames: content (n, content_dim), outputs (m, out_dims)."""
+        self.content_mean.copy_(content.mean(0))
+        self.content_std.copy_(content.std(0).clamp_min(1e-4))
+        self.out_mean.copy_(outputs.mean(0))
+        self.out_std.copy_(outputs.std(0).clamp_min(1e-4))
+
+    def forward_normalized(self, content: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """content (B, T, content_dim) raw, pitch (B, T, PITCH_CHANNELS) -> normalised (B, T, 2, out_dims)."""
+        x = (content - self.content_mean) / self.content_std
+        x = torch.cat([x, pitch], dim=-1).transpose(1, 2)            # (B, content_dim + 4, T)
+        x = self.out(self.body(self.inp(x)))                          # (B, 2 * out_dims, T)
+        b, _, t = x.shape
+        return x.transpose(1, 2).reshape(b, t, FRAMES_PER_CONTENT, self.cfg.out_dims)
+
+    def forward(self, content: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """(B, T, 2, out_dims) coded frames in their own units (sp code, then ap code)."""
+        return self.forward_normalized(content, pitch) * self.out_std + self.out_mean
+
+
+def pitch_features(f0_hz: torch.Tensor, median_f0_hz: float) -> torch.Tensor:
+    """(..., T, 2) f0 in Hz per acoustic frame -> (..., T, PITCH_CHANNELS) network pitch input."""
+    voiced = (f0_hz > 0).to(torch.float32)
+    log_ratio = torch.log(f0_hz.clamp_min(1.0) / max(float(median_f0_hz), 1.0)) * voiced
+    return torch.stack([log_ratio, voiced], dim=-1).flatten(-2)

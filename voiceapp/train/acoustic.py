@@ -1,0 +1,140 @@
+"""The target frames the `instant` and `quick` engines learn from: per clip, Whisper content (block 3) at
+50 frames/s and coded WORLD frames (spectral envelope, aperiodicity) at 100 frames/s.
+
+Reads the experiment's features (manifest, clip list, f0 in Hz from the chosen f0 method) and the dataset clips
+(at the model rate for WORLD, 16 kHz for the content encoder). Writes `logs/<exp>/features/voice/<clip>.npz`
+(content float16, sp, ap float32, f0 float32); a clip already written is kept, so a rerun continues.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voiceapp.errors import InputError, MissingArtifactError
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.workspace import ExperimentDir, atomic_path
+
+log = logging.getLogger(__name__)
+
+MIN_MINUTES = 0.25        # less target speech than this cannot make a voice
+
+
+@dataclass(frozen=True)
+class TargetFrames:
+    """All usable frames of a target voice, clip by clip aligned: content (n, dim) at 50/s; sp, ap, f0 at 100/s
+    with 2 frames per content frame (frame i of content owns acoustic frames 2i and 2i + 1)."""
+
+    content: np.ndarray        # (n, dim) float32
+    sp: np.ndarray             # (n, 2, sp_dims) float32
+    ap: np.ndarray             # (n, 2, bands) float32
+    f0: np.ndarray             # (n, 2) float32, Hz, 0 = unvoiced
+    clip_ids: np.ndarray       # (n,) int32, which clip each frame comes from
+    clips: tuple[str, ...]
+    sample_rate: int
+
+    @property
+    def minutes(self) -> float:
+        return len(self.content) / 50.0 / 60.0
+
+    @property
+    def median_f0_hz(self) -> float:
+        voiced = self.f0[self.f0 > 0]
+        return float(np.median(voiced)) if voiced.size else 0.0
+
+
+def voice_features_dir(exp: ExperimentDir) -> Path:
+    return exp.features_dir / "voice"
+
+
+def _clip_paths(manifest: dict, stem: str) -> tuple[Path, Path]:
+    clips = Path(manifest.get("clips_dir", ""))
+    dataset = Path(manifest.get("dataset_dir", clips.parent))
+    return clips / f"{stem}.wav", dataset / "clips_16k" / f"{stem}.wav"
+
+
+def _analyze_clip(exp: ExperimentDir, manifest: dict, stem: str, encoder: Any, out: Path) -> None:
+    from voiceapp.audio import load_audio, resample
+    from voiceapp.audio.world import analyze
+
+    wav, wav16 = _clip_paths(manifest, stem)
+    audio, rate = load_audio(wav)
+    audio16 = load_audio(wav16, 16000)[0] if wav16.is_file() else resample(audio, rate, 16000)
+    f0 = np.load(exp.f0_dir / f"{stem}.npy").astype(np.float32)
+    frames = analyze(audio, rate, f0)
+    extracted = exp.content_dir / f"{stem}.npy"
+    if manifest.get("encoder") == encoder.name and extracted.is_file():   # features made with whisper-mid
+        content = np.load(extracted).astype(np.float32)
+    else:
+        content = encoder.encode(audio16)
+    n = min(len(content), len(frames) // 2, len(f0) // 2)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, content=content[:n].astype(np.float16), sp=frames.sp[:2 * n], ap=frames.ap[:2 * n],
+                     f0=f0[:2 * n], sample_rate=np.int64(rate))
+
+
+def analyze_target(exp: ExperimentDir, encoder: Any, progress: Progress = no_progress,
+                   cancel: CancelToken = NEVER, workers: int = 2) -> list[Path]:
+    """Write the voice frames of every clip of `exp`'s features (skipping those already written)."""
+    from voiceapp.train.data import load_manifest, unfinished_features
+
+    manifest = load_manifest(exp)
+    unfinished_features(exp.name, manifest)
+    stems = sorted(manifest.get("clips", {}))
+    if not stems:
+        raise InputError(f"The features of {exp.name} list no clips. Extract features from a dataset first.")
+    folder = voice_features_dir(exp)
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in stems if not (folder / f"{s}.npz").is_file() and (exp.f0_dir / f"{s}.npy").is_file()]
+    done = len(stems) - len(todo)
+
+    def one(stem: str) -> None:
+        cancel.raise_if_set()
+        _analyze_clip(exp, manifest, stem, encoder, folder / f"{stem}.npz")
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, _ in enumerate(pool.map(one, todo)):
+            progress((done + i + 1) / len(stems), f"voice frames: clip {done + i + 1}/{len(stems)}")
+    return [folder / f"{s}.npz" for s in stems if (folder / f"{s}.npz").is_file()]
+
+
+def load_target(paths: list[Path], experiment: str = "") -> TargetFrames:
+    """The frames of `paths` (from `analyze_target`) joined; InputError when there is too little speech."""
+    parts: dict[str, list] = {"content": [], "sp": [], "ap": [], "f0": [], "ids": []}
+    rates, stems = set(), []
+    for path in paths:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                n = len(data["content"])
+                if n == 0:
+                    continue
+                parts["content"].append(data["content"].astype(np.float32))
+                parts["sp"].append(data["sp"][:2 * n].reshape(n, 2, -1))
+                parts["ap"].append(data["ap"][:2 * n].reshape(n, 2, -1))
+                parts["f0"].append(data["f0"][:2 * n].reshape(n, 2))
+                rates.add(int(data["sample_rate"]))
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("skipping unreadable voice frames %s: %s", path, err)
+            continue
+        parts["ids"].append(np.full(n, len(stems), dtype=np.int32))
+        stems.append(path.stem)
+    if len(rates) > 1:
+        raise InputError(f"The clips of {experiment or 'this experiment'} have several sample rates {sorted(rates)}; "
+                         f"prepare the dataset again at one rate.")
+    if not stems:
+        raise MissingArtifactError(f"No voice frames for {experiment or 'this experiment'}: its clips gave no "
+                                   f"usable audio. Check the dataset (Dataset tab report).")
+    target = TargetFrames(np.concatenate(parts["content"]), np.concatenate(parts["sp"]).astype(np.float32),
+                          np.concatenate(parts["ap"]).astype(np.float32), np.concatenate(parts["f0"]),
+                          np.concatenate(parts["ids"]), tuple(stems), rates.pop())
+    if target.minutes < MIN_MINUTES or target.median_f0_hz <= 0:
+        raise InputError(f"{experiment or 'The dataset'} has {target.minutes * 60:.0f} s of usable speech"
+                         f"{'' if target.median_f0_hz > 0 else ' and no voiced frames'}; a voice needs at least "
+                         f"{MIN_MINUTES * 60:.0f} s (a few minutes is better). Add recordings in the Dataset tab.")
+    return target
