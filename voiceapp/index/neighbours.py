@@ -1,9 +1,9 @@
 """Nearest target frames by cosine similarity: what the `instant` and `quick` engines match content on.
 
 `FrameMatcher` searches the target's content frames with faiss (exact inner product on unit vectors);
-`prematch` gives every target frame the average of its k nearest frames from *other* recordings, which is
-what the quick network learns from, so that it sees at training what it sees at conversion (kNN-VC's
-"prematched" training).
+`neighbours_elsewhere` gives every target frame its k nearest frames from *other* recordings: the quick network
+learns from their averages, so that it sees at training what it sees at conversion (kNN-VC's "prematched"
+training).
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ class FrameMatcher:
         return idx
 
 
-def prematch(content: np.ndarray, groups: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
-    """For each row of `content` (n, dim) the mean of its k most similar rows of other `groups` (n,) (a frame
-    never matches its own recording); a row whose group is everything falls back to all other rows."""
+def neighbours_elsewhere(content: np.ndarray, groups: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
+    """(n, k) indices of the k rows of `content` (n, dim) most similar to each row among rows of other `groups`
+    (n,): a frame never matches its own recording (with a single group: any other row)."""
     unit = unit_rows(content)
-    out = np.empty_like(content, dtype=np.float32)
+    k = max(1, min(int(k), len(content) - 1))
+    out = np.empty((len(content), k), dtype=np.int64)
     single = len(np.unique(groups)) < 2
     for start in range(0, len(content), block):
         sims = unit[start:start + block] @ unit.T                            # (block, n)
@@ -48,7 +49,7 @@ def prematch(content: np.ndarray, groups: np.ndarray, k: int, block: int = 2048)
             sims[np.arange(len(rows)), rows] = -np.inf
         else:
             sims[groups[rows, None] == groups[None, :]] = -np.inf
-        kk = max(1, min(k, sims.shape[1] - 1))
-        idx = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        out[rows] = content[idx].mean(axis=1)
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)    # nearest first
+        out[rows] = np.take_along_axis(top, order, axis=1)
     return out

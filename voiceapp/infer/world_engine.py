@@ -20,7 +20,7 @@ import numpy as np
 
 from voiceapp.errors import VoiceAppError
 from voiceapp.infer import steps
-from voiceapp.infer.models import cached, default_f0, load_f0_cached
+from voiceapp.infer.models import cached, default_f0, load_encoder_cached, load_f0_cached
 from voiceapp.infer.pitch import pitch_track
 from voiceapp.infer.steps import SAMPLE_RATE, WINDOW
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
@@ -48,11 +48,9 @@ class _Parts:
 
 
 def _load_parts(voice: Any, cfg: Any, services: Any) -> _Parts:
-    from voiceapp.features.encoders import WhisperMidEncoder
     from voiceapp.index.neighbours import FrameMatcher
 
-    workspace = services.workspace if services is not None else None
-    encoder = cached(services, ("encoder", "whisper-mid"), lambda: WhisperMidEncoder(workspace=workspace))
+    encoder = load_encoder_cached(voice.embedder, voice, services)
     matcher = cached(services, ("matcher", str(voice.path), id(voice.content)), lambda: FrameMatcher(voice.content))
     method = cfg.f0_method or default_f0(services)
     return _Parts(encoder, matcher, load_f0_cached(method, services), method)
@@ -73,6 +71,7 @@ def _acoustic_frames(voice: Any, parts: _Parts, content: np.ndarray, f0_hz: np.n
     from voiceapp.nets.quicknet import pitch_features
 
     matched = voice.content[idx].mean(axis=1)
+    frames = np.concatenate([voice.sp, voice.ap], axis=-1)[idx].mean(axis=1)          # (frames50, 2, dims)
     mix = np.full((len(content), 1), blend, dtype=np.float32)
     if cfg.protect < 0.5:  # RVC's protect on the content path: unvoiced frames keep more of the source's own
         unvoiced = steps.fit_frames(f0_hz, 2 * len(content)).reshape(-1, 2).max(axis=1) <= 0
@@ -81,7 +80,8 @@ def _acoustic_frames(voice: Any, parts: _Parts, content: np.ndarray, f0_hz: np.n
     f0_pairs = steps.fit_frames(f0_hz, 2 * len(content)).reshape(-1, 2)
     with torch.inference_mode():
         out = voice.net(torch.from_numpy(features[None]), pitch_features(torch.from_numpy(f0_pairs[None]),
-                                                                         voice.median_f0_hz))[0]
+                                                                         voice.median_f0_hz),
+                        torch.from_numpy(frames[None].astype(np.float32)))[0]
     out = out.reshape(-1, out.shape[-1]).numpy()[:n]
     sp_dims = voice.sp.shape[-1]
     return out[:, :sp_dims], out[:, sp_dims:]

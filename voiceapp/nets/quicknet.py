@@ -1,8 +1,10 @@
-"""The `quick` voice engine's network: content frames + pitch -> the target's coded WORLD frames.
+"""The `quick` voice engine's network: matched content + matched frames + pitch -> the target's coded WORLD frames.
 
-A stack of dilated residual 1-D convolutions at the content rate (50 frames/s) that predicts, for each
-content frame, its two 10 ms acoustic frames (spectral-envelope code and band aperiodicity). Small enough to
-train on the target alone in CPU minutes and to run far faster than real time; it sees ±0.6 s of context.
+A stack of dilated residual 1-D convolutions at the content rate (50 frames/s) that corrects, for each content
+frame, the average of its k nearest target frames (what the instant engine outputs) into the two 10 ms
+acoustic frames the target would have said there (spectral-envelope code and band aperiodicity): the output is
+the matched average plus a learned residual, so an untrained network already sounds like `instant`. Small
+enough to train on the target alone in CPU minutes and to run far faster than real time; ±0.6 s of context.
 Inputs and outputs are normalised with statistics of the target stored as buffers, so the module alone
 (with `QuickConfig`) is the whole model.
 """
@@ -28,6 +30,7 @@ class QuickConfig:
     blocks: int = 8
     kernel: int = 5
     dilations: tuple[int, ...] = (1, 2, 4)   # cycled over the blocks
+    dropout: float = 0.1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
@@ -45,18 +48,20 @@ class QuickConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "QuickConfig":
-        return cls(**{k: (tuple(v) if k == "dilations" else int(v)) for k, v in data.items()})
+        types = {"dilations": tuple, "dropout": float}
+        return cls(**{k: types.get(k, int)(v) for k, v in data.items()})
 
 
 class _Block(nn.Module):
-    def __init__(self, channels: int, kernel: int, dilation: int) -> None:
+    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float) -> None:
         super().__init__()
         self.conv = nn.Conv1d(channels, channels, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation)
         self.mix = nn.Conv1d(channels, channels, 1)
         self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mix(self.act(self.conv(x)))
+        return x + self.mix(self.drop(self.act(self.conv(x))))
 
 
 class QuickNet(nn.Module):
@@ -67,10 +72,13 @@ class QuickNet(nn.Module):
         self.register_buffer("content_std", torch.ones(cfg.content_dim))
         self.register_buffer("out_mean", torch.zeros(cfg.out_dims))
         self.register_buffer("out_std", torch.ones(cfg.out_dims))
-        self.inp = nn.Conv1d(cfg.content_dim + PITCH_CHANNELS, cfg.hidden, 3, padding=1)
-        self.body = nn.Sequential(*[_Block(cfg.hidden, cfg.kernel, cfg.dilations[i % len(cfg.dilations)])
+        frames = cfg.out_dims * FRAMES_PER_CONTENT
+        self.inp = nn.Conv1d(cfg.content_dim + PITCH_CHANNELS + frames, cfg.hidden, 3, padding=1)
+        self.body = nn.Sequential(*[_Block(cfg.hidden, cfg.kernel, cfg.dilations[i % len(cfg.dilations)], cfg.dropout)
                                     for i in range(cfg.blocks)])
-        self.out = nn.Conv1d(cfg.hidden, cfg.out_dims * FRAMES_PER_CONTENT, 1)
+        self.out = nn.Conv1d(cfg.hidden, frames, 1)
+        nn.init.zeros_(self.out.weight)   # starts as the matched average (the instant engine's output)
+        nn.init.zeros_(self.out.bias)
 
     def set_statistics(self, content: torch.Tensor, outputs: torch.Tensor) -> None:
         """Normalisation from the target's frames: content (n, content_dim), outputs (m, out_dims)."""
@@ -79,17 +87,21 @@ class QuickNet(nn.Module):
         self.out_mean.copy_(outputs.mean(0))
         self.out_std.copy_(outputs.std(0).clamp_min(1e-4))
 
-    def forward_normalized(self, content: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
-        """content (B, T, content_dim) raw, pitch (B, T, PITCH_CHANNELS) -> normalised (B, T, 2, out_dims)."""
-        x = (content - self.content_mean) / self.content_std
-        x = torch.cat([x, pitch], dim=-1).transpose(1, 2)            # (B, content_dim + 4, T)
-        x = self.out(self.body(self.inp(x)))                          # (B, 2 * out_dims, T)
-        b, _, t = x.shape
-        return x.transpose(1, 2).reshape(b, t, FRAMES_PER_CONTENT, self.cfg.out_dims)
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        return (frames - self.out_mean) / self.out_std
 
-    def forward(self, content: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    def forward_normalized(self, content: torch.Tensor, pitch: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
+        """content (B, T, content_dim) raw, pitch (B, T, PITCH_CHANNELS), matched (B, T, 2, out_dims) coded frames
+        -> normalised (B, T, 2, out_dims)."""
+        b, t = content.shape[:2]
+        base = self.normalize(matched)
+        x = torch.cat([(content - self.content_mean) / self.content_std, pitch, base.reshape(b, t, -1)], dim=-1)
+        x = self.out(self.body(self.inp(x.transpose(1, 2))))           # (B, 2 * out_dims, T)
+        return base + x.transpose(1, 2).reshape(b, t, FRAMES_PER_CONTENT, self.cfg.out_dims)
+
+    def forward(self, content: torch.Tensor, pitch: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
         """(B, T, 2, out_dims) coded frames in their own units (sp code, then ap code)."""
-        return self.forward_normalized(content, pitch) * self.out_std + self.out_mean
+        return self.forward_normalized(content, pitch, matched) * self.out_std + self.out_mean
 
 
 def pitch_features(f0_hz: torch.Tensor, median_f0_hz: float) -> torch.Tensor:

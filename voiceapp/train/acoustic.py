@@ -23,12 +23,21 @@ from voiceapp.workspace import ExperimentDir, atomic_path
 log = logging.getLogger(__name__)
 
 MIN_MINUTES = 0.25        # less target speech than this cannot make a voice
+ENGINE_ENCODER = "whisper-mid"
+
+
+def engine_encoder_name(manifest: dict) -> str:
+    """The content encoder of the instant/quick engines: whisper-mid, or the features' fake encoder (tests)."""
+    name = str(manifest.get("encoder") or "")
+    return name if name == ENGINE_ENCODER or name.startswith("fake") else ENGINE_ENCODER
 
 
 @dataclass(frozen=True)
 class TargetFrames:
     """All usable frames of a target voice, clip by clip aligned: content (n, dim) at 50/s; sp, ap, f0 at 100/s
     with 2 frames per content frame (frame i of content owns acoustic frames 2i and 2i + 1)."""
+
+    encoder: str               # the content encoder's registry name
 
     content: np.ndarray        # (n, dim) float32
     sp: np.ndarray             # (n, 2, sp_dims) float32
@@ -64,14 +73,13 @@ def _analyze_clip(exp: ExperimentDir, manifest: dict, stem: str, encoder: Any, o
 
     wav, wav16 = _clip_paths(manifest, stem)
     audio, rate = load_audio(wav)
-    audio16 = load_audio(wav16, 16000)[0] if wav16.is_file() else resample(audio, rate, 16000)
     f0 = np.load(exp.f0_dir / f"{stem}.npy").astype(np.float32)
     frames = analyze(audio, rate, f0)
     extracted = exp.content_dir / f"{stem}.npy"
     if manifest.get("encoder") == encoder.name and extracted.is_file():   # features made with whisper-mid
         content = np.load(extracted).astype(np.float32)
     else:
-        content = encoder.encode(audio16)
+        content = encoder.encode(load_audio(wav16, 16000)[0] if wav16.is_file() else resample(audio, rate, 16000))
     n = min(len(content), len(frames) // 2, len(f0) // 2)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
@@ -79,20 +87,29 @@ def _analyze_clip(exp: ExperimentDir, manifest: dict, stem: str, encoder: Any, o
                      f0=f0[:2 * n], sample_rate=np.int64(rate))
 
 
-def analyze_target(exp: ExperimentDir, encoder: Any, progress: Progress = no_progress,
-                   cancel: CancelToken = NEVER, workers: int = 2) -> list[Path]:
-    """Write the voice frames of every clip of `exp`'s features (skipping those already written)."""
+def analyze_target(exp: ExperimentDir, workspace: Any, progress: Progress = no_progress,
+                   cancel: CancelToken = NEVER, workers: int = 2) -> tuple[list[Path], str]:
+    """Write the voice frames of every clip of `exp`'s features (skipping those already written); returns their
+    files and the content encoder's name."""
+    from voiceapp.features.encoders import load_encoder
     from voiceapp.train.data import load_manifest, unfinished_features
 
     manifest = load_manifest(exp)
     unfinished_features(exp.name, manifest)
+    name = engine_encoder_name(manifest)
+    marker = voice_features_dir(exp) / "encoder.txt"
+    if marker.is_file() and marker.read_text().strip() != name:   # frames of another encoder: start over
+        for old in voice_features_dir(exp).glob("*.npz"):
+            old.unlink()
     stems = sorted(manifest.get("clips", {}))
     if not stems:
         raise InputError(f"The features of {exp.name} list no clips. Extract features from a dataset first.")
     folder = voice_features_dir(exp)
     folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(name)
     todo = [s for s in stems if not (folder / f"{s}.npz").is_file() and (exp.f0_dir / f"{s}.npy").is_file()]
     done = len(stems) - len(todo)
+    encoder = load_encoder(name, workspace=workspace) if todo else None
 
     def one(stem: str) -> None:
         cancel.raise_if_set()
@@ -101,10 +118,10 @@ def analyze_target(exp: ExperimentDir, encoder: Any, progress: Progress = no_pro
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for i, _ in enumerate(pool.map(one, todo)):
             progress((done + i + 1) / len(stems), f"voice frames: clip {done + i + 1}/{len(stems)}")
-    return [folder / f"{s}.npz" for s in stems if (folder / f"{s}.npz").is_file()]
+    return [folder / f"{s}.npz" for s in stems if (folder / f"{s}.npz").is_file()], name
 
 
-def load_target(paths: list[Path], experiment: str = "") -> TargetFrames:
+def load_target(paths: list[Path], encoder: str, experiment: str = "") -> TargetFrames:
     """The frames of `paths` (from `analyze_target`) joined; InputError when there is too little speech."""
     parts: dict[str, list] = {"content": [], "sp": [], "ap": [], "f0": [], "ids": []}
     rates, stems = set(), []
@@ -119,7 +136,7 @@ def load_target(paths: list[Path], experiment: str = "") -> TargetFrames:
                 parts["ap"].append(data["ap"][:2 * n].reshape(n, 2, -1))
                 parts["f0"].append(data["f0"][:2 * n].reshape(n, 2))
                 rates.add(int(data["sample_rate"]))
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, EOFError) as err:
             log.warning("skipping unreadable voice frames %s: %s", path, err)
             continue
         parts["ids"].append(np.full(n, len(stems), dtype=np.int32))
@@ -130,7 +147,7 @@ def load_target(paths: list[Path], experiment: str = "") -> TargetFrames:
     if not stems:
         raise MissingArtifactError(f"No voice frames for {experiment or 'this experiment'}: its clips gave no "
                                    f"usable audio. Check the dataset (Dataset tab report).")
-    target = TargetFrames(np.concatenate(parts["content"]), np.concatenate(parts["sp"]).astype(np.float32),
+    target = TargetFrames(encoder, np.concatenate(parts["content"]), np.concatenate(parts["sp"]).astype(np.float32),
                           np.concatenate(parts["ap"]).astype(np.float32), np.concatenate(parts["f0"]),
                           np.concatenate(parts["ids"]), tuple(stems), rates.pop())
     if target.minutes < MIN_MINUTES or target.median_f0_hz <= 0:

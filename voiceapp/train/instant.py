@@ -22,21 +22,15 @@ def engine_model_path(workspace: Any, name: str) -> Path:
     return workspace.voice_model_path(name).with_suffix(".safetensors")
 
 
-def load_engine_encoder(workspace: Any) -> Any:
-    from voiceapp.features.encoders import WhisperMidEncoder
-
-    return WhisperMidEncoder(workspace=workspace)
-
-
 def build_instant(exp: ExperimentDir, workspace: Any, progress: Progress = no_progress,
                   cancel: CancelToken = NEVER, author: str = "") -> Path:
     """Write and return the instant voice model of `exp` (its features must be extracted)."""
     from voiceapp.train.acoustic import analyze_target, load_target
     from voiceapp.voices.world import save_world_voice
 
-    paths = analyze_target(exp, load_engine_encoder(workspace), sub_progress(progress, 0.0, 0.95), cancel)
-    target = load_target(paths, exp.name)
-    meta = {"steps": 0, "epochs": 0, "name": exp.name, "author": author, "clips": len(target.clips),
+    paths, encoder = analyze_target(exp, workspace, sub_progress(progress, 0.0, 0.95), cancel)
+    target = load_target(paths, encoder, exp.name)
+    meta = {"encoder": target.encoder, "steps": 0, "epochs": 0, "name": exp.name, "author": author, "clips": len(target.clips),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     path = save_world_voice(engine_model_path(workspace, exp.name), "instant", target.sample_rate, target.content,
                             target.sp, target.ap, target.f0, meta)

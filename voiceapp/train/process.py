@@ -110,8 +110,8 @@ class TrainingRunner:
                                        f"{exp.name} first.")
         check_against_features(cfg, read_json(exp.features_manifest_path) or {})
         write_json_atomic(exp.train_config_path, cfg.to_json())
-        command = launch_command(exp.train_config_path, self.workspace.root, self.device,
-                                 wanted_processes(self.device, cfg.gpus))
+        processes = wanted_processes(self.device, cfg.gpus) if cfg.engine == "rvc" else 1   # quick: one process
+        command = launch_command(exp.train_config_path, self.workspace.root, self.device, processes)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
         if os.name == "nt":
             env.setdefault("USE_LIBUV", "0")   # torchrun's store on Windows wheels built without libuv
@@ -263,6 +263,7 @@ def run_status(exp: ExperimentDir, running: bool, exit_code: int | None = None,
         return RunStatus("running" if running else "idle",
                          "Starting (loading data and models)..." if running else "Not trained yet.")
     start = next((e for e in events if e["type"] == "start"), {})
+    unit = "minute" if start.get("engine") == "quick" else "epoch"   # quick trains on a time budget
     status = RunStatus("running", "", epochs=int(start.get("epochs", 0)), pretrained=start.get("pretrained", ""),
                        epoch=int(start.get("start_epoch", 1)) - 1, step=int(start.get("start_step", 0)))
     for event in events:
@@ -282,17 +283,17 @@ def run_status(exp: ExperimentDir, running: bool, exit_code: int | None = None,
             if status.best_epoch else "")
     if final["type"] == "done":
         status.state = "done"
-        status.message = f"Done: epoch {status.epoch}, step {status.step}.{best} Voice models: " + \
+        status.message = f"Done: {unit} {status.epoch}, step {status.step}.{best} Voice models: " + \
             ", ".join(Path(p).name for p in status.voice_models)
     elif final["type"] == "error":
         status.state = "failed"
         status.message = f"Training failed: {final.get('message', '')} {final.get('advice', '')}".strip()
     elif final["type"] == "stopped":
         status.state = "stopped"
-        status.message = f"Stopped at epoch {status.epoch}, step {status.step}. Resume continues from the last save."
+        status.message = f"Stopped at {unit} {status.epoch}, step {status.step}. Resume continues from the last save."
     elif running:
         eta = f", about {_duration(status.eta_s)} left" if status.eta_s else ""
-        status.message = f"Training: epoch {status.epoch}/{status.epochs}, step {status.step}{eta}.{best}"
+        status.message = f"Training: {unit} {status.epoch}/{status.epochs}, step {status.step}{eta}.{best}"
     else:
         status.state = "failed"
         status.message = crash_message(exp, exit_code, int(start.get("config", {}).get("batch_size", 4)))

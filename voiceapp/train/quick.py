@@ -1,10 +1,11 @@
 """The `quick` engine's trainer: a QuickNet learns the target's WORLD frames from its content, on a CPU budget.
 
-Recipe: the target's frames (train/acoustic.py); each frame's content is replaced by the mean of its 4 nearest
-frames from the target's *other* recordings (prematching), so the network learns to turn matched content --
-what conversion gives it -- into the target's own spectral envelope and aperiodicity (L1 on normalised codes,
-AdamW, cosine learning rate over the budget). A fifth of the items mix in the clip's own content by a random
-amount, so that `neighbour_blend` below 1 stays in distribution.
+Recipe: the target's frames (train/acoustic.py); each frame is matched to its 8 nearest frames from the target's
+*other* recordings (prematching), and every step averages a random 4 of them -- content and WORLD frames -- so
+the network learns to turn what conversion gives it (matched content and the instant engine's averaged frames)
+into the target's own spectral envelope and aperiodicity (L1 on normalised codes, AdamW, dropout, cosine learning
+rate over the budget). A fifth of the items mix in the clip's own content by a random amount, so that
+`neighbour_blend` below 1 stays in distribution. The voice file holds the weights with the best validation L1.
 
 Reads logs/<exp>/features/; writes logs/<exp>/Q_<step>.pth (checkpoint: weights, optimizer, step, seconds trained,
 random state; loaded with weights_only=True), logs/<exp>/events.jsonl and TensorBoard scalars (loss/train,
@@ -35,6 +36,7 @@ from voiceapp.workspace import ExperimentDir, atomic_path
 log = logging.getLogger(__name__)
 
 SEGMENT_FRAMES = 100          # content frames per training item (2 s)
+CANDIDATES, NEIGHBOURS = 8, 4 # per frame: nearest frames of other recordings, and how many are averaged
 BATCH_ITEMS = 16
 LEARNING_RATE = 1e-3
 MIN_LR_FRACTION = 0.05
@@ -85,20 +87,20 @@ class QuickTrainer:
         self.events = EventLog(exp.events_path)
         self.budget_s = float(cfg.minutes) * 60.0
         self.step, self.trained_s, self.best_l1 = 0, 0.0, None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_step = 0
         self.generator = torch.Generator().manual_seed(int(cfg.seed))
         self.voice_path: Path | None = None
         self.checkpoint: Path | None = None
 
     # ------------------------------------------------------------------ data
     def prepare(self) -> None:
-        from voiceapp.index.neighbours import prematch
+        from voiceapp.index.neighbours import neighbours_elsewhere
         from voiceapp.train.acoustic import analyze_target, load_target
-        from voiceapp.train.instant import load_engine_encoder
-
-        paths = analyze_target(self.exp, load_engine_encoder(self.workspace), sub_progress(self.progress, 0, 0.05),
-                               self.cancel)
-        self.target = t = load_target(paths, self.exp.name)
-        self.matched = prematch(t.content, source_groups(t.clips)[t.clip_ids], k=4)
+        paths, encoder = analyze_target(self.exp, self.workspace, sub_progress(self.progress, 0, 0.05), self.cancel)
+        self.target = t = load_target(paths, encoder, self.exp.name)
+        self.candidates = neighbours_elsewhere(t.content, source_groups(t.clips)[t.clip_ids], k=CANDIDATES)
+        self.codes = np.concatenate([t.sp, t.ap], axis=-1)                      # (n, 2, out_dims)
         train_clips, val_clips = split_validation(t, int(self.cfg.validation_clips))
         self.train_rows = self._clip_rows(train_clips)
         self.val_rows = self._clip_rows(val_clips)
@@ -126,23 +128,29 @@ class QuickTrainer:
                 rows.append((int(where[0]), int(where[-1]) + 1))
         return rows
 
-    def _item(self, a: int, b: int, start: int, mix: float) -> tuple[np.ndarray, ...]:
-        t, s = self.target, slice(a + start, a + start + self.segment)
-        content = mix * self.matched[s] + (1 - mix) * t.content[s]
-        return content, t.f0[s], np.concatenate([t.sp[s], t.ap[s]], axis=-1)
+    def _item(self, a: int, b: int, start: int, mix: float, pick: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """(content, f0, matched frames, true frames) of rows [a + start, a + start + segment) (the whole clip
+        when `start` is None); `pick` chooses which candidates are averaged per row (None: the nearest)."""
+        t = self.target
+        s = slice(a, b) if start is None else slice(a + start, a + start + self.segment)
+        idx = self.candidates[s]
+        idx = idx[:, :NEIGHBOURS] if pick is None else np.take_along_axis(idx, pick[: len(idx)], axis=1)
+        content = mix * t.content[idx].mean(axis=1) + (1 - mix) * t.content[s]
+        return content, t.f0[s], self.codes[idx].mean(axis=1), self.codes[s]
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         picks = torch.multinomial(self.clip_weights, BATCH_ITEMS, replacement=True, generator=self.generator)
         starts = torch.rand(BATCH_ITEMS, generator=self.generator)
         mixes = torch.rand(BATCH_ITEMS, generator=self.generator)
         mixed = torch.rand(BATCH_ITEMS, generator=self.generator) < MIX_SHARE
+        subsets = torch.rand(BATCH_ITEMS, self.segment, CANDIDATES, generator=self.generator).argsort(-1)
         items = []
-        for p, u, m, x in zip(picks.tolist(), starts.tolist(), mixes.tolist(), mixed.tolist()):
+        for i, (p, u, m, x) in enumerate(zip(picks.tolist(), starts.tolist(), mixes.tolist(), mixed.tolist())):
             a, b = self.train_rows[p]
             start = int(u * (b - a - self.segment + 1))
-            items.append(self._item(a, b, start, m if x else 1.0))
-        content, f0, target = (torch.from_numpy(np.stack(v)).float() for v in zip(*items))
-        return content, pitch_features(f0, self.target.median_f0_hz), target
+            items.append(self._item(a, b, start, m if x else 1.0, subsets[i, :, :NEIGHBOURS].numpy()))
+        content, f0, matched, target = (torch.from_numpy(np.stack(v)).float() for v in zip(*items))
+        return content, pitch_features(f0, self.target.median_f0_hz), matched, target
 
     # ------------------------------------------------------------------ training
     def _lr(self) -> float:
@@ -152,11 +160,10 @@ class QuickTrainer:
         return LEARNING_RATE * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * cosine)
 
     def train_step(self) -> float:
-        content, pitch, target = self.batch()
+        content, pitch, matched, target = self.batch()
         for group in self.optim.param_groups:
             group["lr"] = self._lr()
-        predicted = self.net.forward_normalized(content, pitch)
-        loss = (predicted - (target - self.net.out_mean) / self.net.out_std).abs().mean()
+        loss = (self.net.forward_normalized(content, pitch, matched) - self.net.normalize(target)).abs().mean()
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
@@ -175,12 +182,11 @@ class QuickTrainer:
             return None
         self.net.eval()
         losses = []
-        t = self.target
         for a, b in self.val_rows:
-            content, f0, target = (torch.from_numpy(v[None]).float() for v in
-                                   (self.matched[a:b], t.f0[a:b], np.concatenate([t.sp[a:b], t.ap[a:b]], axis=-1)))
-            predicted = self.net.forward_normalized(content, pitch_features(f0, self.target.median_f0_hz))
-            losses.append(float((predicted - (target - self.net.out_mean) / self.net.out_std).abs().mean()))
+            content, f0, matched, target = (torch.from_numpy(v[None]).float()
+                                            for v in self._item(a, b, None, 1.0, None))
+            predicted = self.net.forward_normalized(content, pitch_features(f0, self.target.median_f0_hz), matched)
+            losses.append(float((predicted - self.net.normalize(target)).abs().mean()))
         self.net.train()
         return float(np.mean(losses))
 
@@ -239,6 +245,10 @@ class QuickTrainer:
         from voiceapp.voices.world import save_world_voice
 
         val = self.validate()
+        improved = val is None or self.best_l1 is None or val <= self.best_l1
+        if improved or self.best_state is None:
+            self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            self.best_step = self.step
         if val is not None:
             self.best_l1 = val if self.best_l1 is None else min(self.best_l1, val)
             self.events.write("validation", epoch=self._epoch(), step=self.step, mel_l1=round(val, 5),
@@ -247,20 +257,25 @@ class QuickTrainer:
         path = self.exp.checkpoints_dir / f"Q_{self.step}.pth"
         state = {"model": self.net.state_dict(), "optimizer": self.optim.state_dict(), "step": self.step,
                  "trained_s": self.trained_s, "best_l1": self.best_l1 if self.best_l1 is not None else -1.0,
-                 "rng": self.generator.get_state(), "frames": len(self.target.content),
-                 "config": str(self.net.cfg.to_json())}
+                 "rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),   # dropout's
+                 "frames": len(self.target.content),
+                 "config": str(self.net.cfg.to_json()), "best_model": self.best_state, "best_step": self.best_step}
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
         for old in self.exp.checkpoints_dir.glob("Q_*.pth"):
             if old != path:
                 old.unlink(missing_ok=True)
         self.checkpoint = path
-        t = self.target
-        meta = {"steps": self.step, "epochs": self._epoch(), "name": self.exp.name, "author": self.cfg.author,
-                "trained_minutes": round(self.trained_s / 60, 2), "validation_l1": val, "clips": len(t.clips),
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        self.voice_path = save_world_voice(engine_model_path(self.workspace, self.exp.name), "quick", t.sample_rate,
-                                           t.content, t.sp, t.ap, t.f0, meta, net=self.net)
+        t, target_path = self.target, engine_model_path(self.workspace, self.exp.name)
+        if improved or not target_path.exists():   # the voice keeps the weights that validated best
+            best = QuickNet(self.net.cfg)
+            best.load_state_dict(self.best_state)
+            meta = {"encoder": t.encoder, "steps": self.best_step, "epochs": self._epoch(), "name": self.exp.name, "author": self.cfg.author,
+                    "trained_minutes": round(self.trained_s / 60, 2), "validation_l1": self.best_l1,
+                    "clips": len(t.clips), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            self.voice_path = save_world_voice(target_path, "quick", t.sample_rate, t.content, t.sp, t.ap, t.f0, meta,
+                                               net=best)
+        self.voice_path = target_path
         self.events.write("save", epoch=self._epoch(), step=self.step, files=[path.name], voice=str(self.voice_path))
         board.flush()
 
@@ -283,6 +298,9 @@ class QuickTrainer:
         self.step, self.trained_s = int(state["step"]), float(state["trained_s"])
         self.best_l1 = None if float(state["best_l1"]) < 0 else float(state["best_l1"])
         self.generator.set_state(state["rng"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+        self.best_state, self.best_step = state.get("best_model"), int(state.get("best_step", self.step))
         self.checkpoint = path
         self.events.write("resume", step=self.step, epoch=self._epoch(), files=[path.name])
 

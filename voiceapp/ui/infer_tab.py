@@ -78,11 +78,25 @@ def _speakers(model: str) -> int:
 # ----------------------------------------------------------------------------------------------- convert
 
 def make_config(transpose: float, f0_method: str | None, index_rate: float, filter_radius: float, rms_mix: float,
-                protect: float, resample_sr: Any, speaker_id: float, seed: float, f0_curve: str | None) -> InferConfig:
+                protect: float, resample_sr: Any, speaker_id: float, seed: float, f0_curve: str | None,
+                neighbour_blend: float = _D.neighbour_blend) -> InferConfig:
     return InferConfig(transpose_semitones=float(transpose), f0_method=f0_method or None,
                        index_rate=float(index_rate), filter_radius=int(filter_radius), rms_mix_rate=float(rms_mix),
                        protect=float(protect), resample_sr=int(resample_sr or 0), speaker_id=int(speaker_id or 0),
-                       seed=int(seed or 0), f0_curve=f0_curve or None)
+                       seed=int(seed or 0), f0_curve=f0_curve or None, neighbour_blend=float(neighbour_blend))
+
+
+def engine_controls(model: str | None) -> tuple[Any, Any, Any]:
+    """Visibility of (index picker, index rate, neighbour blend) for the picked model's engine: rvc models use an
+    index, instant/quick models match against their own frames."""
+    from voiceapp.errors import VoiceAppError
+    from voiceapp.voices.file import read_voice_info
+
+    try:
+        own = bool(model) and read_voice_info(Path(model)).engine != "rvc"
+    except VoiceAppError:
+        own = False
+    return gr.update(visible=not own), gr.update(visible=not own), gr.update(visible=own)
 
 
 def convert_one(services: Services, model: str | None, index: str | None, audio_path: str | None, fmt: str,
@@ -166,7 +180,11 @@ def _settings(services: Services) -> list[Any]:
                            file_count="single")
     gr.Markdown("<span class='va-small'>Pitch curve: a `time,f0` csv (seconds, Hz) that replaces the detected "
                 "pitch, e.g. from `python -m voiceapp f0`.</span>")
-    return [transpose, f0_method, index_rate, filter_radius, rms_mix, protect, resample, speaker, seed, f0_curve]
+    blend = gr.Slider(0, 1, value=_D.neighbour_blend, step=0.05, label="Neighbour blend", visible=False,
+                      info="instant/quick voices: 1 uses only the target's own matched frames (most like the "
+                           "target); lower keeps more of the input's own sounds (quick only).")
+    return [transpose, f0_method, index_rate, filter_radius, rms_mix, protect, resample, speaker, seed, f0_curve,
+            blend]
 
 
 def build(services: Services) -> None:
@@ -185,6 +203,8 @@ def build(services: Services) -> None:
                    info="wav is lossless; mp3/ogg are smaller.")
     description = gr.Markdown(description_start)
     settings = _settings(services)
+    for component, update in zip((index, settings[2], settings[10]), engine_controls(first)):
+        component.visible = update["visible"]   # the first model's engine, before any change event
     with gr.Tab("One file"):
         with gr.Row():
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input (upload or record)")
@@ -222,3 +242,4 @@ def build(services: Services) -> None:
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
     refresh_btn.click(lambda m: refresh(services, m), [model], [model, index])
     model.change(lambda m: select_model(services, m), [model], [index, description, speaker])
+    model.change(engine_controls, [model], [index, settings[2], settings[10]])

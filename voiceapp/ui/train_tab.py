@@ -36,9 +36,12 @@ def _section(module: str, services: Services) -> bool:
 
 
 def make_config(experiment: str, sample_rate: Any, version: str, preset: str, epochs: float, save_every: float,
-                batch_size: float, keep_latest: bool, voice_each_save: bool, pretrained: str) -> TrainConfig:
+                batch_size: float, keep_latest: bool, voice_each_save: bool, pretrained: str, engine: str = "rvc",
+                minutes: float = _D.minutes) -> TrainConfig:
     if not (experiment or "").strip():
         raise gr.Error("Pick the experiment to train (the name you extracted features under).")
+    if engine != "rvc":   # the quick and instant engines take the clips' rate and have one size
+        return TrainConfig(experiment=experiment, engine=engine, minutes=float(minutes))
     return TrainConfig(experiment=experiment, sample_rate=int(sample_rate) if sample_rate else None,
                        version=version or None, preset=preset, epochs=int(epochs), save_every_epochs=int(save_every),
                        batch_size=int(batch_size), save_latest_only=bool(keep_latest),
@@ -50,7 +53,9 @@ def start_training(runner: Any, experiment: str, *settings: Any) -> str:
     def job(progress: Any) -> str:
         cfg = make_config(experiment, *settings)
         pid = runner.start(cfg)
-        return f"Started training **{cfg.experiment}** (process {pid}). The curves below update every few seconds."
+        what = {"instant": "Building the instant voice of", "quick": f"Training the quick voice ({cfg.minutes:g} min) of"}
+        return (f"{what.get(cfg.engine, 'Started training')} **{cfg.experiment}** (process {pid}). The status and "
+                f"curves below update every few seconds.")
 
     return run_job(job)
 
@@ -133,36 +138,58 @@ def experiment_settings(services: Services, experiment: str) -> tuple[Any, Any, 
             note)
 
 
+ENGINE_CHOICES = [
+    ("quick: learns the voice in CPU minutes (Voiceapp only)", "quick"),
+    ("instant: no training, ready in seconds (Voiceapp only)", "instant"),
+    ("rvc: RVC's model, loads in RVC WebUI / Applio (needs RVC's base assets; a GPU to train in useful time)", "rvc"),
+]
+
+
+def engine_visibility(engine: str) -> tuple[Any, Any]:
+    """(quick settings, rvc settings) visibility for the chosen engine."""
+    return gr.update(visible=engine == "quick"), gr.update(visible=engine == "rvc")
+
+
 def _train_section(services: Services, runner: Any) -> None:
+    from voiceapp.train.cli import default_engine
+
     names = services.workspace.list_experiments()
+    chosen, why = default_engine(services.workspace)
     with gr.Row():
         experiment = gr.Dropdown(label="Experiment", choices=names, value=names[-1] if names else None,
                                  allow_custom_value=True, scale=2,
                                  info="The name you extracted features under (a folder in logs/).")
-        sample_rate = gr.Radio([str(r) for r in SAMPLE_RATES], value="40000", label="Sample rate (Hz)",
-                               info="Must match the dataset's clips; filled in from the features.")
-        version = gr.Radio(list(VERSIONS), value="v2", label="Model version",
-                           info="v2 is the current RVC model; filled in from the features.")
-        preset = gr.Radio([p for p in PRESETS if p != "tiny"], value=_D.preset, label="Model size",
-                          info="full = standard RVC model (loads in RVC WebUI / Applio; needs a GPU to train in "
-                               "reasonable time). light = smaller decoder, encoders and discriminators, about 8x less CPU "
-                               "time per step, for CPU training; only Voiceapp can load it.")
-    with gr.Row():
-        epochs = gr.Slider(1, 1000, value=_D.epochs, step=1, label="Epochs",
-                           info="Passes over the dataset. 200 is typical for clean data; 20-50 for noisy data.")
-        save_every = gr.Slider(1, 100, value=_D.save_every_epochs, step=1, label="Save every N epochs",
-                               info="Checkpoint and validation frequency. A crash loses at most this many epochs.")
-        batch_size = gr.Slider(1, 40, value=_D.batch_size, step=1, label="Batch size",
-                               info="Clips per step (per GPU). Lower it if the GPU runs out of memory.")
-    with gr.Row():
-        keep_latest = gr.Checkbox(value=_D.save_latest_only, label="Keep only the latest checkpoint",
-                                  info="Saves disk: each checkpoint pair of the full model is about 1.3 GB.")
-        voice_each_save = gr.Checkbox(value=_D.save_voice_each_save, label="Save a voice model at each save",
-                                      info="Writes models/voices/<exp>/<exp>_e<epoch>_s<step>.pth (~55 MB each) "
-                                           "so you can compare epochs.")
-        pretrained = gr.Radio(list(PRETRAINED_CHOICES), value=_D.pretrained, label="Pretrained base",
-                              info="auto: start from RVC's pretrained f0G/f0D when they are in models/base and fit "
-                                   "(much better results); none: from scratch.")
+        engine = gr.Radio(ENGINE_CHOICES, value=chosen, label="Voice engine", scale=3, info=why.split(": ", 1)[-1])
+    with gr.Row(visible=chosen == "quick") as quick_row:
+        minutes = gr.Slider(1, 120, value=_D.minutes, step=1, label="Training minutes",
+                            info="The quick engine trains for this long (CPU), saving every minute; more minutes "
+                                 "help little past ~20. Resume adds the minutes you set here.")
+    with gr.Column(visible=chosen == "rvc") as rvc_rows:
+        with gr.Row():
+            sample_rate = gr.Radio([str(r) for r in SAMPLE_RATES], value="40000", label="Sample rate (Hz)",
+                                   info="Must match the dataset's clips; filled in from the features.")
+            version = gr.Radio(list(VERSIONS), value="v2", label="Model version",
+                               info="v2 is the current RVC model; filled in from the features.")
+            preset = gr.Radio([p for p in PRESETS if p != "tiny"], value=_D.preset, label="Model size",
+                              info="full = standard RVC model (loads in RVC WebUI / Applio; needs a GPU to train in "
+                                   "reasonable time). light = smaller decoder, encoders and discriminators, about 8x less CPU "
+                                   "time per step, for CPU training; only Voiceapp can load it.")
+        with gr.Row():
+            epochs = gr.Slider(1, 1000, value=_D.epochs, step=1, label="Epochs",
+                               info="Passes over the dataset. 200 is typical for clean data; 20-50 for noisy data.")
+            save_every = gr.Slider(1, 100, value=_D.save_every_epochs, step=1, label="Save every N epochs",
+                                   info="Checkpoint and validation frequency. A crash loses at most this many epochs.")
+            batch_size = gr.Slider(1, 40, value=_D.batch_size, step=1, label="Batch size",
+                                   info="Clips per step (per GPU). Lower it if the GPU runs out of memory.")
+        with gr.Row():
+            keep_latest = gr.Checkbox(value=_D.save_latest_only, label="Keep only the latest checkpoint",
+                                      info="Saves disk: each checkpoint pair of the full model is about 1.3 GB.")
+            voice_each_save = gr.Checkbox(value=_D.save_voice_each_save, label="Save a voice model at each save",
+                                          info="Writes models/voices/<exp>/<exp>_e<epoch>_s<step>.pth (~55 MB each) "
+                                               "so you can compare epochs.")
+            pretrained = gr.Radio(list(PRETRAINED_CHOICES), value=_D.pretrained, label="Pretrained base",
+                                  info="auto: start from RVC's pretrained f0G/f0D when they are in models/base and fit "
+                                       "(much better results); none: from scratch.")
     features_note = gr.Markdown()
     with gr.Row():
         start = gr.Button("Start", variant="primary")
@@ -175,7 +202,9 @@ def _train_section(services: Services, runner: Any) -> None:
     seen = gr.State(None)
     timer = gr.Timer(REFRESH_S)
 
-    settings = [sample_rate, version, preset, epochs, save_every, batch_size, keep_latest, voice_each_save, pretrained]
+    settings = [sample_rate, version, preset, epochs, save_every, batch_size, keep_latest, voice_each_save, pretrained,
+                engine, minutes]
+    engine.change(engine_visibility, [engine], [quick_row, rvc_rows])
     start.click(lambda exp, *s: start_training(runner, exp, *s), [experiment, *settings], [status])
     resume.click(lambda exp, e, b: resume_training(runner, exp, e, b), [experiment, epochs, batch_size], [status])
     stop.click(lambda exp: stop_training(runner, exp), [experiment], [status])

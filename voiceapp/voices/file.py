@@ -67,6 +67,7 @@ class VoiceInfo:
     created: str = ""
     info: str = ""
     model_hash: str | None = None
+    median_f0_hz: float | None = None  # own engines: the target's median pitch (for the transpose hint)
 
     @property
     def apps(self) -> tuple[str, ...]:
@@ -314,4 +315,6 @@ def _own_info(path: Path, meta: dict) -> VoiceInfo:
         steps=None if meta["steps"] is None else int(meta["steps"]), speakers=int(config.get("speakers", 1)),
         content_dim=None if config.get("content_dim") is None else int(config["content_dim"]),
         size=str(config.get("size") or meta["engine"]),
-        minutes_of_data=_float_or_none(meta["minutes_of_data"]), file_bytes=path.stat().st_size)
+        minutes_of_data=_float_or_none(meta["minutes_of_data"]), file_bytes=path.stat().st_size,
+        author=str(meta.get("author") or ""), created=str(meta.get("created") or ""),
+        median_f0_hz=_float_or_none(meta.get("median_f0_hz")))

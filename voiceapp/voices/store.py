@@ -182,13 +182,30 @@ def model_info(ws: Workspace, name: str, with_hash: bool = True) -> dict:
     return info
 
 
+def pitch_hint(median_f0_hz: float) -> str:
+    """Which transpose suits a voice of this median pitch, from a typical male (~120 Hz) or female (~210 Hz) one."""
+    import math
+
+    def steps(source_hz: float) -> int:
+        return max(-24, min(24, int(round(12 * math.log2(median_f0_hz / source_hz)))))
+
+    return f"transpose about {steps(120):+d} from a male voice, {steps(210):+d} from a female one"
+
+
 def describe_model(path: Path | str) -> str:
     """One markdown line about a voice file, read cheaply from its metadata."""
     path = Path(path)
     info = read_voice_info(path)
     parts = [f"**{path.stem}**", info.version, f"{info.sample_rate} Hz", "pitch" if info.use_f0 else "no pitch"]
     if info.engine != "rvc":
-        parts.insert(1, f"{info.engine} engine (Voiceapp only)")
+        parts = [f"**{path.stem}**", f"{info.engine} engine (Voiceapp only)", f"{info.sample_rate} Hz"]
+        if info.minutes_of_data:
+            parts.append(f"{info.minutes_of_data:.1f} min of the target")
+        if info.engine == "quick" and info.steps:
+            parts.append(f"{info.steps} training steps")
+        if info.median_f0_hz:
+            parts.append(f"median pitch {info.median_f0_hz:.0f} Hz ({pitch_hint(info.median_f0_hz)})")
+        return " · ".join(parts)
     if info.encoder:
         parts.append(f"encoder {info.encoder}")
     if info.epochs is not None:

@@ -49,6 +49,11 @@ class WorldVoice:
     version = "v2"
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """The file's Voiceapp metadata (engine, rate, median_f0_hz, steps, ...), as `VoiceModel.metadata`."""
+        return self.meta
+
+    @property
     def embedder(self) -> str:
         return str(self.meta.get("encoder", CONTENT_ENCODER))
 
@@ -84,6 +89,7 @@ def save_world_voice(path: Path | str, engine: str, sample_rate: int, content: n
         tensors.update({f"net.{k}": v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()})
     voiced = f0[f0 > 0]
     info = {"engine": engine, "sample_rate": int(sample_rate), "encoder": CONTENT_ENCODER, "f0": True,
+            "config": {"content_dim": int(content.shape[1])},
             "version": "v2", "minutes_of_data": round(len(content) / 3000.0, 3),
             "median_f0_hz": float(np.median(voiced)) if voiced.size else 0.0, **meta}
     info["config"] = {**info.get("config", {}), **({"net": net.cfg.to_json()} if net is not None else {})}
