@@ -61,7 +61,8 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="instant,quick", help="comma list of instant, quick, rvc")
     parser.add_argument("--quick-minutes", type=float, default=20.0)
-    parser.add_argument("--rvc-minutes", type=float, default=20.0, help="rvc: light preset from scratch")
+    parser.add_argument("--rvc-minutes", type=float, default=20.0,
+                        help="rvc: RVC's full model from scratch on the CPU (no pretrained G/D offline)")
     parser.add_argument("--files-per-source", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "quality")
     parser.add_argument("--keep", action="store_true", help="reuse the workspace of a previous run (features)")
@@ -100,8 +101,8 @@ def _make(engine: Engine, ws, services, args) -> None:
         from voiceapp.demo.run import train_for_minutes
         from voiceapp.index.build import build_index
 
-        result, epochs, _ = train_for_minutes(ws, "lj", args.rvc_minutes, preset="light", device="cpu")
-        engine.note = f"{result.step} steps, light preset from scratch"
+        result, epochs, _ = train_for_minutes(ws, "lj", args.rvc_minutes, preset="full", device="cpu")
+        engine.note = f"{result.step} steps, full model from scratch"
         build_index(exp, voices_dir=ws.voice_dir("lj"))
         path = ws.voice_model_path("lj")
     engine.train_minutes = (time.perf_counter() - t0) / 60

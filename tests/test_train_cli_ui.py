@@ -5,6 +5,8 @@ import json
 import gradio as gr
 import pytest
 
+from voiceapp.errors import ConfigError
+
 from helpers import make_feature_experiment
 from voiceapp import cli
 from voiceapp.train.events import EventLog
@@ -52,9 +54,13 @@ def test_app_builds_with_train_tab(services):
 def test_train_handlers(services):
     ws = services.workspace
     runner = TrainingRunner(ws, "cpu")
-    settings = ["40000", "v2", "light", 10, 5, 4, True, True, "auto"]
+    settings = ["40000", "v2", "full", 10, 5, 4, True, True, "auto"]
     cfg = train_tab.make_config("alice", *settings)
-    assert cfg.preset == "light" and cfg.save_every_epochs == 5 and cfg.sample_rate == 40000
+    assert cfg.preset == "full" and cfg.save_every_epochs == 5 and cfg.sample_rate == 40000
+    with pytest.raises(ConfigError, match="quick engine"):              # the light preset is gone
+        train_tab.make_config("alice", "40000", "v2", "light", 10, 5, 4, True, True, "auto")
+    quick = train_tab.make_config("alice", *settings, "quick", 7)
+    assert (quick.engine, quick.minutes) == ("quick", 7.0)
     with pytest.raises(gr.Error):
         train_tab.make_config("", *settings)
     with pytest.raises(gr.Error, match="features"):

@@ -24,7 +24,9 @@ def _register_infer(subparsers: argparse._SubParsersAction, common: argparse.Arg
     p = subparsers.add_parser("infer", parents=[common], help="convert audio into a voice model's voice",
                               description="Convert speech or singing (a file, several files or folders) into the "
                                           "voice of a model (models/voices/NAME/NAME.pth or any RVC .pth).")
-    p.add_argument("--model", required=True, help="model name under models/voices/, or the path of a .pth file")
+    p.add_argument("--model", required=True,
+                   help="model name under models/voices/, or the path of a .pth (rvc) or .safetensors (instant, "
+                        "quick) file")
     p.add_argument("--index", default=None,
                    help="retrieval .index file (default: the one beside the model; 'none' for no retrieval)")
     p.add_argument("--input", required=True, nargs="+", type=Path, metavar="FILE_OR_DIR",
@@ -35,6 +37,9 @@ def _register_infer(subparsers: argparse._SubParsersAction, common: argparse.Arg
                    help="pitch method (default: rmvpe when present, else fcpe)")
     p.add_argument("--transpose", type=float, default=d.transpose_semitones, help="pitch shift in semitones")
     p.add_argument("--index-rate", type=float, default=d.index_rate, help="0..1, share of retrieved features")
+    p.add_argument("--neighbour-blend", type=float, default=d.neighbour_blend,
+                   help="instant/quick voices: 1 = only the target's matched frames; lower keeps more of the "
+                        "input's own content (quick)")
     p.add_argument("--protect", type=float, default=d.protect, help="0..0.5, keep consonants/breaths (0.5 = off)")
     p.add_argument("--rms-mix", type=float, default=d.rms_mix_rate,
                    help="0..1; 1 keeps the output's loudness, 0 copies the input's loudness envelope")
@@ -67,7 +72,8 @@ def _config(args: argparse.Namespace) -> InferConfig:
     return InferConfig(transpose_semitones=args.transpose, f0_method=args.f0_method, index_rate=args.index_rate,
                        filter_radius=args.filter_radius, rms_mix_rate=args.rms_mix, protect=args.protect,
                        resample_sr=args.resample_sr, speaker_id=args.speaker_id, seed=args.seed,
-                       f0_curve=args.f0_curve, encoder=args.encoder, precision=args.precision)
+                       f0_curve=args.f0_curve, encoder=args.encoder, precision=args.precision,
+                       neighbour_blend=args.neighbour_blend)
 
 
 def _index_for(args: argparse.Namespace, model_path: Path, services) -> Path | None:

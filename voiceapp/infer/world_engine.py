@@ -27,6 +27,7 @@ from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_pro
 
 NEIGHBOURS = 4           # k of the content matching (k = 1 and 2 were less intelligible, 8 less like the target)
 CROSSFADE_S = 0.01       # raised-cosine overlap at each join between pieces
+SMOOTH_FRAMES = 1        # instant: moving average of the matched frames over this many 10 ms frames (1 = none)
 
 
 @dataclass
@@ -65,6 +66,11 @@ def _acoustic_frames(voice: Any, parts: _Parts, content: np.ndarray, f0_hz: np.n
     if voice.net is None:                                                             # instant
         sp = voice.sp[idx].mean(axis=1).reshape(-1, voice.sp.shape[-1])[:n]           # (n, sp_dims)
         ap = voice.ap[idx].mean(axis=1).reshape(-1, voice.ap.shape[-1])[:n]
+        if SMOOTH_FRAMES > 1:
+            from scipy.ndimage import uniform_filter1d
+
+            sp = uniform_filter1d(sp, SMOOTH_FRAMES, axis=0, mode="nearest")
+            ap = uniform_filter1d(ap, SMOOTH_FRAMES, axis=0, mode="nearest")
         return sp, ap
     import torch
 

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--batch-size", type=int, help=f"clips per step and GPU (default {d.batch_size})")
     p.add_argument("--sample-rate", type=int, choices=SAMPLE_RATES, help="default: the rate of the feature clips")
     p.add_argument("--version", choices=VERSIONS, help="default: the version the features were extracted for")
-    p.add_argument("--preset", choices=PRESETS, help="full (RVC-compatible, default), light (CPU), tiny (tests)")
+    p.add_argument("--preset", choices=PRESETS, help="rvc: full (RVC-compatible, default) or tiny (tests); "
+                                                          "quick: full or tiny")
     p.add_argument("--pretrained", choices=PRETRAINED_CHOICES, help="auto: RVC's f0G/f0D when present (default)")
     p.add_argument("--precision", choices=PRECISIONS, help="autocast on CUDA (default auto)")
     p.add_argument("--validation-clips", type=int, help=f"clips held out (default {d.validation_clips})")

@@ -15,7 +15,10 @@ from voiceapp.nets.presets import SAMPLE_RATES, SIZES, VERSIONS
 from voiceapp.voices.file import ENGINES
 from voiceapp.workspace import sanitize_name
 
-PRESETS: tuple[str, ...] = SIZES  # a training preset is a network size
+# A training preset is a network size. `light` (a narrower RVC for CPUs) is no longer trained: after 16 CPU minutes
+# it made speech less like the target than the input (bench/quality.py), the quick engine does that job, and RVC
+# WebUI / Applio cannot load it either. Light files made before still load (nets/presets.SIZES).
+PRESETS: tuple[str, ...] = tuple(s for s in SIZES if s != "light")
 PRETRAINED_CHOICES: tuple[str, ...] = ("auto", "none")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 CONFIG_FORMAT = 1
@@ -69,6 +72,9 @@ class TrainConfig:
         if not 0 < float(self.minutes) <= 24 * 60 or (self.max_steps is not None and int(self.max_steps) < 1):
             raise ConfigError(f"minutes must be in (0, 1440] and max_steps >= 1 (got {self.minutes}, "
                               f"{self.max_steps}).")
+        if self.preset == "light":
+            raise ConfigError("The light RVC preset is gone: on a CPU, train with the quick engine "
+                              "(`--engine quick`), which learns a recognisable voice in minutes.")
         if self.preset not in PRESETS:
             raise ConfigError(f"Preset {self.preset!r} is unknown; choose one of {PRESETS}.")
         if self.pretrained not in PRETRAINED_CHOICES:

@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                    help="the model's voice for the auto transpose when the model has no pitch statistics")
     p.add_argument("--f0-method", help="pitch method for the conversion (default: as infer)")
     p.add_argument("--index-rate", type=float, help="how much of the index's timbre to use, 0..1")
+    p.add_argument("--neighbour-blend", type=float, help="instant/quick voices: 1 = only the target's frames")
     p.add_argument("--protect", type=float, help="protect voiceless consonants, 0..0.5")
     p.add_argument("--rms-mix", type=float, help="loudness envelope mix, 0..1")
     p.add_argument("--encoder", help="content encoder (default: the one the model was trained with)")
@@ -85,6 +86,7 @@ def _infer_config(args: argparse.Namespace):
     from voiceapp.infer.pipeline import InferConfig
 
     overrides = {"f0_method": args.f0_method, "index_rate": args.index_rate, "protect": args.protect,
+                 "neighbour_blend": args.neighbour_blend,
                  "rms_mix_rate": args.rms_mix, "encoder": args.encoder}
     if args.transpose != "auto":
         try:

@@ -10,7 +10,8 @@ from voiceapp.services import Services
 from voiceapp.ui.jobs import run_job
 
 DOWNLOAD_QUEUE: dict[str, Any] = {"concurrency_id": "downloads", "concurrency_limit": 1}
-VOICE_HEADERS = ["name", "version", "sample rate", "f0", "epochs", "encoder", "size (MB)", "index"]
+VOICE_HEADERS = ["name", "version", "sample rate", "f0", "epochs", "encoder", "size (MB)", "index", "engine",
+                 "loads in", "target (min)"]
 ASSET_HEADERS = ["asset", "status", "size", "where", "needed for", "licence"]
 
 
@@ -27,11 +28,15 @@ def voice_rows(services: Services) -> list[list[Any]]:
         try:
             i = model_info(services.workspace, entry.name, with_hash=False)
         except VoiceAppError as err:
-            rows.append([entry.name, "unreadable", "", "", "", str(err)[:60], round(entry.size_bytes / 1e6, 1), ""])
+            rows.append([entry.name, "unreadable", "", "", "", str(err)[:60], round(entry.size_bytes / 1e6, 1), "",
+                         "", "", ""])
             continue
+        own = i["engine"] != "rvc"   # instant/quick: no index of their own, trained for steps not epochs
         rows.append([i["name"], i["version"], i["sample_rate"], "yes" if i["f0"] else "no",
-                     "" if i["epochs"] is None else i["epochs"], i["encoder"], round(i["size_bytes"] / 1e6, 1),
-                     "yes" if i["index_present"] else "no"])
+                     (f"{i['step']} steps" if own and i["step"] else "") if own or i["epochs"] is None else i["epochs"],
+                     i["encoder"], round(i["size_bytes"] / 1e6, 1),
+                     "own frames" if own else ("yes" if i["index_present"] else "no"), i["engine"],
+                     ", ".join(i["apps"]), "" if i["minutes_of_data"] is None else round(i["minutes_of_data"], 1)])
     return rows
 
 
@@ -73,10 +78,12 @@ def show_info(services: Services, name: str | None) -> str:
     if not name:
         return "No voice model selected."
     info = run_job(lambda progress: model_info(services.workspace, name))
-    labels = {"version": "Version", "sample_rate": "Sample rate (Hz)", "f0": "Pitch-guided (f0)",
+    labels = {"engine": "Engine", "apps": "Loads in", "minutes_of_data": "Minutes of target speech",
+              "version": "Version", "sample_rate": "Sample rate (Hz)", "f0": "Pitch-guided (f0)",
               "epochs": "Epochs", "step": "Steps", "encoder": "Content encoder", "speakers": "Speakers",
               "author": "Author", "created": "Created", "info": "Notes", "size_bytes": "Size (bytes)",
               "sha256": "sha256", "path": "File", "index": "Index"}
+    info = {**info, "apps": ", ".join(info.get("apps") or [])}
     rows = [f"| {label} | {info.get(key)} |" for key, label in labels.items() if info.get(key) not in (None, "")]
     return f"### {info['name']}\n\n| | |\n|---|---|\n" + "\n".join(rows)
 
@@ -106,6 +113,24 @@ def export_voice(services: Services, name: str | None, progress: Any = None) -> 
         raise gr.Error("Pick the model to export.")
     return str(run_job(lambda progress: export_model(services.workspace, name, progress=progress),
                        progress=progress))
+
+
+def export_note(services: Services, name: str | None) -> str:
+    """Which apps can load the zip of `name` (RVC WebUI / Applio only for RVC-compatible models)."""
+    from voiceapp.errors import VoiceAppError
+    from voiceapp.voices.store import model_info
+
+    if not name:
+        return ""
+    try:
+        info = model_info(services.workspace, name, with_hash=False)
+    except VoiceAppError as err:
+        return str(err)
+    apps = list(info.get("apps") or ["Voiceapp"])
+    if apps == ["Voiceapp"]:
+        return (f"**{name}** ({info['engine']} engine) loads in Voiceapp only: RVC WebUI and Applio cannot read "
+                f"it. The zip carries it to another Voiceapp.")
+    return f"**{name}** loads in {', '.join(apps)}."
 
 
 # --- base assets ---------------------------------------------------------------------------------------------
@@ -152,8 +177,9 @@ def build(services: Services) -> None:
     from voiceapp.assets import ASSETS, GROUPS
     from voiceapp.voices.store import voice_choices
 
-    gr.Markdown("Voice models live in `models/voices/<name>/` (a `.pth` and its `.index`). Import models made "
-                "with RVC WebUI or Applio unchanged; export yours for them.")
+    gr.Markdown("Voice models live in `models/voices/<name>/`: RVC models as a `.pth` and its `.index`, Voiceapp's "
+                "instant and quick voices as one `.safetensors`. Import models made with RVC WebUI or Applio "
+                "unchanged; export yours (RVC-compatible ones load in those apps; the table says which).")
     with gr.Accordion("Import a voice model", open=True):
         with gr.Row():
             files = gr.File(label="Model files (.pth, .index or .zip)", file_count="multiple", type="filepath",
@@ -187,8 +213,7 @@ def build(services: Services) -> None:
         do_delete = gr.Button("Delete", variant="stop")
     with gr.Row():
         do_export = gr.Button("Export as zip")
-        export_file = gr.File(label="Exported zip (.pth + .index, loads in RVC WebUI and Applio)",
-                              interactive=False)
+        export_file = gr.File(label="Exported zip (the model file + its index)", interactive=False)
     manage_msg = gr.Markdown()
     assets_section(services, ASSETS, GROUPS)
 
@@ -206,6 +231,7 @@ def build(services: Services) -> None:
     do_delete.click(lambda n, c: delete_voice(services, n, c), [picked, confirm],
                     [manage_msg, table, picked, confirm])
     do_export.click(_export, [picked], [export_file])
+    do_export.click(lambda n: export_note(services, n), [picked], [manage_msg])
 
 
 def assets_section(services: Services, assets: dict, groups: dict) -> None:

@@ -15,7 +15,7 @@ import gradio as gr
 
 from voiceapp.services import Services
 from voiceapp.nets.presets import SAMPLE_RATES, VERSIONS
-from voiceapp.train.config import PRESETS, PRETRAINED_CHOICES, TrainConfig
+from voiceapp.train.config import PRETRAINED_CHOICES, TrainConfig
 from voiceapp.ui.jobs import run_job
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,16 @@ def start_training(runner: Any, experiment: str, *settings: Any) -> str:
     return run_job(job)
 
 
-def resume_training(runner: Any, experiment: str, epochs: float, batch_size: float) -> str:
-    """Handler of Resume: the saved settings, with the epochs and batch size from the form."""
+def resume_training(runner: Any, experiment: str, epochs: float, batch_size: float,
+                    minutes: float | None = None) -> str:
+    """Handler of Resume: the saved settings, with the epochs and batch size (rvc) or minutes (quick) of the form."""
     def job(progress: Any) -> str:
         if not (experiment or "").strip():
             raise gr.Error("Pick the experiment to resume.")
-        pid = runner.resume(experiment, epochs=int(epochs), batch_size=int(batch_size))
+        changes = {"epochs": int(epochs), "batch_size": int(batch_size)}
+        if minutes is not None:
+            changes["minutes"] = float(minutes)
+        pid = runner.resume(experiment, **changes)
         return f"Resumed **{experiment}** from its last save (process {pid})."
 
     return run_job(job)
@@ -162,18 +166,15 @@ def _train_section(services: Services, runner: Any) -> None:
         engine = gr.Radio(ENGINE_CHOICES, value=chosen, label="Voice engine", scale=3, info=why.split(": ", 1)[-1])
     with gr.Row(visible=chosen == "quick") as quick_row:
         minutes = gr.Slider(1, 120, value=_D.minutes, step=1, label="Training minutes",
-                            info="The quick engine trains for this long (CPU), saving every minute; more minutes "
-                                 "help little past ~20. Resume adds the minutes you set here.")
+                            info="Total training time of the quick engine (CPU), saved every minute; Resume "
+                                 "continues up to it (raise it to train longer). Little is gained past ~20.")
     with gr.Column(visible=chosen == "rvc") as rvc_rows:
         with gr.Row():
             sample_rate = gr.Radio([str(r) for r in SAMPLE_RATES], value="40000", label="Sample rate (Hz)",
                                    info="Must match the dataset's clips; filled in from the features.")
             version = gr.Radio(list(VERSIONS), value="v2", label="Model version",
                                info="v2 is the current RVC model; filled in from the features.")
-            preset = gr.Radio([p for p in PRESETS if p != "tiny"], value=_D.preset, label="Model size",
-                              info="full = standard RVC model (loads in RVC WebUI / Applio; needs a GPU to train in "
-                                   "reasonable time). light = smaller decoder, encoders and discriminators, about 8x less CPU "
-                                   "time per step, for CPU training; only Voiceapp can load it.")
+            preset = gr.Radio(["full"], value="full", label="Model size", visible=False)  # RVC's only size
         with gr.Row():
             epochs = gr.Slider(1, 1000, value=_D.epochs, step=1, label="Epochs",
                                info="Passes over the dataset. 200 is typical for clean data; 20-50 for noisy data.")
@@ -206,7 +207,8 @@ def _train_section(services: Services, runner: Any) -> None:
                 engine, minutes]
     engine.change(engine_visibility, [engine], [quick_row, rvc_rows])
     start.click(lambda exp, *s: start_training(runner, exp, *s), [experiment, *settings], [status])
-    resume.click(lambda exp, e, b: resume_training(runner, exp, e, b), [experiment, epochs, batch_size], [status])
+    resume.click(lambda exp, e, b, m: resume_training(runner, exp, e, b, m), [experiment, epochs, batch_size, minutes],
+                 [status])
     stop.click(lambda exp: stop_training(runner, exp), [experiment], [status])
     board.click(lambda exp: open_tensorboard(runner, services, exp), [experiment], [board_link])
     experiment.change(lambda exp: experiment_settings(services, exp), [experiment],
