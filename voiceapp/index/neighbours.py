@@ -35,15 +35,18 @@ class FrameMatcher:
         return idx
 
 
-def neighbours_elsewhere(content: np.ndarray, groups: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
-    """(n, k) indices of the k rows of `content` (n, dim) most similar to each row among rows of other `groups`
-    (n,): a frame never matches its own recording (with a single group: any other row)."""
+def neighbours_elsewhere(content: np.ndarray, groups: np.ndarray, k: int, block: int = 2048,
+                         queries: np.ndarray | None = None) -> np.ndarray:
+    """(n, k) indices of the k rows of `content` (n, dim) most similar to each row (or to each row of `queries`,
+    row-aligned with `content`) among rows of other `groups` (n,): a frame never matches its own recording (with a
+    single group: any other row)."""
     unit = unit_rows(content)
+    asked = unit if queries is None else unit_rows(queries)
     k = max(1, min(int(k), len(content) - 1))
     out = np.empty((len(content), k), dtype=np.int64)
     single = len(np.unique(groups)) < 2
     for start in range(0, len(content), block):
-        sims = unit[start:start + block] @ unit.T                            # (block, n)
+        sims = asked[start:start + block] @ unit.T                           # (block, n)
         rows = np.arange(start, min(start + block, len(content)))
         if single:
             sims[np.arange(len(rows)), rows] = -np.inf

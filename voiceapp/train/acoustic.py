@@ -155,3 +155,74 @@ def load_target(paths: list[Path], encoder: str, experiment: str = "") -> Target
                          f"{'' if target.median_f0_hz > 0 else ' and no voiced frames'}; a voice needs at least "
                          f"{MIN_MINUTES * 60:.0f} s (a few minutes is better). Add recordings in the Dataset tab.")
     return target
+
+
+# Speaker augmentation for the quick engine: the target's clips resynthesised (WORLD, 16 kHz) with the spectral
+# envelope warped along frequency (formants up or down) and the pitch shifted, then encoded again. Content frames
+# of these "other speakers" saying the target's words teach the network to ignore who is speaking in its input.
+AUGMENTATIONS: tuple[tuple[float, float], ...] = ((1.15, 3.0), (0.87, -3.0))   # (formant factor, semitones)
+
+
+def _warp_envelope(sp: np.ndarray, factor: float) -> np.ndarray:
+    """Spectral envelope with its frequency axis scaled by `factor` (formants move up for factor > 1)."""
+    bins = np.arange(sp.shape[1], dtype=np.float64)
+    source = np.clip(bins / factor, 0, sp.shape[1] - 1)
+    return np.stack([np.interp(source, bins, frame) for frame in sp])
+
+
+def _augment_clip(audio16: np.ndarray, f0: np.ndarray, encoder: Any, frames: int) -> np.ndarray:
+    import pyworld as pw
+
+    from voiceapp.infer.steps import fit_frames
+
+    x = np.ascontiguousarray(audio16, dtype=np.float64)
+    n = min(len(f0), len(x) // 160 + 1)
+    f0 = np.asarray(f0[:n], dtype=np.float64).copy()
+    f0[~np.isfinite(f0) | (f0 < 0)] = 0.0
+    times = np.arange(n) * 0.01
+    sp, ap = pw.cheaptrick(x, f0, times, 16000), pw.d4c(x, f0, times, 16000)
+    out = []
+    for factor, semitones in AUGMENTATIONS:
+        y = pw.synthesize(f0 * 2 ** (semitones / 12), np.ascontiguousarray(_warp_envelope(sp, factor)), ap, 16000, 10)
+        out.append(fit_frames(np.asarray(encoder.encode(y.astype(np.float32)), np.float32), frames))
+    return np.stack(out)                                                            # (variants, frames, dim)
+
+
+def augmented_content(exp: ExperimentDir, workspace: Any, target: TargetFrames, progress: Progress = no_progress,
+                      cancel: CancelToken = NEVER, workers: int = 2) -> np.ndarray:
+    """(variants, n, dim) content of the speaker-augmented target, row-aligned with `target.content`; cached per
+    clip as logs/<exp>/features/voice/<clip>.aug.npz."""
+    from voiceapp.audio import load_audio, resample
+    from voiceapp.features.encoders import load_encoder
+    from voiceapp.train.data import load_manifest
+
+    manifest = load_manifest(exp)
+    folder = voice_features_dir(exp)
+    encoder = load_encoder(target.encoder, workspace=workspace)
+    counts = np.bincount(target.clip_ids, minlength=len(target.clips))
+
+    def one(i: int) -> np.ndarray:
+        cancel.raise_if_set()
+        stem, frames = target.clips[i], int(counts[i])
+        cached = folder / f"{stem}.aug.npz"
+        if cached.is_file():
+            try:
+                with np.load(cached, allow_pickle=False) as data:
+                    if data["content"].shape[:2] == (len(AUGMENTATIONS), frames):
+                        return data["content"].astype(np.float32)
+            except (OSError, ValueError, KeyError, EOFError):
+                pass
+        wav, wav16 = _clip_paths(manifest, stem)
+        audio16 = load_audio(wav16, 16000)[0] if wav16.is_file() else resample(*load_audio(wav), 16000)
+        content = _augment_clip(audio16, np.load(exp.f0_dir / f"{stem}.npy"), encoder, frames)
+        with atomic_path(cached) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, content=content.astype(np.float16))
+        return content
+
+    parts = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, content in enumerate(pool.map(one, range(len(target.clips)))):
+            parts.append(content)
+            progress((i + 1) / len(target.clips), f"speaker augmentation: clip {i + 1}/{len(target.clips)}")
+    return np.concatenate(parts, axis=1)

@@ -4,8 +4,10 @@ Recipe: the target's frames (train/acoustic.py); each frame is matched to its 8 
 *other* recordings (prematching), and every step averages a random 4 of them -- content and WORLD frames -- so
 the network learns to turn what conversion gives it (matched content and the instant engine's averaged frames)
 into the target's own spectral envelope and aperiodicity (L1 on normalised codes, AdamW, dropout, cosine learning
-rate over the budget). A fifth of the items mix in the clip's own content by a random amount, so that
-`neighbour_blend` below 1 stays in distribution. The voice file holds the weights with the best validation L1.
+rate over the budget). Half the items instead carry the content of the target's clips resynthesised as other
+speakers (formants and pitch moved; train/acoustic.AUGMENTATIONS), blended with their matched content by a random
+amount: the network learns to read the words from a stranger's content, which is what `neighbour_blend` below 1
+gives it at conversion. The voice file holds the weights with the best validation L1.
 
 Reads logs/<exp>/features/; writes logs/<exp>/Q_<step>.pth (checkpoint: weights, optimizer, step, seconds trained,
 random state; loaded with weights_only=True), logs/<exp>/events.jsonl and TensorBoard scalars (loss/train,
@@ -42,7 +44,7 @@ LEARNING_RATE = 1e-3
 MIN_LR_FRACTION = 0.05
 SAVE_EVERY_S = 60.0           # checkpoint + voice model at least this often
 LOG_EVERY_S = 5.0
-MIX_SHARE = 0.2               # share of items whose content is partly the clip's own
+AUGMENTED_SHARE = 0.5         # share of items whose content comes from a speaker-augmented copy
 
 
 @dataclass
@@ -96,10 +98,17 @@ class QuickTrainer:
     # ------------------------------------------------------------------ data
     def prepare(self) -> None:
         from voiceapp.index.neighbours import neighbours_elsewhere
-        from voiceapp.train.acoustic import analyze_target, load_target
-        paths, encoder = analyze_target(self.exp, self.workspace, sub_progress(self.progress, 0, 0.05), self.cancel)
+        from voiceapp.train.acoustic import analyze_target, augmented_content, load_target
+
+        paths, encoder = analyze_target(self.exp, self.workspace, sub_progress(self.progress, 0, 0.03), self.cancel)
         self.target = t = load_target(paths, encoder, self.exp.name)
-        self.candidates = neighbours_elsewhere(t.content, source_groups(t.clips)[t.clip_ids], k=CANDIDATES)
+        groups = source_groups(t.clips)[t.clip_ids]
+        self.augmented = augmented_content(self.exp, self.workspace, t, sub_progress(self.progress, 0.03, 0.06),
+                                           self.cancel)                              # (variants, n, dim)
+        # candidates[0]: prematching of the target's own content; [1 + v]: of augmentation v's content
+        self.candidates = np.stack([neighbours_elsewhere(t.content, groups, k=CANDIDATES)] +
+                                   [neighbours_elsewhere(t.content, groups, k=CANDIDATES, queries=a)
+                                    for a in self.augmented])
         self.codes = np.concatenate([t.sp, t.ap], axis=-1)                      # (n, 2, out_dims)
         train_clips, val_clips = split_validation(t, int(self.cfg.validation_clips))
         self.train_rows = self._clip_rows(train_clips)
@@ -128,27 +137,32 @@ class QuickTrainer:
                 rows.append((int(where[0]), int(where[-1]) + 1))
         return rows
 
-    def _item(self, a: int, b: int, start: int, mix: float, pick: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    def _item(self, a: int, b: int, start: int | None, mix: float, pick: np.ndarray | None,
+              variant: int = 0) -> tuple[np.ndarray, ...]:
         """(content, f0, matched frames, true frames) of rows [a + start, a + start + segment) (the whole clip
-        when `start` is None); `pick` chooses which candidates are averaged per row (None: the nearest)."""
+        when `start` is None). variant 0: the target's own content, prematched; 1 + v: augmentation v, its content
+        blended by `mix` with its matched content. `pick` chooses which candidates are averaged (None: nearest)."""
         t = self.target
         s = slice(a, b) if start is None else slice(a + start, a + start + self.segment)
-        idx = self.candidates[s]
+        idx = self.candidates[variant, s]
         idx = idx[:, :NEIGHBOURS] if pick is None else np.take_along_axis(idx, pick[: len(idx)], axis=1)
-        content = mix * t.content[idx].mean(axis=1) + (1 - mix) * t.content[s]
+        matched = t.content[idx].mean(axis=1)
+        content = matched if variant == 0 else mix * matched + (1 - mix) * self.augmented[variant - 1, s]
         return content, t.f0[s], self.codes[idx].mean(axis=1), self.codes[s]
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         picks = torch.multinomial(self.clip_weights, BATCH_ITEMS, replacement=True, generator=self.generator)
         starts = torch.rand(BATCH_ITEMS, generator=self.generator)
         mixes = torch.rand(BATCH_ITEMS, generator=self.generator)
-        mixed = torch.rand(BATCH_ITEMS, generator=self.generator) < MIX_SHARE
+        variants = torch.randint(0, len(self.candidates), (BATCH_ITEMS,), generator=self.generator)
+        own = torch.rand(BATCH_ITEMS, generator=self.generator) >= AUGMENTED_SHARE
         subsets = torch.rand(BATCH_ITEMS, self.segment, CANDIDATES, generator=self.generator).argsort(-1)
         items = []
-        for i, (p, u, m, x) in enumerate(zip(picks.tolist(), starts.tolist(), mixes.tolist(), mixed.tolist())):
+        for i, (p, u, m) in enumerate(zip(picks.tolist(), starts.tolist(), mixes.tolist())):
             a, b = self.train_rows[p]
             start = int(u * (b - a - self.segment + 1))
-            items.append(self._item(a, b, start, m if x else 1.0, subsets[i, :, :NEIGHBOURS].numpy()))
+            variant = 0 if bool(own[i]) else max(1, int(variants[i]))
+            items.append(self._item(a, b, start, m, subsets[i, :, :NEIGHBOURS].numpy(), variant))
         content, f0, matched, target = (torch.from_numpy(np.stack(v)).float() for v in zip(*items))
         return content, pitch_features(f0, self.target.median_f0_hz), matched, target
 
@@ -183,10 +197,11 @@ class QuickTrainer:
         self.net.eval()
         losses = []
         for a, b in self.val_rows:
-            content, f0, matched, target = (torch.from_numpy(v[None]).float()
-                                            for v in self._item(a, b, None, 1.0, None))
-            predicted = self.net.forward_normalized(content, pitch_features(f0, self.target.median_f0_hz), matched)
-            losses.append(float((predicted - self.net.normalize(target)).abs().mean()))
+            for variant, mix in ((0, 1.0), (1, 0.0)):   # matched content; a stranger's own content
+                content, f0, matched, target = (torch.from_numpy(v[None]).float()
+                                                for v in self._item(a, b, None, mix, None, variant))
+                predicted = self.net.forward_normalized(content, pitch_features(f0, self.target.median_f0_hz), matched)
+                losses.append(float((predicted - self.net.normalize(target)).abs().mean()))
         self.net.train()
         return float(np.mean(losses))
 
