@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Literal
 
 from voiceapp.errors import Cancelled, InputError, MissingArtifactError, VoiceAppError
-from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
-from voiceapp.workspace import Workspace
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
+from voiceapp.workspace import Workspace, file_sha256, user_path
 
 log = logging.getLogger(__name__)
 
@@ -203,19 +203,6 @@ def file_problem(path: Path, spec: AssetFile, sha256: str | None = None) -> str 
     return f"sha256 {digest[:12]}… does not match the published file"
 
 
-def file_sha256(path: Path, progress: Progress = no_progress, cancel: CancelToken = NEVER) -> str:
-    digest = hashlib.sha256()
-    total = max(path.stat().st_size, 1)
-    done = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            cancel.raise_if_set()
-            digest.update(chunk)
-            done += len(chunk)
-            progress(done / total, f"checking {path.name}")
-    return digest.hexdigest()
-
-
 def _package_dir(asset: Asset) -> Path | None:
     if not asset.package:
         return None
@@ -309,7 +296,7 @@ def download_assets(ws: Workspace, names: list[str] | tuple[str, ...], cfg: Down
     done, paths = 0, []
     for name in names:
         size = max(ASSETS[name].size, 1)
-        paths.append(download_asset(ws, name, cfg, _scaled(progress, done / total, size / total), cancel))
+        paths.append(download_asset(ws, name, cfg, sub_progress(progress, done / total, (done + size) / total), cancel))
         done += size
     progress(1.0, "done")
     return paths
@@ -329,7 +316,7 @@ def download_asset(ws: Workspace, name: str, cfg: DownloadConfig = DownloadConfi
     try:
         for f in asset.files:
             share = max(f.size or 0, 1) / total
-            _download_file(ws, asset, f, cfg, _scaled(progress, done / total, share), cancel, staging)
+            _download_file(ws, asset, f, cfg, sub_progress(progress, done / total, done / total + share), cancel, staging)
             done += f.size or 0
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -425,10 +412,6 @@ def _progress_bar_class(progress: Progress, cancel: CancelToken, label: str, siz
     return _Bar
 
 
-def _scaled(progress: Progress, start: float, span: float) -> Progress:
-    return lambda fraction, message: progress(start + span * min(max(fraction, 0.0), 1.0), message)
-
-
 # --- offline import ---------------------------------------------------------------------------------------
 
 
@@ -440,7 +423,7 @@ def import_asset(ws: Workspace, path: Path | str, as_name: str | None = None,
     (or, with `as_name`, by its file name within that asset), checked, and renamed into place.
     Raises InputError when a file is not a known asset file or fails the check; nothing is placed then.
     """
-    path = Path(path).expanduser()
+    path = user_path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; give the path of a downloaded asset file or folder.")
     asset = get_asset(as_name) if as_name else None
@@ -451,7 +434,7 @@ def import_asset(ws: Workspace, path: Path | str, as_name: str | None = None,
         raise InputError(f"{path} holds no files of {asset.title if asset else 'a known asset'}.")
     placed = []
     for i, file in enumerate(files):
-        sub = _scaled(progress, i / len(files), 1 / len(files))
+        sub = sub_progress(progress, i / len(files), (i + 1) / len(files))
         dest = _import_file(ws, file, asset, sub, cancel, quiet=path.is_dir() and asset is None)
         if dest is not None:
             placed.append(dest)

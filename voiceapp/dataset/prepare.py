@@ -26,7 +26,7 @@ from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig, chunk_spans, slic
 from voiceapp.errors import ConfigError, InputError, VoiceAppError
 from voiceapp.nets.presets import SAMPLE_RATES
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
-from voiceapp.workspace import DatasetDir, read_json, sanitize_name, write_json_atomic
+from voiceapp.workspace import DatasetDir, file_sha256, read_json, sanitize_name, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,6 @@ class DatasetResult:
     processed: list[Path]
     skipped_known: list[Path]
     rejected: list[tuple[Path, str]]
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _ClipWriter:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voiceapp.errors import InputError
+from voiceapp.workspace import user_path
 
 if TYPE_CHECKING:
     from voiceapp.voices.rvc import VoiceModel
@@ -110,7 +111,7 @@ def default_f0(services: Any) -> str:
 def conversion_output_dir(workspace: Any, model: str | Path, out_folder: str | None = None) -> Path:
     """The folder the user typed, or outputs/converted/<model>/."""
     if out_folder and str(out_folder).strip():
-        return Path(str(out_folder).strip().strip('"').strip("'")).expanduser()
+        return user_path(out_folder)
     return workspace.conversions_dir(Path(str(model)).stem)
 
 

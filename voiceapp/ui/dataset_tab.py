@@ -12,6 +12,7 @@ from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig
 from voiceapp.errors import InputError
 from voiceapp.services import Services
 from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.workspace import user_path
 
 _D, _S, _C = DatasetConfig(), SlicerConfig(), ChunkConfig()
 
@@ -55,7 +56,7 @@ def prepare(services: Services, files: list[str] | None, folder: str, name: str,
 
     inputs: list[Path] = [Path(f) for f in files or []]
     if folder and folder.strip():
-        inputs.append(Path(folder.strip().strip('"').strip("'")).expanduser())
+        inputs.append(user_path(folder))
     if not (name or "").strip():
         raise gr.Error("Give the dataset a name (for example the speaker's name).")
     if not inputs:

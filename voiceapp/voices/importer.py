@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from voiceapp.errors import Cancelled, InputError, VoiceAppError
-from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 from voiceapp.voices.file import UnsafeFileError, check_rvc_voice, read_checkpoint
 from voiceapp.voices.store import INDEX_SUFFIX, find_index, get_model
-from voiceapp.workspace import Workspace, atomic_path, sanitize_name
+from voiceapp.workspace import Workspace, atomic_path, sanitize_name, user_path
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,11 @@ def _gather(items: list, staging: Path, limits: StoreLimits, progress: Progress,
     indexes: list[Path] = []
     notes: list[str] = []
     for i, item in enumerate(items):
-        step = _scaled(progress, 0.8 * i / len(items), 0.8 / len(items))
+        step = sub_progress(progress, 0.8 * i / len(items), 0.8 * (i + 1) / len(items))
         if is_url(item):
             local = download_url(str(item).strip(), staging / "downloads", limits, step, cancel)
         else:
-            local = Path(str(item).strip().strip('"').strip("'")).expanduser()
+            local = user_path(item)
             if not local.is_file():
                 raise InputError(f"{local} is not a file; give a .pth, .index or .zip file, or an http(s) URL.")
         kind = _kind(local)
@@ -422,7 +422,3 @@ def _download_name(response, parsed: urllib.parse.ParseResult) -> str:
     m = re.search(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)", disposition)
     raw = urllib.parse.unquote(m.group(1)) if m else urllib.parse.unquote(PurePosixPath(parsed.path).name)
     return _safe_file_name(PurePosixPath(raw.replace("\\", "/")).name or "download.bin")
-
-
-def _scaled(progress: Progress, start: float, span: float) -> Progress:
-    return lambda fraction, message: progress(start + span * min(max(fraction, 0.0), 1.0), message)
