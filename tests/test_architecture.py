@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("voiceapp.features", "voiceapp.index", "voiceapp.voices", "voiceapp.separate"),
     ("voiceapp.train", "voiceapp.infer", "voiceapp.metrics"),
     ("voiceapp.tts", "voiceapp.dataset", "voiceapp.demo"),
-    ("voiceapp.cli", "voiceapp.__main__", "voiceapp.ui", "voiceapp.assets_cli"),
+    ("voiceapp.cli", "voiceapp.__main__", "voiceapp.ui"),
 ]
 TOP = len(LAYERS) - 1
 

@@ -28,7 +28,7 @@ COMMAND_MODULES: list[str] = [
     "voiceapp.tts.cli",
     "voiceapp.infer.cli",
     "voiceapp.voices.cli",
-    "voiceapp.assets_cli",
+    "voiceapp.assets.cli",
     "voiceapp.demo.cli",
 ]
 
