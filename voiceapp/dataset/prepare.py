@@ -15,7 +15,6 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig, chunk_spans, slic
 from voiceapp.errors import ConfigError, InputError, VoiceAppError
 from voiceapp.nets.presets import SAMPLE_RATES
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.services import Services
 from voiceapp.workspace import DatasetDir, file_sha256, read_json, sanitize_name, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def load_manifest(ds: DatasetDir) -> dict:
     return read_json(ds.manifest_path, default=None) or {}
 
 
-def _isolate(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, services: Any, progress: Progress,
+def _isolate(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, services: Services, progress: Progress,
              cancel: CancelToken) -> Path:
     """The vocals of `path` under datasets/<name>/vocals/<key>/ (made once; the input is only read)."""
     from voiceapp.separate.separator import isolate_vocals_file
@@ -206,7 +206,7 @@ def _isolate(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, services:
 
 def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig = DatasetConfig(),
                     progress: Progress = no_progress, cancel: CancelToken = NEVER, *,
-                    services: Any = None) -> DatasetResult:
+                    services: Services) -> DatasetResult:
     """Turn audio files and folders (recursive) into a training set under `ds`.
 
     Writes `clips/<key>_<n>.wav` (float32 at `cfg.sample_rate`), `clips_16k/` (16 kHz), `manifest.json`

@@ -30,6 +30,7 @@ from voiceapp.features.encoders import VERSIONS, ContentEncoder, default_encoder
 from voiceapp.features.f0 import (F0_METHODS, SAMPLE_RATE, check_f0_method, coarse_f0, default_f0_method,
                                   load_f0_method)
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.services import Services
 from voiceapp.workspace import (DatasetDir, ExperimentDir, Workspace, atomic_path, is_temporary, read_json,
                                 write_json_atomic)
 
@@ -259,17 +260,15 @@ def _start_manifest(ds: DatasetDir, exp: ExperimentDir, dataset_manifest: dict, 
 
 def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = FeatureConfig(),
                      progress: Progress = no_progress, cancel: CancelToken = NEVER, *,
-                     services: Any = None) -> FeatureSet:
+                     services: Services) -> FeatureSet:
     """Extract content features, f0 (Hz) and coarse f0 for every clip of dataset `ds` into `exp.features_dir`.
 
-    `services` (optional) gives the workspace (where models/base is), the device and the model cache; without
-    it the workspace is the folder holding `logs/` and the device is the CPU. Clips already extracted with
-    the same settings are reused. Clips that give no frames or NaN are listed under "failed" and skipped.
+    `services` gives the workspace (where models/base is), the device and the model cache. Clips already
+    extracted with the same settings are reused. Clips that give no frames or NaN are listed under "failed" and skipped.
     Raises MissingArtifactError (no dataset, no weights), InputError (no clips), Cancelled.
     """
     started = time.monotonic()
-    workspace: Workspace = services.workspace if services is not None else Workspace(exp.root.parent.parent)
-    device = services.device if services is not None else "cpu"
+    workspace, device = services.workspace, services.device
     dataset_manifest = read_json(ds.manifest_path, default=None)
     sources = _clip_sources(ds)
     if not dataset_manifest or not sources:
@@ -278,7 +277,7 @@ def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = Fe
     f0_name = check_f0_method(cfg.f0_method or default_f0_method(workspace), workspace)
     encoder_name = cfg.encoder or default_encoder(workspace)
     progress(0.0, f"loading {encoder_name}")
-    encoder = _load_encoder(encoder_name, cfg.version, device, services, workspace)
+    encoder = _load_encoder(encoder_name, cfg.version, services)
     settings = {"encoder": encoder.name, "dim": int(encoder.dim), "version": cfg.version, "f0_method": f0_name}
     manifest = _start_manifest(ds, exp, dataset_manifest, settings)
     manifest["versions"] = _versions(f0_name, encoder.name)
@@ -294,7 +293,7 @@ def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = Fe
     write_json_atomic(exp.features_manifest_path, manifest)
     if todo:
         _run(todo, exp, encoder, f0_name, device, workspace, cfg, result, progress, cancel, len(sources),
-             getattr(services, "cache", None))
+             services.cache)
     manifest["clips"] = dict(sorted(manifest["clips"].items()))
     manifest["f0_stats"] = _f0_stats(exp, list(manifest["clips"]))
     manifest["complete"] = True
@@ -328,11 +327,10 @@ def _f0_stats(exp: ExperimentDir, stems: list[str]) -> dict[str, float]:
             "p5_hz": round(float(low), 1), "p95_hz": round(float(high), 1)}
 
 
-def _load_encoder(name: str, version: str, device: str, services: Any, workspace: Workspace) -> ContentEncoder:
-    if services is not None and getattr(services, "cache", None) is not None:
-        key = ("content-encoder", name, version, device, str(workspace.root))
-        return services.cache.get(key, lambda: load_encoder(name, version, device, workspace))
-    return load_encoder(name, version, device, workspace)
+def _load_encoder(name: str, version: str, services: Services) -> ContentEncoder:
+    device, workspace = services.device, services.workspace
+    key = ("content-encoder", name, version, device, str(workspace.root))
+    return services.cache.get(key, lambda: load_encoder(name, version, device, workspace))
 
 
 def _run(todo: dict[str, Path], exp: ExperimentDir, encoder: ContentEncoder, f0_name: str, device: str,
