@@ -39,7 +39,7 @@ def _sources(services: Services, name: str) -> list[tuple[str, str]]:
     from voiceapp.dataset.prepare import load_manifest
 
     manifest = load_manifest(services.workspace.dataset(name))
-    return [(Path(s["path"]).name, key) for key, s in manifest.get("sources", {}).items() if s.get("status") == "ok"]
+    return [(Path(s["path"]).name, key) for key, s in (manifest.ok_sources() if manifest else {}).items()]
 
 
 def _clips(services: Services, name: str) -> list[str]:
@@ -105,7 +105,8 @@ def show_cuts(services: Services, name: str, source_key: str | None) -> Any:
 
     if not name or not source_key:
         return None
-    source = load_manifest(services.workspace.dataset(name)).get("sources", {}).get(source_key)
+    manifest = load_manifest(services.workspace.dataset(name))
+    source = manifest.sources.get(source_key) if manifest else None
     if not source:
         return None
     path = Path(source.get("raw") or source["path"])

@@ -115,17 +115,19 @@ def open_tensorboard(runner: Any, services: Services, experiment: str) -> str:
 
 def experiment_settings(services: Services, experiment: str) -> tuple[Any, Any, str]:
     """When an experiment is picked: its sample rate and version from the features (or saved train.json)."""
-    from voiceapp.workspace import read_json
+    from voiceapp.errors import MissingArtifactError
+    from voiceapp.manifests import FeatureManifest
 
     if not experiment:
         return gr.update(), gr.update(), ""
     exp = services.workspace.experiment(experiment)
-    manifest = read_json(exp.features_manifest_path) or {}
-    if not manifest:
+    try:
+        manifest = FeatureManifest.read(exp)
+    except MissingArtifactError:
         return gr.update(), gr.update(), (f"No features for **{exp.name}** yet: run *1. Extract features* first.")
-    rate, version = manifest.get("sample_rate"), manifest.get("version")
-    note = (f"Features: {len(manifest.get('clips', {}))} clips at {rate} Hz, encoder `{manifest.get('encoder')}` "
-            f"({manifest.get('dim')}-wide, {version}), f0 `{manifest.get('f0_method')}`.")
+    rate, version = manifest.sample_rate or None, manifest.version
+    note = (f"Features: {len(manifest.clips)} clips at {rate} Hz, encoder `{manifest.encoder}` "
+            f"({manifest.dim}-wide, {version}), f0 `{manifest.f0_method}`.")
     return (gr.update(value=str(rate)) if rate else gr.update(), gr.update(value=version) if version else gr.update(),
             note)
 
