@@ -68,7 +68,7 @@ def f0_curve(services: Services, audio_path: str | None, method: str, progress: 
 
     def job(progress: Any) -> tuple[Any, Any, str]:
         progress(0.1, f"f0 with {method}")
-        curve = compute(audio_path, method, services.workspace, services.device, services.cache)
+        curve = compute(audio_path, method, services)
         return curve.figure, str(curve.csv_path), curve.summary
 
     return run_job(job, progress=progress)
