@@ -241,7 +241,7 @@ class Workspace:
     def separators_dir(self) -> Path:
         return self.models_dir / "separators"
 
-    # Base assets (registry: voiceapp/assets.py; `python -m voiceapp assets list`).
+    # Base assets (registry: voiceapp/assets/registry.py; `python -m voiceapp assets list`).
     @property
     def contentvec_dir(self) -> Path:
         """RVC's HF `hubert_base` folder (ContentVec): config.json, preprocessor_config.json, pytorch_model.bin."""
