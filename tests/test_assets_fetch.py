@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import re
-import threading
 
 import pytest
 
+from helpers import local_server
 from voiceapp.assets.download import DownloadError, fetch
 
 DATA = bytes(range(256)) * 2000  # 512,000 bytes
@@ -50,18 +50,15 @@ class Server:
                     return
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.handler = Handler
+        self.url = ""
 
 
 @pytest.fixture
 def server():
     s = Server()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    with local_server(s.handler) as s.url:
+        yield s
 
 
 def test_fetch_resumes_a_broken_transfer_with_a_range(server, tmp_path):
