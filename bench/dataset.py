@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from voiceapp.audio import audio_info, find_audio_files  # noqa: E402
 from voiceapp.dataset.prepare import DatasetConfig, prepare_dataset  # noqa: E402
+from voiceapp.services import Services  # noqa: E402
 from voiceapp.workspace import Workspace  # noqa: E402
 
 
@@ -35,7 +36,8 @@ def main() -> int:
         ws = Workspace(Path(tmp)).ensure()
         tracemalloc.start()
         start = time.perf_counter()
-        result = prepare_dataset([args.data], ws.dataset("bench"), DatasetConfig(sample_rate=args.sample_rate))
+        result = prepare_dataset([args.data], ws.dataset("bench"), DatasetConfig(sample_rate=args.sample_rate),
+                                 services=Services(workspace=ws))
         wall = time.perf_counter() - start
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()

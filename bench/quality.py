@@ -75,7 +75,7 @@ def _prepare(ws, services, files) -> float:
 
     t0 = time.perf_counter()
     if not ws.experiment("lj").features_manifest_path.exists():
-        prepare_dataset(files, ws.dataset("lj"), DatasetConfig(sample_rate=40000))
+        prepare_dataset(files, ws.dataset("lj"), DatasetConfig(sample_rate=40000), services=services)
         extract_features(ws.dataset("lj"), ws.experiment("lj"), FeatureConfig(f0_method="fcpe",
                                                                                 encoder="whisper-mid"),
                          services=services)

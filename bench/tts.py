@@ -72,7 +72,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         services = Services.create(args.root if args.model else Path(tmp), "cpu")
-        speak(TEXT.split(".")[0] + ".", args.engine, args.voice)  # load the engine once
+        speak(TEXT.split(".")[0] + ".", args.engine, args.voice, services=services)  # load the engine once
         start, cpu = time.perf_counter(), time.process_time()
         base = speak(TEXT, args.engine, args.voice, TtsConfig(), services=services)
         base_s, base_cpu = time.perf_counter() - start, time.process_time() - cpu

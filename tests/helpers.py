@@ -4,8 +4,12 @@ and voice files. Nothing here downloads; everything writes under the paths it is
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import threading
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -215,3 +219,16 @@ def make_index(workspace, name, version):
                 "f0_method": "pm", "clips": clips, "failed": {}, "versions": {}}
     exp.features_manifest_path.write_text(json.dumps(manifest))
     return build_index(exp, voices_dir=workspace.voice_dir(name))
+
+
+@contextlib.contextmanager
+def local_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

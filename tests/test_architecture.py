@@ -15,14 +15,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "voiceapp"
 # The layer order, written once: a module may import its own layer and the layers before it, never a later one.
 # A name is a module or a package prefix; the longest prefix wins. Every `*.cli` module and `ui` is the top.
 LAYERS: list[tuple[str, ...]] = [
-    ("voiceapp", "voiceapp.errors", "voiceapp.progress", "voiceapp.workspace", "voiceapp.devices",
-     "voiceapp.services"),
+    ("voiceapp", "voiceapp.errors", "voiceapp.progress", "voiceapp.workspace", "voiceapp.manifests",
+     "voiceapp.devices", "voiceapp.services"),
     ("voiceapp.audio", "voiceapp.assets", "voiceapp.plots"),
     ("voiceapp.nets",),
     ("voiceapp.features", "voiceapp.index", "voiceapp.voices", "voiceapp.separate"),
     ("voiceapp.train", "voiceapp.infer", "voiceapp.metrics"),
     ("voiceapp.tts", "voiceapp.dataset", "voiceapp.demo"),
-    ("voiceapp.cli", "voiceapp.__main__", "voiceapp.ui", "voiceapp.assets_cli"),
+    ("voiceapp.cli", "voiceapp.__main__", "voiceapp.ui"),
 ]
 TOP = len(LAYERS) - 1
 

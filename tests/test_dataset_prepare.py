@@ -19,11 +19,11 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_clips_at_both_rates_with_manifest_and_report(tmp_path, workspace):
+def test_clips_at_both_rates_with_manifest_and_report(tmp_path, workspace, services):
     src = write_wav(tmp_path / "in" / "speech.wav", phrase_with_gaps(44_100, tone_s=5.0, n=3), 44_100)
     before = _digest(src)
     ds = workspace.dataset("alice")
-    result = prepare_dataset([tmp_path / "in"], ds, DatasetConfig(sample_rate=40_000))
+    result = prepare_dataset([tmp_path / "in"], ds, DatasetConfig(sample_rate=40_000), services=services)
     assert _digest(src) == before
     clips = sorted(ds.clips_dir.glob("*.wav"))
     assert len(clips) == len(result.clips) >= 6  # 3 pieces of ~5 s -> 2 chunks each
@@ -41,21 +41,21 @@ def test_clips_at_both_rates_with_manifest_and_report(tmp_path, workspace):
     assert any("Under 1 minute" in a for a in report["advice"])
 
 
-def test_rerun_skips_known_input_and_adds_new(tmp_path, workspace):
+def test_rerun_skips_known_input_and_adds_new(tmp_path, workspace, services):
     a = write_wav(tmp_path / "a.wav", phrase_with_gaps(16_000, n=2), 16_000)
     ds = workspace.dataset("bob")
-    first = prepare_dataset([a], ds, DatasetConfig(sample_rate=32_000))
+    first = prepare_dataset([a], ds, DatasetConfig(sample_rate=32_000), services=services)
     mtimes = {p.name: p.stat().st_mtime_ns for p in ds.clips_dir.glob("*.wav")}
     b = write_wav(tmp_path / "b.wav", phrase_with_gaps(16_000, n=2, tone_s=3.0), 16_000)
-    second = prepare_dataset([a, b], ds, DatasetConfig(sample_rate=32_000))
+    second = prepare_dataset([a, b], ds, DatasetConfig(sample_rate=32_000), services=services)
     assert second.skipped_known == [a] and second.processed == [b]
     assert {p.name: p.stat().st_mtime_ns for p in ds.clips_dir.glob("*.wav") if p.name in mtimes} == mtimes
     assert len(second.clips) > len(first.clips)
     with pytest.raises(InputError, match="40000|32000"):
-        prepare_dataset([a], ds, DatasetConfig(sample_rate=40_000))
+        prepare_dataset([a], ds, DatasetConfig(sample_rate=40_000), services=services)
 
 
-def test_bad_inputs_are_reported_and_the_rest_is_processed(tmp_path, workspace):
+def test_bad_inputs_are_reported_and_the_rest_is_processed(tmp_path, workspace, services):
     folder = tmp_path / "mixed"
     write_wav(folder / "good take.wav", phrase_with_gaps(22_050, n=2), 22_050)
     (folder / "random.wav").write_bytes(np.random.default_rng(1).bytes(10_000))
@@ -69,7 +69,7 @@ def test_bad_inputs_are_reported_and_the_rest_is_processed(tmp_path, workspace):
     write_wav(folder / "hot float.wav", phrase_with_gaps(16_000, n=2) * 2.2, 16_000, subtype="FLOAT")
     write_wav(folder / "quote's \"name\" ü日本.wav", phrase_with_gaps(16_000, n=2), 16_000)
     digests = {p: _digest(p) for p in folder.iterdir()}
-    result = prepare_dataset([folder], workspace.dataset("mix"), DatasetConfig())
+    result = prepare_dataset([folder], workspace.dataset("mix"), DatasetConfig(), services=services)
     reasons = {p.name: r for p, r in result.rejected}
     assert set(reasons) == {"random.wav", "empty.wav", "short.wav", "silence.wav"}
     assert "empty" in reasons["empty.wav"] and "too short" in reasons["short.wav"]
@@ -83,7 +83,7 @@ def test_bad_inputs_are_reported_and_the_rest_is_processed(tmp_path, workspace):
     assert {p: _digest(p) for p in folder.iterdir()} == digests
 
 
-def test_clipping_low_level_and_noise_warnings(tmp_path, workspace):
+def test_clipping_low_level_and_noise_warnings(tmp_path, workspace, services):
     sr = 16_000
     clipped = np.clip(phrase_with_gaps(sr, n=2) * 4, -1, 1)
     quiet = phrase_with_gaps(sr, n=2) * 0.02 + 0.0
@@ -91,22 +91,23 @@ def test_clipping_low_level_and_noise_warnings(tmp_path, workspace):
     paths = [write_wav(tmp_path / "clipped.wav", clipped, sr), write_wav(tmp_path / "quiet.wav", quiet, sr),
              write_wav(tmp_path / "noisy.wav", noisy, sr)]
     cfg = DatasetConfig(slicer=__import__("voiceapp.dataset.slicer", fromlist=["x"]).SlicerConfig(threshold_db=-60))
-    result = prepare_dataset(paths, workspace.dataset("levels"), cfg)
+    result = prepare_dataset(paths, workspace.dataset("levels"), cfg, services=services)
     text = " ".join(result.report["warnings"])
     assert "clipped.wav" in text and "clipping" in text
     assert "quiet.wav" in text and "low level" in text
     assert "noisy.wav" in text and "noise" in text
 
 
-def test_no_chunking_keeps_pieces_whole(tmp_path, workspace):
+def test_no_chunking_keeps_pieces_whole(tmp_path, workspace, services):
     src = write_wav(tmp_path / "long.wav", phrase_with_gaps(16_000, tone_s=6.0, n=2), 16_000)
-    result = prepare_dataset([src], workspace.dataset("whole"), DatasetConfig(chunk=ChunkConfig(chunk_s=0)))
+    result = prepare_dataset([src], workspace.dataset("whole"), DatasetConfig(chunk=ChunkConfig(chunk_s=0)),
+                             services=services)
     assert len(result.clips) == 2
     assert all(c > 6.0 for c in [result.report["clip_seconds"]["min"]])
 
 
 @pytest.mark.slow
-def test_one_hour_file_in_bounded_memory(tmp_path, workspace):
+def test_one_hour_file_in_bounded_memory(tmp_path, workspace, services):
     sr = 8_000
     path = tmp_path / "hour.wav"
     rng = np.random.default_rng(0)
@@ -117,7 +118,7 @@ def test_one_hour_file_in_bounded_memory(tmp_path, workspace):
                 block[: 4 * sr] += harmonic(200, 4.0, sr, amplitude=0.5)
             handle.write(block)
     tracemalloc.start()
-    result = prepare_dataset([path], workspace.dataset("hour"), DatasetConfig(sample_rate=40_000))
+    result = prepare_dataset([path], workspace.dataset("hour"), DatasetConfig(sample_rate=40_000), services=services)
     _, peak_bytes = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert result.report["input_minutes"] == pytest.approx(60.0, abs=0.1)
@@ -126,14 +127,14 @@ def test_one_hour_file_in_bounded_memory(tmp_path, workspace):
 
 
 @pytest.mark.slow
-def test_folder_of_a_thousand_short_files(tmp_path, workspace):
+def test_folder_of_a_thousand_short_files(tmp_path, workspace, services):
     folder = tmp_path / "many"
     folder.mkdir()
     sr = 16_000
     for i in range(1000):
         seconds = 0.7 if i % 10 == 0 else 0.2
         sf.write(str(folder / f"utt {i:04d}.wav"), harmonic(150 + 0.37 * i, seconds, sr), sr, subtype="PCM_16")
-    result = prepare_dataset([folder], workspace.dataset("many"), DatasetConfig())
+    result = prepare_dataset([folder], workspace.dataset("many"), DatasetConfig(), services=services)
     assert len(result.processed) == 100 and len(result.rejected) == 900
     assert len(result.clips) == 100
     assert all("too short" in reason for _, reason in result.rejected)
@@ -165,7 +166,7 @@ def test_cli_help_lists_commands(capsys):
     assert "dataset" in out
 
 
-def test_isolate_vocals_first_slices_the_vocals(tmp_path, workspace):
+def test_isolate_vocals_first_slices_the_vocals(tmp_path, workspace, services):
     sr = 44_100
     t = np.arange(int(7 * sr)) / sr
     voice = phrase_with_gaps(sr, tone_s=1.6, gap_s=0.9, n=3)
@@ -174,7 +175,7 @@ def test_isolate_vocals_first_slices_the_vocals(tmp_path, workspace):
     song = np.stack([voice + pad, voice + pad]).astype(np.float32)
     src = write_wav(tmp_path / "song.wav", song, sr)
     before = _digest(src)
-    result = prepare_dataset([src], workspace.dataset("sung"), DatasetConfig(isolate_vocals="dsp"))
+    result = prepare_dataset([src], workspace.dataset("sung"), DatasetConfig(isolate_vocals="dsp"), services=services)
     assert result.clips and _digest(src) == before
     source = next(iter(json.loads(workspace.dataset("sung").manifest_path.read_text())["sources"].values()))
     assert source["isolated_with"] == "dsp" and "vocals" in source["raw"]

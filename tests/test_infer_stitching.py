@@ -78,7 +78,7 @@ def _envelope(x, rate, frame_s=0.1):
     return np.abs(x[:k * n]).reshape(k, n).mean(axis=1)
 
 
-def test_output_follows_input_across_cuts(standins):
+def test_output_follows_input_across_cuts(standins, services):
     rate = 16_000
     t = np.arange(int(40.3 * rate)) / rate
     amp = 0.2 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * t / 7.0))  # slow swell
@@ -86,7 +86,7 @@ def test_output_follows_input_across_cuts(standins):
     voice = _voice()
     cfg = _cfg(rms_mix_rate=1.0, index_rate=0.0, protect=0.5, decoder_context_s=0.3,
                       segment_pad_s=0.5, segment_query_s=1.0, segment_center_s=6.0, segment_max_s=8.0)
-    result = convert(x, rate, voice, cfg)
+    result = convert(x, rate, voice, cfg, services=services)
     assert result.segments == 7 and len(voice.net.calls) == 7
     assert all(head == 50 - 30 for _, head, _ in voice.net.calls)  # decoder: 0.3 s context inside 0.5 s padding
     shapes = [frames for frames, _, _ in voice.net.calls]
@@ -101,39 +101,39 @@ def test_output_follows_input_across_cuts(standins):
     env_out = env_out / env_out.max()
     assert np.max(np.abs(env_in[2:-2] - env_out[2:-2])) < 0.05
     assert set(result.timings) >= {"load", "f0", "features", "synthesis", "total"} and result.rtf > 0
-    whole = convert(x, rate, _voice(), InferConfig(**{**cfg.__dict__, "decoder_context_s": None}))
+    whole = convert(x, rate, _voice(), InferConfig(**{**cfg.__dict__, "decoder_context_s": None}), services=services)
     assert len(whole.audio) == len(result.audio)
     assert np.max(np.abs(whole.audio - result.audio)) < 0.01  # RVC's full decode: the same up to the noise
 
 
-def test_same_seed_same_output_other_seed_differs(standins):
+def test_same_seed_same_output_other_seed_differs(standins, services):
     x = sine(180, 2.0)
     voice = _voice(hop=320, rate=32_000)
-    a = convert(x, 16_000, voice, _cfg(seed=3, rms_mix_rate=1.0)).audio
-    b = convert(x, 16_000, voice, _cfg(seed=3, rms_mix_rate=1.0)).audio
-    c = convert(x, 16_000, voice, _cfg(seed=4, rms_mix_rate=1.0)).audio
+    a = convert(x, 16_000, voice, _cfg(seed=3, rms_mix_rate=1.0), services=services).audio
+    b = convert(x, 16_000, voice, _cfg(seed=3, rms_mix_rate=1.0), services=services).audio
+    c = convert(x, 16_000, voice, _cfg(seed=4, rms_mix_rate=1.0), services=services).audio
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 @pytest.mark.parametrize("seconds", [0.1, 0.013, 1.0])
-def test_short_inputs_keep_their_length(standins, seconds):
+def test_short_inputs_keep_their_length(standins, seconds, services):
     x = sine(200, seconds, 44_100)
-    result = convert(x, 44_100, _voice(hop=480, rate=48_000), _cfg())
+    result = convert(x, 44_100, _voice(hop=480, rate=48_000), _cfg(), services=services)
     assert abs(len(result.audio) - seconds * 48_000) <= 480 and np.all(np.isfinite(result.audio))
 
 
-def test_six_channels_and_silence(standins):
+def test_six_channels_and_silence(standins, services):
     six = np.stack([sine(200 + 20 * i, 1.0) for i in range(6)])
-    result = convert(six, 16_000, _voice(), _cfg())
+    result = convert(six, 16_000, _voice(), _cfg(), services=services)
     assert len(result.audio) == 40_000
-    silent = convert(np.zeros(16_000, np.float32), 16_000, _voice(), _cfg())
+    silent = convert(np.zeros(16_000, np.float32), 16_000, _voice(), _cfg(), services=services)
     assert np.all(np.isfinite(silent.audio)) and not silent.audio.any() and "silent" in silent.summary()
     with pytest.raises(InputError):
-        convert(np.zeros(0, np.float32), 16_000, _voice(), _cfg())
+        convert(np.zeros(0, np.float32), 16_000, _voice(), _cfg(), services=services)
     with pytest.raises(InputError):
-        convert(np.full(100, np.nan, np.float32), 16_000, _voice(), _cfg())
+        convert(np.full(100, np.nan, np.float32), 16_000, _voice(), _cfg(), services=services)
 
 
-def test_speaker_id_out_of_range(standins):
+def test_speaker_id_out_of_range(standins, services):
     with pytest.raises(InputError, match="Speaker id 3"):
-        convert(sine(200, 0.5), 16_000, _voice(), _cfg(speaker_id=3))
+        convert(sine(200, 0.5), 16_000, _voice(), _cfg(speaker_id=3), services=services)

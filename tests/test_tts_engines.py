@@ -73,13 +73,13 @@ def test_join_pieces_fades_to_zero_and_keeps_the_pause():
     assert np.max(np.abs(np.diff(crossfaded))) < 0.01
 
 
-def test_long_text_is_split_and_joined_without_gaps_or_clicks():
+def test_long_text_is_split_and_joined_without_gaps_or_clicks(services):
     text = ("This is the first sentence of a longer text. Here comes the second one, with a comma. "
             "The third sentence asks a question? The fourth one is short. "
             "Finally, the fifth sentence closes the paragraph.")
     progress = []
     cfg = TtsConfig(pause_s=0.3)
-    result = speak(text, "espeak", "en-us", cfg, progress=lambda f, m: progress.append(f))
+    result = speak(text, "espeak", "en-us", cfg, progress=lambda f, m: progress.append(f), services=services)
     assert len(result.sentences) == 5 and result.audio is None
     audio, sr = result.base_audio, result.base_sample_rate
     assert _longest_silence_s(audio, sr) <= 0.5
@@ -95,19 +95,19 @@ def test_long_text_is_split_and_joined_without_gaps_or_clicks():
     assert progress[-1] == 1.0 and progress == sorted(progress)
 
 
-def test_empty_text_unknown_voice_and_unknown_engine_give_clear_messages():
+def test_empty_text_unknown_voice_and_unknown_engine_give_clear_messages(services):
     with pytest.raises(InputError, match="no text"):
-        speak("   ", "espeak", "en-us")
+        speak("   ", "espeak", "en-us", services=services)
     with pytest.raises(InputError, match="no text"):
-        speak("... !!", "espeak", "en-us")
+        speak("... !!", "espeak", "en-us", services=services)
     with pytest.raises(InputError, match="Unknown voice 'xx-nowhere'.*--list-voices"):
-        speak("Hello.", "espeak", "xx-nowhere")
+        speak("Hello.", "espeak", "xx-nowhere", services=services)
     with pytest.raises(InputError, match="Unknown eSpeak NG variant"):
-        speak("Hello.", "espeak", "en-us+nosuchvariant")
+        speak("Hello.", "espeak", "en-us+nosuchvariant", services=services)
     with pytest.raises(InputError, match="Unknown TTS engine 'nope'.*espeak"):
-        speak("Hello.", "nope")
+        speak("Hello.", "nope", services=services)
     with pytest.raises(InputError, match="at most 1,000"):
-        speak("Hello. " * 200, "espeak", "en-us", TtsConfig(max_text_chars=1000))
+        speak("Hello. " * 200, "espeak", "en-us", TtsConfig(max_text_chars=1000), services=services)
     with pytest.raises(ConfigError):
         TtsConfig(rate_percent=500)
 

@@ -7,11 +7,11 @@ Exit status: 0 done; 2 the user's input or setup is wrong (one line on stderr: w
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 from voiceapp import __version__
@@ -19,18 +19,25 @@ from voiceapp.errors import VoiceAppError
 
 log = logging.getLogger("voiceapp")
 
-# Each module has `register(subparsers, common)`; it adds its subcommand(s) and sets `func(args, services)`.
-COMMAND_MODULES: list[str] = [
-    "voiceapp.dataset.cli",
-    "voiceapp.separate.cli",
-    "voiceapp.features.cli",
-    "voiceapp.train.cli",
-    "voiceapp.tts.cli",
-    "voiceapp.infer.cli",
-    "voiceapp.voices.cli",
-    "voiceapp.assets_cli",
-    "voiceapp.demo.cli",
-]
+
+def command_modules() -> list[ModuleType]:
+    """The modules that add the subcommands, in --help order; each has `register(subparsers, common)`, which adds
+    its subcommand(s) and sets `func(args, services)`. Imported here rather than at the top so that importing
+    `voiceapp.cli` stays cheap (the stages pull in numpy, scipy and torch)."""
+    from voiceapp.assets import cli as assets_cli
+    from voiceapp.dataset import cli as dataset_cli
+    from voiceapp.demo import cli as demo_cli
+    from voiceapp.features import cli as features_cli
+    from voiceapp.index import cli as index_cli
+    from voiceapp.infer import cli as infer_cli
+    from voiceapp.separate import cli as separate_cli
+    from voiceapp.train import cli as train_cli
+    from voiceapp.tts import cli as tts_cli
+    from voiceapp.voices import cli as voices_cli
+
+    return [dataset_cli, separate_cli, features_cli, train_cli, tts_cli, infer_cli, index_cli,
+            voices_cli, assets_cli, demo_cli]
+
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"voiceapp {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_parser(True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers, common)
+    for module in command_modules():
+        module.register(subparsers, common)
     return parser
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from voiceapp.errors import InputError
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 
 _MAX_NAME = 64
+_CHUNK = 4 * 1024 * 1024
 
 
 def sanitize_name(name: str, what: str = "name") -> str:
@@ -82,6 +85,26 @@ def read_json(path: Path | str, default: Any = None) -> Any:
     if not path.exists():
         return default
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def user_path(text: str | Path) -> Path:
+    """A path the user typed or pasted: surrounding whitespace and quotes removed, `~` expanded."""
+    return Path(str(text).strip().strip('"').strip("'")).expanduser()
+
+
+def file_sha256(path: Path | str, progress: Progress = no_progress, cancel: CancelToken = NEVER) -> str:
+    """The sha256 hex digest of a file, read in 4 MB blocks (progress per block; `cancel` stops it)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    total = max(path.stat().st_size, 1)
+    done = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            cancel.raise_if_set()
+            digest.update(chunk)
+            done += len(chunk)
+            progress(done / total, f"checking {path.name}")
+    return digest.hexdigest()
 
 
 def index_filename(name: str, n_lists: int, version: str) -> str:
@@ -218,7 +241,7 @@ class Workspace:
     def separators_dir(self) -> Path:
         return self.models_dir / "separators"
 
-    # Base assets (registry: voiceapp/assets.py; `python -m voiceapp assets list`).
+    # Base assets (registry: voiceapp/assets/registry.py; `python -m voiceapp assets list`).
     @property
     def contentvec_dir(self) -> Path:
         """RVC's HF `hubert_base` folder (ContentVec): config.json, preprocessor_config.json, pytorch_model.bin."""

@@ -9,13 +9,13 @@ sha256 of its bytes: running the stage again with the same name skips what is al
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,13 +24,15 @@ from voiceapp.audio.io import AUDIO_EXTENSIONS, audio_info, find_audio_files, it
 from voiceapp.dataset.report import FileStats, build_report
 from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig, chunk_spans, slice_audio
 from voiceapp.errors import ConfigError, InputError, VoiceAppError
+from voiceapp.manifests import DATASET_MANIFEST_VERSION, DatasetManifest
 from voiceapp.nets.presets import SAMPLE_RATES
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
-from voiceapp.workspace import DatasetDir, read_json, sanitize_name, write_json_atomic
+from voiceapp.services import Services
+from voiceapp.workspace import DatasetDir, file_sha256, sanitize_name, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = DATASET_MANIFEST_VERSION
 CLIP_RATE_16K = 16000
 
 
@@ -68,14 +70,6 @@ class DatasetResult:
     processed: list[Path]
     skipped_known: list[Path]
     rejected: list[tuple[Path, str]]
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _ClipWriter:
@@ -187,20 +181,22 @@ def _copy_raw(path: Path, ds: DatasetDir, key: str) -> Path:
     return target
 
 
-def _save_manifest_now(ds: DatasetDir, manifest: dict, last_save: float, every_s: float = 2.0) -> float:
+def _save_manifest_now(ds: DatasetDir, manifest: DatasetManifest, sources: dict[str, dict], last_save: float,
+                       every_s: float = 2.0) -> float:
     """Save the manifest at most every few seconds (a killed run redoes at most those files)."""
     now = time.monotonic()
     if now - last_save < every_s:
         return last_save
-    write_json_atomic(ds.manifest_path, manifest)
+    write_json_atomic(ds.manifest_path, dataclasses.replace(manifest, sources=dict(sources)).to_json())
     return now
 
 
-def load_manifest(ds: DatasetDir) -> dict:
-    return read_json(ds.manifest_path, default=None) or {}
+def load_manifest(ds: DatasetDir) -> DatasetManifest | None:
+    """The dataset's manifest, or None when it has not been prepared."""
+    return DatasetManifest.read(ds)
 
 
-def _isolate(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, services: Any, progress: Progress,
+def _isolate(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, services: Services, progress: Progress,
              cancel: CancelToken) -> Path:
     """The vocals of `path` under datasets/<name>/vocals/<key>/ (made once; the input is only read)."""
     from voiceapp.separate.separator import isolate_vocals_file
@@ -214,7 +210,7 @@ def _isolate(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, services:
 
 def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig = DatasetConfig(),
                     progress: Progress = no_progress, cancel: CancelToken = NEVER, *,
-                    services: Any = None) -> DatasetResult:
+                    services: Services) -> DatasetResult:
     """Turn audio files and folders (recursive) into a training set under `ds`.
 
     Writes `clips/<key>_<n>.wav` (float32 at `cfg.sample_rate`), `clips_16k/` (16 kHz), `manifest.json`
@@ -223,17 +219,17 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
     """
     files, missing = find_audio_files(list(inputs))
     manifest = load_manifest(ds)
-    if manifest and manifest.get("sample_rate") != cfg.sample_rate:
-        raise InputError(f"Dataset {ds.name!r} was prepared at {manifest.get('sample_rate')} Hz; use the same rate "
+    if manifest and manifest.sample_rate != cfg.sample_rate:
+        raise InputError(f"Dataset {ds.name!r} was prepared at {manifest.sample_rate} Hz; use the same rate "
                          f"or another dataset name.")
     if not files:
         where = f" (not found: {', '.join(str(p) for p, _ in missing[:3])})" if missing else ""
         raise InputError(f"No audio files found{where}. Choose files or folders with recordings "
                          f"({', '.join(AUDIO_EXTENSIONS[:6])}, ...).")
-    manifest = manifest or {"version": MANIFEST_VERSION, "name": ds.name, "sample_rate": cfg.sample_rate,
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "sources": {}}
-    manifest["config"] = cfg.to_json()
-    sources: dict = manifest["sources"]
+    manifest = manifest or DatasetManifest(name=ds.name, sample_rate=cfg.sample_rate,
+                                           created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    manifest = dataclasses.replace(manifest, config=cfg.to_json())
+    sources: dict[str, dict] = dict(manifest.sources)
     ds.clips_dir.mkdir(parents=True, exist_ok=True)
     ds.clips_16k_dir.mkdir(parents=True, exist_ok=True)
     processed, known, rejected = [], [], [(p, f"{p}: not found") for p, _ in missing]
@@ -264,19 +260,20 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
                 raise
             rejected.append((path, str(err)))
             sources[key] = {"path": str(path), "status": "rejected", "reason": str(err)}
-            last_save = _save_manifest_now(ds, manifest, last_save)
+            last_save = _save_manifest_now(ds, manifest, sources, last_save)
             continue
         raw = _copy_raw(path, ds, key) if cfg.copy_raw else path
         sources[key] = {"path": str(path), "raw": str(source if cfg.isolate_vocals else raw), "status": "ok",
                         "stats": stats.to_json(), "isolated_with": cfg.isolate_vocals,
                         "cuts_s": [[round(a, 3), round(b, 3)] for a, b in spans], "clips": clips}
-        last_save = _save_manifest_now(ds, manifest, last_save)
+        last_save = _save_manifest_now(ds, manifest, sources, last_save)
         processed.append(path)
         log.info("%s: %d clips", path.name, len(clips))
     for path, reason in rejected:
         log.warning("rejected %s", reason)
+    manifest = dataclasses.replace(manifest, sources=sources)
     report = build_report(manifest, cfg, extra_rejected=[(str(p), r) for p, r in rejected])
-    write_json_atomic(ds.manifest_path, manifest)
+    write_json_atomic(ds.manifest_path, manifest.to_json())
     write_json_atomic(ds.report_path, report)
     progress(1.0, f"{report['clip_count']} clips, {report['kept_minutes']:.1f} min")
     clips = [c["name"] for s in sources.values() if s.get("status") == "ok" for c in s["clips"]]

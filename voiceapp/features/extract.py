@@ -14,6 +14,7 @@ method starts over. On CPU the f0 runs in worker processes while this process ru
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -29,14 +30,15 @@ from voiceapp.errors import Cancelled, ConfigError, InputError, MissingArtifactE
 from voiceapp.features.encoders import VERSIONS, ContentEncoder, default_encoder, load_encoder
 from voiceapp.features.f0 import (F0_METHODS, SAMPLE_RATE, check_f0_method, coarse_f0, default_f0_method,
                                   load_f0_method)
+from voiceapp.manifests import DatasetManifest, FeatureManifest
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.services import Services
 from voiceapp.workspace import (DatasetDir, ExperimentDir, Workspace, atomic_path, is_temporary, read_json,
                                 write_json_atomic)
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_SETTINGS = ("encoder", "dim", "version", "f0_method")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class FeatureSet:
     """What `extract_features` made: where the files are, and which clips are usable."""
 
     exp: ExperimentDir
-    manifest: dict
+    manifest: FeatureManifest
     clips: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     extracted: int = 0
@@ -76,19 +78,19 @@ class FeatureSet:
 
     @property
     def encoder(self) -> str:
-        return self.manifest["encoder"]
+        return str(self.manifest.encoder)
 
     @property
     def dim(self) -> int:
-        return int(self.manifest["dim"])
+        return int(self.manifest.dim)
 
     @property
     def version(self) -> str:
-        return self.manifest["version"]
+        return str(self.manifest.version)
 
     @property
     def f0_method(self) -> str:
-        return self.manifest["f0_method"]
+        return str(self.manifest.f0_method)
 
     def paths(self, stem: str) -> tuple[Path, Path, Path]:
         return feature_paths(self.exp, stem)
@@ -99,13 +101,9 @@ def feature_paths(exp: ExperimentDir, stem: str) -> tuple[Path, Path, Path]:
     return exp.content_dir / f"{stem}.npy", exp.f0_dir / f"{stem}.npy", exp.f0_coarse_dir / f"{stem}.npy"
 
 
-def load_feature_manifest(exp: ExperimentDir) -> dict:
+def load_feature_manifest(exp: ExperimentDir) -> FeatureManifest:
     """The features manifest of `exp`; MissingArtifactError when extraction has not run."""
-    manifest = read_json(exp.features_manifest_path, default=None)
-    if not manifest:
-        raise MissingArtifactError(f"No features in {exp.features_dir}. Run Train > Extract features "
-                                   f"(or `python -m voiceapp features {exp.name} --dataset NAME`) first.")
-    return manifest
+    return FeatureManifest.read(exp)
 
 
 def load_clip_features(exp: ExperimentDir, stem: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,37 +238,51 @@ def _is_done(exp: ExperimentDir, stem: str) -> int | None:
         return None
 
 
-def _start_manifest(ds: DatasetDir, exp: ExperimentDir, dataset_manifest: dict, settings: dict) -> dict:
-    """The previous manifest when its settings match; else a fresh one (old feature files are removed)."""
-    old = read_json(exp.features_manifest_path, default=None) or {}
-    if any(old.get(k) != settings[k] for k in _SETTINGS):
-        if old:
-            log.warning("features of %s were made with %s; extracting again with %s", exp.name,
-                        {k: old.get(k) for k in _SETTINGS}, settings)
+def _start_manifest(ds: DatasetDir, exp: ExperimentDir, dataset: DatasetManifest,
+                    settings: dict) -> FeatureManifest:
+    """A fresh manifest (clips are found again from their files); when the settings differ from the previous
+    manifest's, the old feature files are removed."""
+    data = read_json(exp.features_manifest_path, default=None)
+    old = FeatureManifest.from_json(data or {})
+    if old.settings() != settings:
+        if data:
+            log.warning("features of %s were made with %s; extracting again with %s", exp.name, old.settings(),
+                        settings)
         for folder in (exp.content_dir, exp.f0_dir, exp.f0_coarse_dir):  # files of unknown or other settings
             shutil.rmtree(folder, ignore_errors=True)
-        old = {}
-    manifest = {"dataset": ds.name, "dataset_dir": str(ds.root), "clips_dir": str(ds.clips_dir),
-                "sample_rate": int(dataset_manifest.get("sample_rate") or 0), **settings,
-                "clips": {}, "failed": {}, "complete": False, "created": old.get("created")
-                or time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return manifest
+        old = FeatureManifest()
+    return FeatureManifest(dataset=ds.name, dataset_dir=str(ds.root), clips_dir=str(ds.clips_dir),
+                           sample_rate=int(dataset.sample_rate or 0), **settings, complete=False,
+                           created=old.created or time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+class _ManifestWriter:
+    """The manifest being built: the clips done and failed so far, saved (atomically) as a `FeatureManifest`."""
+
+    def __init__(self, exp: ExperimentDir, start: FeatureManifest) -> None:
+        self.path, self.manifest = exp.features_manifest_path, start
+        self.clips: dict[str, dict] = dict(start.clips)
+        self.failed: dict[str, str] = dict(start.failed)
+
+    def save(self, **changes: Any) -> FeatureManifest:
+        self.manifest = dataclasses.replace(self.manifest, clips=dict(self.clips), failed=dict(self.failed), **changes)
+        write_json_atomic(self.path, self.manifest.to_json())
+        return self.manifest
 
 
 def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = FeatureConfig(),
                      progress: Progress = no_progress, cancel: CancelToken = NEVER, *,
-                     services: Any = None) -> FeatureSet:
+                     services: Services) -> FeatureSet:
     """Extract content features, f0 (Hz) and coarse f0 for every clip of dataset `ds` into `exp.features_dir`.
 
-    `services` (optional) gives the workspace (where models/base is), the device and the model cache; without
-    it the workspace is the folder holding `logs/` and the device is the CPU. Clips already extracted with
-    the same settings are reused. Clips that give no frames or NaN are listed under "failed" and skipped.
+    `services` gives the workspace (where models/base is), the device and the model cache. Clips already
+    extracted with the same settings are reused. Clips that give no frames or NaN are listed under "failed" and
+    skipped.
     Raises MissingArtifactError (no dataset, no weights), InputError (no clips), Cancelled.
     """
     started = time.monotonic()
-    workspace: Workspace = services.workspace if services is not None else Workspace(exp.root.parent.parent)
-    device = services.device if services is not None else "cpu"
-    dataset_manifest = read_json(ds.manifest_path, default=None)
+    workspace, device = services.workspace, services.device
+    dataset_manifest = DatasetManifest.read(ds)
     sources = _clip_sources(ds)
     if not dataset_manifest or not sources:
         raise MissingArtifactError(f"Dataset {ds.name!r} has no clips in {ds.clips_16k_dir}. Prepare it first in the "
@@ -278,30 +290,29 @@ def extract_features(ds: DatasetDir, exp: ExperimentDir, cfg: FeatureConfig = Fe
     f0_name = check_f0_method(cfg.f0_method or default_f0_method(workspace), workspace)
     encoder_name = cfg.encoder or default_encoder(workspace)
     progress(0.0, f"loading {encoder_name}")
-    encoder = _load_encoder(encoder_name, cfg.version, device, services, workspace)
+    encoder = _load_encoder(encoder_name, cfg.version, services)
     settings = {"encoder": encoder.name, "dim": int(encoder.dim), "version": cfg.version, "f0_method": f0_name}
-    manifest = _start_manifest(ds, exp, dataset_manifest, settings)
-    manifest["versions"] = _versions(f0_name, encoder.name)
-    result = FeatureSet(exp, manifest)
+    start = dataclasses.replace(_start_manifest(ds, exp, dataset_manifest, settings),
+                                versions=_versions(f0_name, encoder.name))
+    writer = _ManifestWriter(exp, start)
+    result = FeatureSet(exp, start)
     todo: dict[str, Path] = {}
     for stem, path in sources.items():
         frames = _is_done(exp, stem)
         if frames is None:
             todo[stem] = path
         else:
-            manifest["clips"][stem] = {"frames": frames}
+            writer.clips[stem] = {"frames": frames}
             result.reused += 1
-    write_json_atomic(exp.features_manifest_path, manifest)
+    writer.save()
     if todo:
-        _run(todo, exp, encoder, f0_name, device, workspace, cfg, result, progress, cancel, len(sources),
-             getattr(services, "cache", None))
-    manifest["clips"] = dict(sorted(manifest["clips"].items()))
-    manifest["f0_stats"] = _f0_stats(exp, list(manifest["clips"]))
-    manifest["complete"] = True
-    manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    write_json_atomic(exp.features_manifest_path, manifest)
-    result.clips = list(manifest["clips"])
-    result.failed = dict(manifest["failed"])
+        _run(todo, exp, encoder, f0_name, device, workspace, cfg, result, writer, progress, cancel, len(sources),
+             services.cache)
+    writer.clips = dict(sorted(writer.clips.items()))
+    result.manifest = writer.save(f0_stats=_f0_stats(exp, list(writer.clips)), complete=True,
+                                  updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    result.clips = list(result.manifest.clips)
+    result.failed = dict(result.manifest.failed)
     result.seconds = time.monotonic() - started
     for stem, reason in result.failed.items():
         log.warning("features: %s", reason)
@@ -328,19 +339,17 @@ def _f0_stats(exp: ExperimentDir, stems: list[str]) -> dict[str, float]:
             "p5_hz": round(float(low), 1), "p95_hz": round(float(high), 1)}
 
 
-def _load_encoder(name: str, version: str, device: str, services: Any, workspace: Workspace) -> ContentEncoder:
-    if services is not None and getattr(services, "cache", None) is not None:
-        key = ("content-encoder", name, version, device, str(workspace.root))
-        return services.cache.get(key, lambda: load_encoder(name, version, device, workspace))
-    return load_encoder(name, version, device, workspace)
+def _load_encoder(name: str, version: str, services: Services) -> ContentEncoder:
+    device, workspace = services.device, services.workspace
+    key = ("content-encoder", name, version, device, str(workspace.root))
+    return services.cache.get(key, lambda: load_encoder(name, version, device, workspace))
 
 
 def _run(todo: dict[str, Path], exp: ExperimentDir, encoder: ContentEncoder, f0_name: str, device: str,
-         workspace: Workspace, cfg: FeatureConfig, result: FeatureSet, progress: Progress, cancel: CancelToken,
-         total: int, cache: Any = None) -> None:
+         workspace: Workspace, cfg: FeatureConfig, result: FeatureSet, writer: _ManifestWriter, progress: Progress,
+         cancel: CancelToken, total: int, cache: Any = None) -> None:
     import torch
 
-    manifest = result.manifest
     in_process = getattr(F0_METHODS.get(f0_name), "in_process", False)
     pooled = not device.startswith("cuda") and not in_process and len(todo) >= cfg.pool_min_clips
     runner = _F0Runner(f0_name, device, workspace, cfg.workers if pooled else 0, cache)
@@ -361,23 +370,23 @@ def _run(todo: dict[str, Path], exp: ExperimentDir, encoder: ContentEncoder, f0_
             except Cancelled:
                 raise
             except InputError as err:
-                manifest["failed"][stem] = f"{stem}: {err}"
+                writer.failed[stem] = f"{stem}: {err}"
                 continue
             reason = _check_clip(stem, len(audio) / SAMPLE_RATE, content, f0)
             if reason:
-                manifest["failed"][stem] = reason
+                writer.failed[stem] = reason
                 continue
             content_path, f0_path, coarse_path = feature_paths(exp, stem)
             _save_npy(f0_path, f0.astype(np.float32))
             _save_npy(coarse_path, coarse_f0(f0))
             _save_npy(content_path, content.astype(np.float32))  # last: its presence marks the clip done
-            manifest["clips"][stem] = {"frames": int(len(f0))}
-            manifest["failed"].pop(stem, None)
+            writer.clips[stem] = {"frames": int(len(f0))}
+            writer.failed.pop(stem, None)
             result.extracted += 1
             if time.monotonic() - last_save > cfg.save_every_s:
-                write_json_atomic(exp.features_manifest_path, manifest)
+                writer.save()
                 last_save = time.monotonic()
     finally:
         runner.close()
         torch.set_num_threads(threads)
-        write_json_atomic(exp.features_manifest_path, manifest)
+        writer.save()

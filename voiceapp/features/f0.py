@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from voiceapp.errors import InputError, MissingArtifactError
+from voiceapp.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -226,19 +227,18 @@ class FcpeF0(F0Method):
         return f0[0, :, 0].float().cpu().numpy()
 
 
-def rmvpe_candidates(workspace: Any) -> list[Path]:
+def rmvpe_candidates(workspace: Workspace | None) -> list[Path]:
     """Where `rmvpe.pt` may be: `models/base/rmvpe.pt`, then `models/base/rmvpe/rmvpe.pt`."""
     if workspace is None:
         return []
-    base = Path(workspace.base_dir)
-    return [Path(getattr(workspace, "rmvpe_path", base / "rmvpe.pt")), base / "rmvpe" / "rmvpe.pt"]
+    return [workspace.rmvpe_path, workspace.base_dir / "rmvpe" / "rmvpe.pt"]
 
 
-def find_rmvpe(workspace: Any) -> Path | None:
+def find_rmvpe(workspace: Workspace | None) -> Path | None:
     return next((p for p in rmvpe_candidates(workspace) if p.is_file()), None)
 
 
-def _missing_rmvpe(workspace: Any) -> MissingArtifactError:
+def _missing_rmvpe(workspace: Workspace | None) -> MissingArtifactError:
     where = " or ".join(str(p) for p in rmvpe_candidates(workspace)) or "models/base/rmvpe.pt"
     return MissingArtifactError(
         f"The RMVPE weights (rmvpe.pt) are not in {where}. Get them with "
@@ -253,7 +253,7 @@ class RmvpeF0(F0Method):
     needs_weights = True
     threshold = 0.03
 
-    def __init__(self, device: str = "cpu", path: Path | str | None = None, workspace: Any = None) -> None:
+    def __init__(self, device: str = "cpu", path: Path | str | None = None, workspace: Workspace | None = None) -> None:
         super().__init__(device)
         path = Path(path) if path is not None else find_rmvpe(workspace)
         if path is None or not path.is_file():
@@ -296,7 +296,7 @@ F0_METHODS: dict[str, type[F0Method]] = {
 OFFLINE_F0_METHODS: tuple[str, ...] = tuple(n for n, c in F0_METHODS.items() if not c.needs_weights)
 
 
-def check_f0_method(name: str, workspace: Any = None) -> str:
+def check_f0_method(name: str, workspace: Workspace | None = None) -> str:
     """Validate `name` without loading anything: InputError if unknown, MissingArtifactError if weights are absent."""
     key = (name or "").strip().lower()
     if key not in F0_METHODS:
@@ -306,7 +306,7 @@ def check_f0_method(name: str, workspace: Any = None) -> str:
     return key
 
 
-def load_f0_method(name: str, device: str = "cpu", workspace: Any = None) -> F0Method:
+def load_f0_method(name: str, device: str = "cpu", workspace: Workspace | None = None) -> F0Method:
     """Build the f0 method `name` on `device`. Raises InputError (unknown name), MissingArtifactError (no weights)."""
     key = (name or "").strip().lower()
     if key not in F0_METHODS:
@@ -317,12 +317,12 @@ def load_f0_method(name: str, device: str = "cpu", workspace: Any = None) -> F0M
     return cls(device)
 
 
-def default_f0_method(workspace: Any) -> str:
+def default_f0_method(workspace: Workspace | None) -> str:
     """'rmvpe' when its weights are in models/base, else 'fcpe' (works offline)."""
     return "rmvpe" if find_rmvpe(workspace) is not None else "fcpe"
 
 
-def available_f0_methods(workspace: Any) -> list[str]:
+def available_f0_methods(workspace: Workspace | None) -> list[str]:
     """Registry names usable now: every method except rmvpe when its weights are absent."""
     return [n for n, c in F0_METHODS.items() if not c.needs_weights or find_rmvpe(workspace) is not None]
 

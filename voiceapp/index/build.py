@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from voiceapp.errors import ConfigError, InputError, MissingArtifactError
+from voiceapp.manifests import FeatureManifest
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 from voiceapp.workspace import ExperimentDir, atomic_path, read_json, write_json_atomic
 
@@ -58,22 +59,16 @@ def n_lists_for(n_rows: int) -> int:
     return max(1, min(int(16 * math.sqrt(n_rows)), n_rows // 39))
 
 
-def _feature_manifest(exp: ExperimentDir) -> dict:
-    from voiceapp.features.extract import load_feature_manifest
-
-    return load_feature_manifest(exp)
-
-
-def load_training_features(exp: ExperimentDir, cancel: CancelToken = NEVER) -> tuple[np.ndarray, dict]:
+def load_training_features(exp: ExperimentDir, cancel: CancelToken = NEVER) -> tuple[np.ndarray, FeatureManifest]:
     """All content-feature frames of `exp` in sorted file order, as float32 (rows, dim), and the manifest."""
-    manifest = _feature_manifest(exp)
+    manifest = FeatureManifest.read(exp)
     content_dir = exp.content_dir
     files = sorted(content_dir.glob("*.npy")) if content_dir.is_dir() else []
     if not files:
         raise MissingArtifactError(f"No content features in {content_dir}. Run Train > Extract features "
                                    f"(or `python -m voiceapp features {exp.name} --dataset NAME`) first.")
     parts: list[np.ndarray] = []
-    dim = int(manifest.get("dim") or 0)
+    dim = int(manifest.dim or 0)
     for path in files:
         cancel.raise_if_set()
         feats = np.load(path, allow_pickle=False)
@@ -146,7 +141,7 @@ def build_index(exp: ExperimentDir, cfg: IndexConfig = IndexConfig(), progress: 
     progress(0.0, "reading features")
     rows, manifest = load_training_features(exp, cancel)
     source_rows, dim = rows.shape
-    version = str(manifest.get("version") or ("v1" if dim == 256 else "v2"))
+    version = str(manifest.version or ("v1" if dim == 256 else "v2"))
     if source_rows < 1:
         raise InputError(f"No feature frames in {exp.features_dir}; extract features from a longer dataset.")
     rng = np.random.default_rng(cfg.seed)
@@ -161,7 +156,7 @@ def build_index(exp: ExperimentDir, cfg: IndexConfig = IndexConfig(), progress: 
     target = exp.index_path(n_lists, version)
     sidecar = {"format_version": INDEX_FORMAT_VERSION, "experiment": exp.name, "version": version, "dim": dim,
                "rows": int(index.ntotal), "source_rows": int(source_rows), "n_lists": n_lists,
-               "encoder": manifest.get("encoder"), "factory": f"IVF{n_lists},Flat", "metric": "L2",
+               "encoder": manifest.encoder, "factory": f"IVF{n_lists},Flat", "metric": "L2",
                "build_s": round(build_s, 3), "config": asdict(cfg), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     progress(0.95, f"writing {target.name}")
     _write_index(index, target, sidecar)

@@ -1,4 +1,4 @@
-"""`voiceapp infer --model NAME --input FILE_OR_DIR --out PATH` and `voiceapp index EXP`."""
+"""`voiceapp infer --model NAME --input FILE_OR_DIR --out PATH`."""
 
 from __future__ import annotations
 
@@ -9,17 +9,11 @@ from typing import get_args
 from voiceapp.audio import SAVE_FORMATS
 from voiceapp.errors import InputError
 from voiceapp.features.f0 import F0_METHODS
-from voiceapp.index.build import IndexConfig
 from voiceapp.infer.pipeline import InferConfig, Precision
 from voiceapp.progress import TqdmProgress
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    _register_infer(subparsers, common)
-    _register_index(subparsers, common)
-
-
-def _register_infer(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     d = InferConfig()
     p = subparsers.add_parser("infer", parents=[common], help="convert audio into a voice model's voice",
                               description="Convert speech or singing (a file, several files or folders) into the "
@@ -54,18 +48,6 @@ def _register_infer(subparsers: argparse._SubParsersAction, common: argparse.Arg
                    help="auto: bfloat16 decoder on CPUs with AMX/AVX-512 BF16 (3-4x faster, differs less than "
                         "another seed); fp32: float32 everywhere")
     p.set_defaults(func=run_infer)
-
-
-def _register_index(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    d = IndexConfig()
-    p = subparsers.add_parser("index", parents=[common], help="build the retrieval index of an experiment",
-                              description="Build logs/EXP/added_IVF<n>_Flat_nprobe_1_EXP_<v>.index from the "
-                                          "experiment's features and copy it beside models/voices/EXP/.")
-    p.add_argument("experiment", metavar="EXP", help="experiment name (a folder under logs/)")
-    p.add_argument("--n-lists", type=int, default=d.n_lists, help="inverted lists (default: RVC's rule)")
-    p.add_argument("--kmeans-above-rows", type=int, default=d.kmeans_above_rows,
-                   help="cluster to 10,000 centroids when there are more feature rows than this")
-    p.set_defaults(func=run_index)
 
 
 def _config(args: argparse.Namespace) -> InferConfig:
@@ -113,14 +95,3 @@ def run_infer(args: argparse.Namespace, services) -> int:
               + (f" -> {status.output_path}" if status.output_path else ""))
     print(f"{len(statuses) - len(failed)} converted, {len(failed)} failed; output in {args.out}")
     return 2 if failed else 0
-
-
-def run_index(args: argparse.Namespace, services) -> int:
-    from voiceapp.index.build import build_index, index_summary
-
-    cfg = IndexConfig(n_lists=args.n_lists, kmeans_above_rows=args.kmeans_above_rows)
-    exp = services.workspace.experiment(args.experiment)
-    with TqdmProgress("index") as bar:
-        path = build_index(exp, cfg, bar, services.cancel, voices_dir=services.workspace.voice_dir(exp.name))
-    print(index_summary(path))
-    return 0

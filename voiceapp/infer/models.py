@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from voiceapp.errors import InputError
+from voiceapp.workspace import user_path
 
 if TYPE_CHECKING:
+    from voiceapp.services import Services
     from voiceapp.voices.rvc import VoiceModel
     from voiceapp.voices.world import WorldVoice
 
@@ -24,8 +26,8 @@ _ENCODER_ALIASES = {"hubert_base": "contentvec", "hubert_base.pt": "contentvec",
                     "hubert-base": "contentvec", "contentvec_base": "contentvec"}
 
 
-def cached(services: Any, key: tuple, load: Any) -> Any:
-    return services.cache.get(key, load) if services is not None else load()
+def cached(services: Services, key: tuple, load: Callable[[], Any]) -> Any:
+    return services.cache.get(key, load)
 
 
 def _mtime(path: Path) -> float:
@@ -35,14 +37,13 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def load_voice(name_or_path: str | Path, services: Any = None, device: str | None = None) -> VoiceModel | WorldVoice:
+def load_voice(name_or_path: str | Path, services: Services) -> VoiceModel | WorldVoice:
     """The voice model for a name or a .pth/.safetensors path, loaded once per (file, mtime, device) via
     `services.cache`: a `VoiceModel` (rvc engine) or a `WorldVoice` (instant, quick), as the file says."""
     from voiceapp.voices.store import resolve_voice_path
 
-    workspace = services.workspace if services is not None else None
-    path = resolve_voice_path(name_or_path, workspace).resolve()
-    device = device or (services.device if services is not None else "cpu")
+    path = resolve_voice_path(name_or_path, services.workspace).resolve()
+    device = services.device
     return cached(services, ("voice", str(path), _mtime(path), device), lambda: load_voice_file(path, device))
 
 
@@ -77,40 +78,38 @@ def encoder_name_for(voice: Any, requested: str | None) -> str:
     return requested
 
 
-def load_encoder_cached(name: str, voice: Any, services: Any) -> Any:
+def load_encoder_cached(name: str, voice: Any, services: Services) -> Any:
     from voiceapp.features.encoders import load_encoder
 
-    device = services.device if services is not None else "cpu"
-    workspace = services.workspace if services is not None else None
+    device, workspace = services.device, services.workspace
     return cached(services, ("encoder", name, voice.version, device),
-                   lambda: load_encoder(name, version=voice.version, device=device, workspace=workspace))
+                  lambda: load_encoder(name, version=voice.version, device=device, workspace=workspace))
 
 
-def load_f0_cached(name: str, services: Any) -> Any:
+def load_f0_cached(name: str, services: Services) -> Any:
     from voiceapp.features.f0 import load_f0_method
 
-    device = services.device if services is not None else "cpu"
-    workspace = services.workspace if services is not None else None
+    device, workspace = services.device, services.workspace
     return cached(services, ("f0", name, device), lambda: load_f0_method(name, device=device, workspace=workspace))
 
 
-def load_retrieval_cached(path: Path, services: Any) -> Any:
+def load_retrieval_cached(path: Path, services: Services) -> Any:
     from voiceapp.index.retrieval import load_index
 
     path = Path(path).resolve()
     return cached(services, ("index", str(path), _mtime(path)), lambda: load_index(path))
 
 
-def default_f0(services: Any) -> str:
+def default_f0(services: Services) -> str:
     from voiceapp.features.f0 import default_f0_method
 
-    return default_f0_method(services.workspace if services is not None else None)
+    return default_f0_method(services.workspace)
 
 
 def conversion_output_dir(workspace: Any, model: str | Path, out_folder: str | None = None) -> Path:
     """The folder the user typed, or outputs/converted/<model>/."""
     if out_folder and str(out_folder).strip():
-        return Path(str(out_folder).strip().strip('"').strip("'")).expanduser()
+        return user_path(out_folder)
     return workspace.conversions_dir(Path(str(model)).stem)
 
 

@@ -219,7 +219,7 @@ class _Parts:
     run_voice: Any  # the voice, or its faster CPU copy for the precision (speed.py)
 
 
-def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, services: Any) -> _Parts:
+def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, services: Services) -> _Parts:
     if cfg.speaker_id >= int(getattr(voice, "n_speakers", 1) or 1):
         raise InputError(f"Speaker id {cfg.speaker_id} does not exist in {Path(str(voice.path)).name}; it has "
                          f"{voice.n_speakers} speaker(s) (ids 0..{voice.n_speakers - 1}).")
@@ -266,12 +266,13 @@ def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.
 
 
 def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferConfig = InferConfig(), *,
-            index_path: Path | str | None = None, services: Services | None = None, progress: Progress = no_progress,
+            index_path: Path | str | None = None, services: Services, progress: Progress = no_progress,
             cancel: CancelToken = NEVER) -> "ConversionResult":
     """Convert `audio` ((samples,) or (channels, samples), any rate) into `voice` (a loaded `VoiceModel`).
 
     Returns float32 mono audio at the model's rate (or `cfg.resample_sr`), as long as the input
-    (within one model hop), plus the time spent in each step. `index_path` None: no retrieval.
+    (within one model hop), plus the time spent in each step. `index_path` None: no retrieval. `services`: the
+    workspace (base weights), the device and the cache the encoder, f0 method and index are loaded through.
     """
     import torch
 
@@ -333,7 +334,8 @@ def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferCo
                             parts.encoder_name, Path(index_path) if parts.retrieval is not None else None, notes)
 
 
-def _convert_world(x16: np.ndarray, expected: int, voice: Any, cfg: InferConfig, services: Any, progress: Progress,
+def _convert_world(x16: np.ndarray, expected: int, voice: Any, cfg: InferConfig, services: Services,
+                   progress: Progress,
                    cancel: CancelToken, notes: list[str], started: float, cpu_started: float) -> ConversionResult:
     from voiceapp.infer.world_engine import convert_world
 
@@ -382,7 +384,7 @@ def _finish(pieces: list[np.ndarray], expected: int, x16: np.ndarray, out_rate: 
 
 def convert_file(path: Path | str, voice: VoiceModel, cfg: InferConfig = InferConfig(), *,
                  out_path: Path | str | None = None, fmt: str | None = None, index_path: Path | str | None = None,
-                 services: Services | None = None,
+                 services: Services,
                  progress: Progress = no_progress, cancel: CancelToken = NEVER) -> ConversionResult:
     """Load any audio file, convert it, and write it to `out_path` (wav/flac/mp3/ogg) when given."""
     from voiceapp.audio import load_audio, save_audio
@@ -418,7 +420,7 @@ def _output_name(path: Path, roots: list[Path], out_dir: Path, fmt: str) -> Path
 
 
 def convert_folder(inputs: list[Path | str], out_dir: Path | str, voice: VoiceModel, cfg: InferConfig = InferConfig(),
-                   *, fmt: str = "wav", index_path: Path | str | None = None, services: Services | None = None,
+                   *, fmt: str = "wav", index_path: Path | str | None = None, services: Services,
                    progress: Progress = no_progress, cancel: CancelToken = NEVER) -> list[FileStatus]:
     """Convert files and folders (recursively) into `out_dir`; a bad file is reported and skipped."""
     from voiceapp.audio import find_audio_files

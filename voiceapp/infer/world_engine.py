@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from voiceapp.infer.models import cached, default_f0, load_encoder_cached, load_
 from voiceapp.infer.pitch import pitch_track
 from voiceapp.infer.steps import SAMPLE_RATE, WINDOW
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
+
+if TYPE_CHECKING:
+    from voiceapp.services import Services
 
 NEIGHBOURS = 4           # k of the content matching (k = 1 and 2 were less intelligible, 8 less like the target)
 CROSSFADE_S = 0.01       # raised-cosine overlap at each join between pieces
@@ -68,7 +71,7 @@ class _Parts:
     f0_method: str
 
 
-def _load_parts(voice: Any, cfg: Any, services: Any) -> _Parts:
+def _load_parts(voice: Any, cfg: Any, services: Services) -> _Parts:
     from voiceapp.index.neighbours import FrameMatcher
 
     encoder = load_encoder_cached(voice.embedder, voice, services)
@@ -117,7 +120,7 @@ def _ramp(length: int) -> np.ndarray:
     return np.sin(0.5 * np.pi * (np.arange(length) + 0.5) / max(length, 1)) ** 2
 
 
-def convert_world(x16: np.ndarray, expected: int, voice: Any, cfg: Any, *, services: Any = None,
+def convert_world(x16: np.ndarray, expected: int, voice: Any, cfg: Any, *, services: Services,
                   progress: Progress = no_progress, cancel: CancelToken = NEVER) -> WorldOutput:
     """Convert prepared mono 16 kHz audio (peak-limited, high-passed) into an instant/quick `voice`; returns
     `expected` samples at the voice's rate (or `cfg.resample_sr`)."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from voiceapp.errors import Cancelled, ConfigError, InputError, VoiceAppError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
+from voiceapp.services import Services
 from voiceapp.separate.dsp import DspConfig, DspSeparator
 from voiceapp.separate.stft import MaskEstimator, SampleSource, StftConfig, masked_chunks
 from voiceapp.workspace import Workspace, atomic_path, sanitize_name
@@ -193,18 +194,15 @@ def separate_files(inputs: list[Path | str], out_root: Path | str, separator: Ma
     return batch
 
 
-def isolate_vocals_file(path: Path | str, out_dir: Path | str, model_name: str | None = None,
-                        services: Any = None, *, device: str = "cpu", progress: Progress = no_progress,
-                        cancel: CancelToken = NEVER) -> Path:
+def isolate_vocals_file(path: Path | str, out_dir: Path | str, model_name: str | None, services: Services, *,
+                        progress: Progress = no_progress, cancel: CancelToken = NEVER) -> Path:
     """Dataset hook: write the vocals of `path` to `out_dir/<stem>.wav` (input rate and channels) and return it.
 
-    `model_name` None means the default separator ("dsp", needs no weights). With `services`, trained U-Nets are
-    found in its workspace, loaded on its device and cached; without, only the DSP separators are available.
+    `model_name` None means the default separator ("dsp", needs no weights); trained U-Nets are found in the
+    services' workspace, loaded on its device and cached.
     """
     path, out_dir = Path(path), Path(out_dir)
-    workspace = getattr(services, "workspace", None)
-    device = getattr(services, "device", device)
-    separator = load_separator(model_name, workspace, device, getattr(services, "cache", None))
+    separator = load_separator(model_name, services.workspace, services.device, services.cache)
     target = out_dir / f"{path.stem}.wav"
     if target.resolve() == path.resolve():
         raise InputError(f"{path.name}: the vocals would overwrite the input; choose another output folder.")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from voiceapp.errors import InputError, MissingArtifactError
+from voiceapp.manifests import FeatureManifest
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 from voiceapp.workspace import ExperimentDir, atomic_path
 
@@ -26,9 +27,9 @@ MIN_MINUTES = 0.25        # less target speech than this cannot make a voice
 ENGINE_ENCODER = "whisper-mid"
 
 
-def engine_encoder_name(manifest: dict) -> str:
+def engine_encoder_name(manifest: FeatureManifest) -> str:
     """The content encoder of the instant/quick engines: whisper-mid, or the features' fake encoder (tests)."""
-    name = str(manifest.get("encoder") or "")
+    name = str(manifest.encoder or "")
     return name if name == ENGINE_ENCODER or name.startswith("fake") else ENGINE_ENCODER
 
 
@@ -61,13 +62,13 @@ def voice_features_dir(exp: ExperimentDir) -> Path:
     return exp.features_dir / "voice"
 
 
-def _clip_paths(manifest: dict, stem: str) -> tuple[Path, Path]:
-    clips = Path(manifest.get("clips_dir", ""))
-    dataset = Path(manifest.get("dataset_dir", clips.parent))
+def _clip_paths(manifest: FeatureManifest, stem: str) -> tuple[Path, Path]:
+    clips = Path(manifest.clips_dir)
+    dataset = Path(manifest.dataset_dir) if manifest.dataset_dir is not None else clips.parent
     return clips / f"{stem}.wav", dataset / "clips_16k" / f"{stem}.wav"
 
 
-def _analyze_clip(exp: ExperimentDir, manifest: dict, stem: str, encoder: Any, out: Path) -> None:
+def _analyze_clip(exp: ExperimentDir, manifest: FeatureManifest, stem: str, encoder: Any, out: Path) -> None:
     from voiceapp.audio import load_audio, resample
     from voiceapp.audio.world import analyze
 
@@ -76,7 +77,7 @@ def _analyze_clip(exp: ExperimentDir, manifest: dict, stem: str, encoder: Any, o
     f0 = np.load(exp.f0_dir / f"{stem}.npy").astype(np.float32)
     frames = analyze(audio, rate, f0)
     extracted = exp.content_dir / f"{stem}.npy"
-    if manifest.get("encoder") == encoder.name and extracted.is_file():   # features made with whisper-mid
+    if manifest.encoder == encoder.name and extracted.is_file():   # features made with whisper-mid
         content = np.load(extracted).astype(np.float32)
     else:
         content = encoder.encode(load_audio(wav16, 16000)[0] if wav16.is_file() else resample(audio, rate, 16000))
@@ -101,7 +102,7 @@ def analyze_target(exp: ExperimentDir, workspace: Any, progress: Progress = no_p
     if marker.is_file() and marker.read_text().strip() != name:   # frames of another encoder: start over
         for old in voice_features_dir(exp).glob("*.npz"):
             old.unlink()
-    stems = sorted(manifest.get("clips", {}))
+    stems = sorted(manifest.clips)
     if not stems:
         raise InputError(f"The features of {exp.name} list no clips. Extract features from a dataset first.")
     folder = voice_features_dir(exp)

@@ -14,15 +14,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from voiceapp.errors import ConfigError, InputError, MissingArtifactError
+from voiceapp.errors import ConfigError, InputError
 from voiceapp.train.mel import MelConfig, spectrogram
-from voiceapp.workspace import ExperimentDir, read_json
+from voiceapp.manifests import FeatureManifest
+from voiceapp.workspace import ExperimentDir
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +38,15 @@ class ClipRecord:
     frames: int          # usable 100 Hz frames after alignment and the cap
 
 
-def load_manifest(exp: ExperimentDir) -> dict[str, Any]:
-    """The feature manifest (through the features package when it is installed)."""
-    try:
-        from voiceapp.features.extract import load_feature_manifest
-    except ImportError:
-        load_feature_manifest = None
-    if load_feature_manifest is not None:
-        return load_feature_manifest(exp)
-    manifest = read_json(exp.features_manifest_path)
-    if not manifest:
-        raise MissingArtifactError(f"No features in {exp.features_dir}. Run Train > 1. Extract features "
-                                   f"(or `python -m voiceapp features {exp.name} --dataset NAME`) first.")
-    return manifest
+def load_manifest(exp: ExperimentDir) -> FeatureManifest:
+    """The feature manifest; MissingArtifactError when extraction has not run."""
+    return FeatureManifest.read(exp)
 
 
-def unfinished_features(experiment: str, manifest: dict[str, Any]) -> None:
+def unfinished_features(experiment: str, manifest: FeatureManifest) -> None:
     """InputError when the feature extraction of `experiment` stopped before the end (manifest `complete` False)."""
-    if manifest.get("complete") is False:
-        raise InputError(f"Feature extraction for {experiment} did not finish ({len(manifest.get('clips', {}))} clips "
+    if manifest.complete is False:
+        raise InputError(f"Feature extraction for {experiment} did not finish ({len(manifest.clips)} clips "
                          f"so far). Run Extract features again (it continues where it stopped), then train.")
 
 
@@ -70,12 +61,12 @@ def _wav_samples(path: Path) -> tuple[int, int]:
     return int(info.frames), int(info.samplerate)
 
 
-def scan_clips(exp: ExperimentDir, manifest: dict[str, Any], hop_length: int, sample_rate: int,
+def scan_clips(exp: ExperimentDir, manifest: FeatureManifest, hop_length: int, sample_rate: int,
                max_frames: int, use_f0: bool) -> tuple[list[ClipRecord], dict[str, str]]:
     """Every clip with complete features and its usable frame count; `skipped` maps stem -> reason."""
-    clips_dir = Path(manifest.get("clips_dir", ""))
+    clips_dir = Path(manifest.clips_dir)
     records, skipped = [], {}
-    for stem in sorted(manifest.get("clips", {})):
+    for stem in sorted(manifest.clips):
         rec = ClipRecord(stem, clips_dir / f"{stem}.wav", exp.content_dir / f"{stem}.npy",
                          exp.f0_dir / f"{stem}.npy", exp.f0_coarse_dir / f"{stem}.npy", 0)
         needed = [rec.wav, rec.content] + ([rec.f0, rec.f0_coarse] if use_f0 else [])

@@ -106,17 +106,17 @@ class Trainer:
         cfg = self.cfg
         self.manifest = manifest = load_manifest(self.exp)
         unfinished_features(self.exp.name, manifest)
-        self.sample_rate = int(cfg.sample_rate or manifest["sample_rate"])
-        if int(manifest["sample_rate"]) != self.sample_rate:
-            raise ConfigError(f"The features of {self.exp.name} come from {manifest['sample_rate']} Hz clips, but "
-                              f"training was asked at {self.sample_rate} Hz. Choose {manifest['sample_rate']}, or "
+        self.sample_rate = int(cfg.sample_rate or manifest.sample_rate)
+        if int(manifest.sample_rate) != self.sample_rate:
+            raise ConfigError(f"The features of {self.exp.name} come from {manifest.sample_rate} Hz clips, but "
+                              f"training was asked at {self.sample_rate} Hz. Choose {manifest.sample_rate}, or "
                               f"prepare the dataset at {self.sample_rate} Hz and extract features again.")
-        self.version = cfg.version or manifest.get("version", "v2")
-        if manifest.get("version") and manifest["version"] != self.version:
-            raise ConfigError(f"The features of {self.exp.name} were extracted for a {manifest['version']} model, "
-                              f"not {self.version}. Train a {manifest['version']} model or extract features again "
+        self.version = cfg.version or manifest.version or "v2"
+        if manifest.version and manifest.version != self.version:
+            raise ConfigError(f"The features of {self.exp.name} were extracted for a {manifest.version} model, "
+                              f"not {self.version}. Train a {manifest.version} model or extract features again "
                               f"with version {self.version}.")
-        self.content_dim, self.encoder = int(manifest["dim"]), str(manifest.get("encoder", "unknown"))
+        self.content_dim, self.encoder = int(manifest.dim), str(manifest.encoder or "unknown")
         self.synth_cfg = SynthConfig.preset(version=self.version, sample_rate=self.sample_rate, use_f0=cfg.use_f0,
                                             size=cfg.preset, content_dim=self.content_dim)
         self.mel_cfg = MelConfig.for_synth(self.synth_cfg)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from voiceapp.errors import ConfigError, InputError, MissingArtifactError
+from voiceapp.manifests import FeatureManifest
 from voiceapp.train.config import TrainConfig
 from voiceapp.train.distributed import launch_command, wanted_processes
 from voiceapp.train.events import EventLog, last_run, read_events
@@ -108,7 +109,7 @@ class TrainingRunner:
         if not exp.features_manifest_path.exists():
             raise MissingArtifactError(f"No features in {exp.features_dir}. Run 1. Extract features for "
                                        f"{exp.name} first.")
-        check_against_features(cfg, read_json(exp.features_manifest_path) or {})
+        check_against_features(cfg, FeatureManifest.read(exp))
         write_json_atomic(exp.train_config_path, cfg.to_json())
         processes = wanted_processes(self.device, cfg.gpus) if cfg.engine == "rvc" else 1   # quick: one process
         command = launch_command(exp.train_config_path, self.workspace.root, self.device, processes)
@@ -194,12 +195,12 @@ class TrainingRunner:
         self.stop_tensorboard()
 
 
-def check_against_features(cfg: TrainConfig, manifest: dict[str, Any]) -> None:
+def check_against_features(cfg: TrainConfig, manifest: FeatureManifest) -> None:
     """Refuse at once (not minutes later in the child) a rate or version that the features cannot train."""
     from voiceapp.train.data import unfinished_features   # (torch is imported only when training starts)
 
     unfinished_features(cfg.experiment, manifest)
-    rate, version = manifest.get("sample_rate"), manifest.get("version")
+    rate, version = manifest.sample_rate, manifest.version
     if cfg.sample_rate and rate and int(rate) != int(cfg.sample_rate):
         raise ConfigError(f"The features of {cfg.experiment} come from {rate} Hz clips; choose {rate} as the sample "
                           f"rate, or prepare the dataset at {cfg.sample_rate} Hz and extract features again.")

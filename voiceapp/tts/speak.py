@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from voiceapp.errors import ConfigError, InputError
+from voiceapp.services import Services
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 from voiceapp.tts.engine import RATE_PERCENT_MAX, RATE_PERCENT_MIN, TtsEngine
 from voiceapp.tts.engines import get_engine
@@ -193,7 +194,7 @@ def suggest_transpose(base_f0_hz: float, target_f0_hz: float, source: str) -> Tr
     return TransposeSuggestion(semitones, base_f0_hz, target_f0_hz, source)
 
 
-def resolve_voice_model(voice_model: Any, services=None) -> tuple[Any, Path | None]:
+def resolve_voice_model(voice_model: Any, services: Services) -> tuple[Any, Path | None]:
     """(VoiceModel, its path) from a loaded VoiceModel, a .pth path or a model name under models/voices/."""
     if voice_model is None or (isinstance(voice_model, str) and not voice_model.strip()):
         return None, None
@@ -224,7 +225,7 @@ def save_result(result: SpeakResult, out_dir: Path, fmt: str = "wav") -> tuple[P
 
 def speak(text: str, engine: str | None = None, voice: str | None = None, cfg: TtsConfig = TtsConfig(),
           voice_model: Any = None, infer_cfg: Any = None, *, index_path: str | Path | None = None,
-          services=None, progress: Progress = no_progress, cancel: CancelToken = NEVER) -> SpeakResult:
+          services: Services, progress: Progress = no_progress, cancel: CancelToken = NEVER) -> SpeakResult:
     """Speak `text` with a TTS engine and, when `voice_model` is given (a VoiceModel, a .pth path or
     a model name under models/voices/), convert it into that voice with `infer_cfg` (InferConfig;
     its defaults when None). `index_path`: the retrieval index; None finds the one beside the model,
@@ -235,7 +236,7 @@ def speak(text: str, engine: str | None = None, voice: str | None = None, cfg: T
     if len(text) > cfg.max_text_chars:
         raise InputError(f"The text has {len(text):,} characters; at most {cfg.max_text_chars:,} (about 20 minutes "
                          f"of speech) are spoken at once. Split it into parts.")
-    workspace = services.workspace if services is not None else None
+    workspace = services.workspace
     tts = get_engine(engine, workspace)
     chosen = tts.voice(voice)  # unknown voice -> InputError before any work
     timings: dict[str, float] = {}
@@ -273,7 +274,7 @@ def group_pieces(pieces: list[np.ndarray], sample_rate: int, max_group_s: float)
 
 
 def _convert_pieces(result: SpeakResult, pieces: list[np.ndarray], voice: Any, model_path: Path | None,
-                    cfg: TtsConfig, infer_cfg: Any, index_path: str | Path | None, services,
+                    cfg: TtsConfig, infer_cfg: Any, index_path: str | Path | None, services: Services,
                     progress: Progress, cancel: CancelToken) -> None:
     """Convert the sentences in groups of up to `TtsConfig.convert_group_s` (each group: its sentences joined
     with the pause), then join the converted groups with the same pause. The converted speech is as long
@@ -282,7 +283,7 @@ def _convert_pieces(result: SpeakResult, pieces: list[np.ndarray], voice: Any, m
     from voiceapp.voices.store import find_index
 
     infer_cfg = infer_cfg if infer_cfg is not None else InferConfig()
-    workspace = services.workspace if services is not None else None
+    workspace = services.workspace
     started = time.perf_counter()
     try:
         base_f0 = median_f0_hz(result.base_audio, result.base_sample_rate) if getattr(voice, "use_f0", True) else 0

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
+from types import ModuleType
 
 import gradio as gr
 
 from voiceapp import __version__
 from voiceapp.services import Services
+from voiceapp.ui import dataset_tab, demo_section, infer_tab, models_tab, separate_tab, train_tab, tts_tab
 
 log = logging.getLogger(__name__)
 
 # (tab title, module with `build(services)`), in the order a user works.
-TABS: list[tuple[str, str]] = [
-    ("Dataset", "voiceapp.ui.dataset_tab"),
-    ("Separate", "voiceapp.ui.separate_tab"),
-    ("Train", "voiceapp.ui.train_tab"),
-    ("Inference", "voiceapp.ui.infer_tab"),
-    ("TTS", "voiceapp.ui.tts_tab"),
-    ("Models", "voiceapp.ui.models_tab"),
+TAB_MODULES: list[tuple[str, ModuleType]] = [
+    ("Dataset", dataset_tab),
+    ("Separate", separate_tab),
+    ("Train", train_tab),
+    ("Inference", infer_tab),
+    ("TTS", tts_tab),
+    ("Models", models_tab),
 ]
+TABS: list[tuple[str, str]] = [(title, module.__name__) for title, module in TAB_MODULES]  # (title, module name)
 
 CSS = """
 .va-small {font-size: 0.85em; opacity: 0.8}
@@ -29,14 +31,14 @@ footer {display: none !important}
 
 
 def build_app(services: Services) -> gr.Blocks:
-    """Build the Blocks app. Heavy libraries are imported by handlers on first use, not here."""
+    """Build the Blocks app. Heavy libraries (torch, faiss) are imported by handlers on first use, not here."""
     with gr.Blocks(title="Voiceapp") as app:
         gr.Markdown(f"## Voiceapp <span class='va-small'>v{__version__} · workspace `{services.workspace.root}` · "
                     f"device `{services.device}`</span>")
-        importlib.import_module("voiceapp.ui.demo_section").build(services)
-        for title, module in TABS:
+        demo_section.build(services)
+        for title, module in TAB_MODULES:
             with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):
-                importlib.import_module(module).build(services)
+                module.build(services)
     return app
 
 

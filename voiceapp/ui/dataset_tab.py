@@ -12,6 +12,7 @@ from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig
 from voiceapp.errors import InputError
 from voiceapp.services import Services
 from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.workspace import user_path
 
 _D, _S, _C = DatasetConfig(), SlicerConfig(), ChunkConfig()
 
@@ -38,7 +39,7 @@ def _sources(services: Services, name: str) -> list[tuple[str, str]]:
     from voiceapp.dataset.prepare import load_manifest
 
     manifest = load_manifest(services.workspace.dataset(name))
-    return [(Path(s["path"]).name, key) for key, s in manifest.get("sources", {}).items() if s.get("status") == "ok"]
+    return [(Path(s["path"]).name, key) for key, s in (manifest.ok_sources() if manifest else {}).items()]
 
 
 def _clips(services: Services, name: str) -> list[str]:
@@ -55,7 +56,7 @@ def prepare(services: Services, files: list[str] | None, folder: str, name: str,
 
     inputs: list[Path] = [Path(f) for f in files or []]
     if folder and folder.strip():
-        inputs.append(Path(folder.strip().strip('"').strip("'")).expanduser())
+        inputs.append(user_path(folder))
     if not (name or "").strip():
         raise gr.Error("Give the dataset a name (for example the speaker's name).")
     if not inputs:
@@ -104,7 +105,8 @@ def show_cuts(services: Services, name: str, source_key: str | None) -> Any:
 
     if not name or not source_key:
         return None
-    source = load_manifest(services.workspace.dataset(name)).get("sources", {}).get(source_key)
+    manifest = load_manifest(services.workspace.dataset(name))
+    source = manifest.sources.get(source_key) if manifest else None
     if not source:
         return None
     path = Path(source.get("raw") or source["path"])

@@ -42,7 +42,7 @@ def extract(services: Services, dataset: str | None, experiment: str, f0_method:
         lines = [f"**{len(result.clips)} clips** ready in `{result.exp.features_dir}`: encoder `{result.encoder}` "
                  f"({result.dim}-wide, {result.version}), f0 `{result.f0_method}`. {result.extracted} new, "
                  f"{result.reused} reused, {result.seconds:.0f} s."]
-        stats = result.manifest.get("f0_stats", {})
+        stats = result.manifest.f0_stats or {}
         if stats.get("median_hz"):
             lines.append(f"\nPitch of the voice: median {stats['median_hz']:.0f} Hz (most between "
                          f"{stats['p5_hz']:.0f} and {stats['p95_hz']:.0f} Hz), "
@@ -68,7 +68,7 @@ def f0_curve(services: Services, audio_path: str | None, method: str, progress: 
 
     def job(progress: Any) -> tuple[Any, Any, str]:
         progress(0.1, f"f0 with {method}")
-        curve = compute(audio_path, method, services.workspace, services.device, services.cache)
+        curve = compute(audio_path, method, services)
         return curve.figure, str(curve.csv_path), curve.summary
 
     return run_job(job, progress=progress)

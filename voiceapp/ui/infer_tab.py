@@ -11,6 +11,7 @@ from voiceapp.audio import SAVE_FORMATS
 from voiceapp.infer.pipeline import InferConfig
 from voiceapp.services import Services
 from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.workspace import user_path
 
 _D = InferConfig()
 NO_INDEX = ""
@@ -132,7 +133,7 @@ def convert_many(services: Services, model: str | None, index: str | None, files
         raise gr.Error("Pick a voice model first.")
     inputs = [Path(f) for f in files or []]
     if folder and folder.strip():
-        inputs.append(Path(folder.strip().strip('"').strip("'")).expanduser())
+        inputs.append(user_path(folder))
     if not inputs:
         raise gr.Error("Upload files or type the path of a folder of audio files.")
     token = services.start_job("infer")

@@ -11,6 +11,7 @@ from voiceapp.separate.separator import DEFAULT_SEPARATOR, OUTPUT_FORMATS, Separ
 from voiceapp.separate.train import SeparatorTrainConfig
 from voiceapp.services import Services
 from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.workspace import user_path
 
 _T = SeparatorTrainConfig()
 
@@ -18,7 +19,7 @@ _T = SeparatorTrainConfig()
 def _inputs(files: list[str] | None, folder: str) -> list[Path]:
     inputs = [Path(f) for f in files or []]
     if folder and folder.strip():
-        inputs.append(Path(folder.strip().strip('"').strip("'")).expanduser())
+        inputs.append(user_path(folder))
     return inputs
 
 
@@ -77,7 +78,7 @@ def train_separator_ui(services: Services, stems_folder: str, name: str, epochs:
 
     def job(progress: Any) -> tuple[Any, ...]:
         cfg = SeparatorTrainConfig(size=size or _T.size, epochs=int(epochs))
-        result = train_separator(name.strip(), Path(stems_folder.strip().strip('"').strip("'")).expanduser(),
+        result = train_separator(name.strip(), user_path(stems_folder),
                                  services.workspace, cfg, services.device, progress, token)
         services.cache.clear()
         return (training_markdown(result.folder.name, result.history, result.best_val_loss, result.folder),

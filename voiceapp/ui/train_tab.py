@@ -6,8 +6,6 @@ a crash and Stop really stops; this tab only starts, stops and watches it throug
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from typing import Any
 
@@ -16,23 +14,13 @@ import gradio as gr
 from voiceapp.services import Services
 from voiceapp.nets.presets import SAMPLE_RATES, VERSIONS
 from voiceapp.train.config import PRETRAINED_CHOICES, TrainConfig
+from voiceapp.ui import extract_section, index_section
 from voiceapp.ui.jobs import run_job
 
 log = logging.getLogger(__name__)
 
 _D = TrainConfig(experiment="defaults")
 REFRESH_S = 5.0
-
-
-def _section(module: str, services: Services) -> bool:
-    """Build another engineer's section if its module is installed; False when it is not."""
-    try:
-        builder = importlib.import_module(module)
-    except ImportError:
-        log.info("%s not available; section hidden", module)
-        return False
-    builder.build(services)
-    return True
 
 
 def make_config(experiment: str, sample_rate: Any, version: str, preset: str, epochs: float, save_every: float,
@@ -127,17 +115,19 @@ def open_tensorboard(runner: Any, services: Services, experiment: str) -> str:
 
 def experiment_settings(services: Services, experiment: str) -> tuple[Any, Any, str]:
     """When an experiment is picked: its sample rate and version from the features (or saved train.json)."""
-    from voiceapp.workspace import read_json
+    from voiceapp.errors import MissingArtifactError
+    from voiceapp.manifests import FeatureManifest
 
     if not experiment:
         return gr.update(), gr.update(), ""
     exp = services.workspace.experiment(experiment)
-    manifest = read_json(exp.features_manifest_path) or {}
-    if not manifest:
+    try:
+        manifest = FeatureManifest.read(exp)
+    except MissingArtifactError:
         return gr.update(), gr.update(), (f"No features for **{exp.name}** yet: run *1. Extract features* first.")
-    rate, version = manifest.get("sample_rate"), manifest.get("version")
-    note = (f"Features: {len(manifest.get('clips', {}))} clips at {rate} Hz, encoder `{manifest.get('encoder')}` "
-            f"({manifest.get('dim')}-wide, {version}), f0 `{manifest.get('f0_method')}`.")
+    rate, version = manifest.sample_rate or None, manifest.version
+    note = (f"Features: {len(manifest.clips)} clips at {rate} Hz, encoder `{manifest.encoder}` "
+            f"({manifest.dim}-wide, {version}), f0 `{manifest.f0_method}`.")
     return (gr.update(value=str(rate)) if rate else gr.update(), gr.update(value=version) if version else gr.update(),
             note)
 
@@ -225,18 +215,9 @@ def build(services: Services) -> None:
     runner = TrainingRunner(services.workspace, services.device)
     gr.Markdown("Train a voice model from a dataset: extract features, train (checkpoints every few epochs; "
                 "Stop and Resume any time), then build the retrieval index.")
-    if _available("voiceapp.ui.extract_section"):
-        with gr.Accordion("1. Extract features", open=True):
-            _section("voiceapp.ui.extract_section", services)
+    with gr.Accordion("1. Extract features", open=True):
+        extract_section.build(services)
     with gr.Accordion("2. Train", open=True):
         _train_section(services, runner)
-    if _available("voiceapp.ui.index_section"):
-        with gr.Accordion("3. Index", open=True):
-            _section("voiceapp.ui.index_section", services)
-
-
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
+    with gr.Accordion("3. Index", open=True):
+        index_section.build(services)

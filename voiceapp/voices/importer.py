@@ -17,17 +17,17 @@ import re
 import shutil
 import stat
 import urllib.parse
-import urllib.request
 import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from voiceapp.errors import Cancelled, InputError, VoiceAppError
-from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.assets.download import DownloadError, fetch
+from voiceapp.errors import InputError, VoiceAppError
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 from voiceapp.voices.file import UnsafeFileError, check_rvc_voice, read_checkpoint
 from voiceapp.voices.store import INDEX_SUFFIX, find_index, get_model
-from voiceapp.workspace import Workspace, atomic_path, sanitize_name
+from voiceapp.workspace import Workspace, atomic_path, sanitize_name, user_path
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,11 @@ def _gather(items: list, staging: Path, limits: StoreLimits, progress: Progress,
     indexes: list[Path] = []
     notes: list[str] = []
     for i, item in enumerate(items):
-        step = _scaled(progress, 0.8 * i / len(items), 0.8 / len(items))
+        step = sub_progress(progress, 0.8 * i / len(items), 0.8 * (i + 1) / len(items))
         if is_url(item):
             local = download_url(str(item).strip(), staging / "downloads", limits, step, cancel)
         else:
-            local = Path(str(item).strip().strip('"').strip("'")).expanduser()
+            local = user_path(item)
             if not local.is_file():
                 raise InputError(f"{local} is not a file; give a .pth, .index or .zip file, or an http(s) URL.")
         kind = _kind(local)
@@ -367,7 +367,8 @@ def _safe_file_name(name: str) -> str:
 
 def download_url(url: str, dest_dir: Path, limits: StoreLimits = StoreLimits(), progress: Progress = no_progress,
                  cancel: CancelToken = NEVER) -> Path:
-    """Stream an http(s) URL into `dest_dir` (size-capped, with progress); returns the file.
+    """Download an http(s) URL into `dest_dir` with the shared downloader (size-capped, resumed, with progress);
+    returns the file, named as the server names it.
 
     Hugging Face page links (`/blob/`) are turned into download links (`/resolve/`).
     """
@@ -376,53 +377,12 @@ def download_url(url: str, dest_dir: Path, limits: StoreLimits = StoreLimits(), 
         raise InputError(f"{url!r} is not an http(s) URL.")
     if "huggingface.co" in parsed.netloc and "/blob/" in parsed.path:
         url = url.replace("/blob/", "/resolve/", 1)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    request = urllib.request.Request(url, headers={"User-Agent": "voiceapp"})
     try:
-        response = urllib.request.urlopen(request, timeout=limits.timeout_s)  # noqa: S310 - scheme checked above
-    except OSError as err:
-        raise VoiceAppError(f"Could not download {url}: {err}. Check the address and the connection, or "
+        got = fetch(url, dest_dir / f".download-{uuid.uuid4().hex[:8]}", max_bytes=limits.max_download_bytes,
+                    timeout_s=limits.timeout_s, progress=progress, cancel=cancel)
+    except DownloadError as err:
+        raise VoiceAppError(f"Could not download {url}: {err.reason}. Check the address and the connection, or "
                             f"download the file in a browser and import it from disk.") from err
-    with response:
-        length = int(response.headers.get("Content-Length") or 0)
-        if length > limits.max_download_bytes:
-            raise InputError(f"{url} is {length / 1e9:.1f} GB, over the {limits.max_download_bytes / 1e9:.1f} GB "
-                             f"limit for a voice model; refused.")
-        target = dest_dir / _download_name(response, parsed)
-        _stream(response, target, length, url, limits, progress, cancel)
+    target = dest_dir / _safe_file_name(got.server_name or "download.bin")
+    os.replace(got.path, target)
     return target
-
-
-def _stream(response, target: Path, length: int, url: str, limits: StoreLimits, progress: Progress,
-            cancel: CancelToken) -> None:
-    done = 0
-    try:
-        with open(target, "wb") as out:
-            while chunk := response.read(_CHUNK):
-                cancel.raise_if_set()
-                done += len(chunk)
-                if done > limits.max_download_bytes:
-                    raise InputError(f"{url} is larger than the {limits.max_download_bytes / 1e9:.1f} GB limit; "
-                                     f"refused.")
-                out.write(chunk)
-                progress(done / length if length else 0.0, f"downloading {target.name}: {done / 1e6:,.1f} MB")
-    except (InputError, Cancelled):
-        target.unlink(missing_ok=True)
-        raise
-    except OSError as err:
-        target.unlink(missing_ok=True)
-        raise VoiceAppError(f"The download of {url} broke off after {done / 1e6:,.1f} MB ({err}); try again.") from err
-    if length and done != length:
-        target.unlink(missing_ok=True)
-        raise VoiceAppError(f"The download of {url} is truncated ({done:,} of {length:,} bytes); try again.")
-
-
-def _download_name(response, parsed: urllib.parse.ParseResult) -> str:
-    disposition = response.headers.get("Content-Disposition") or ""
-    m = re.search(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)", disposition)
-    raw = urllib.parse.unquote(m.group(1)) if m else urllib.parse.unquote(PurePosixPath(parsed.path).name)
-    return _safe_file_name(PurePosixPath(raw.replace("\\", "/")).name or "download.bin")
-
-
-def _scaled(progress: Progress, start: float, span: float) -> Progress:
-    return lambda fraction, message: progress(start + span * min(max(fraction, 0.0), 1.0), message)

@@ -17,7 +17,7 @@ from typing import Any
 from voiceapp.errors import InputError, MissingArtifactError, VoiceAppError
 from voiceapp.progress import Progress, no_progress
 from voiceapp.voices.file import VOICE_SUFFIXES, VoiceInfo, is_voice_file, read_voice_info
-from voiceapp.workspace import Workspace, atomic_path, sanitize_name
+from voiceapp.workspace import Workspace, atomic_path, file_sha256, sanitize_name
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,6 @@ def info_fields(info: VoiceInfo) -> dict[str, Any]:
 
 def model_info(ws: Workspace, name: str, with_hash: bool = True) -> dict:
     """Info of one model: its `VoiceInfo` (as `info_fields`) + name, paths, size, sha256 and the index."""
-    from voiceapp.assets import file_sha256
-
     entry = get_model(ws, name)
     info = {"name": entry.name, **info_fields(read_voice_info(entry.path)), "size_bytes": entry.size_bytes,
             "path": str(entry.path), "index": str(entry.index) if entry.index else None,

