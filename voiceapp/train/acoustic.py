@@ -216,10 +216,11 @@ def augmented_content(exp: ExperimentDir, workspace: Any, target: TargetFrames, 
         wav, wav16 = _clip_paths(manifest, stem)
         audio16 = load_audio(wav16, 16000)[0] if wav16.is_file() else resample(*load_audio(wav), 16000)
         content = _augment_clip(audio16, np.load(exp.f0_dir / f"{stem}.npy"), encoder, frames)
+        content = content.astype(np.float16)       # as cached: a resumed run sees the same values
         with atomic_path(cached) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, content=content.astype(np.float16))
-        return content
+                np.savez(handle, content=content)
+        return content.astype(np.float32)
 
     parts = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
