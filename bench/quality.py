@@ -66,6 +66,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--files-per-source", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "quality")
     parser.add_argument("--keep", action="store_true", help="reuse the workspace of a previous run (features)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a machine others are using)")
     return parser.parse_args()
 
 
@@ -129,7 +130,7 @@ def _world_copy(audio: np.ndarray, f0_hz: np.ndarray, transpose: int) -> np.ndar
 def _evaluate(engines: list[Engine], ws, services, sources: list[Path], reference: np.ndarray) -> list[Engine]:
     from voiceapp.audio import load_audio, resample
     from voiceapp.features.f0 import load_f0_method
-    from voiceapp.index.build import find_index
+    from voiceapp.voices.store import find_index
     from voiceapp.infer.pipeline import InferConfig, convert
     from voiceapp.metrics import SpeakerEmbedder, Transcriber, f0_errors, naturalness, word_error_rate
 
@@ -157,7 +158,7 @@ def _evaluate(engines: list[Engine], ws, services, sources: list[Path], referenc
         copy = _world_copy(audio, src_f0, transpose)
         baselines[1].rows.append(row(copy, (time.perf_counter() - t0) / (len(audio) / 16000)))
         for engine in engines:
-            index = find_index(ws.experiment("lj")) if engine.name == "rvc" else None
+            index = find_index(ws.voice_model_path("lj"), ws) if engine.name == "rvc" else None
             out = convert(audio, 16000, engine.voice, InferConfig(f0_method="fcpe", transpose_semitones=transpose),
                           index_path=index, services=services)
             engine.rows.append(row(resample(out.audio, out.sample_rate, 16000), out.rtf))
@@ -194,7 +195,7 @@ def main() -> int:
     from voiceapp.services import Services
     from voiceapp.workspace import Workspace
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.out.exists() and not args.keep:
         shutil.rmtree(args.out)
     ws = Workspace(args.out).ensure()

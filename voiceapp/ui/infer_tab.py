@@ -165,7 +165,8 @@ def _settings(services: Services) -> list[Any]:
                                     "Lower it if words get blurry.")
     with gr.Row():
         protect = gr.Slider(0, 0.5, value=_D.protect, step=0.01, label="Protect consonants",
-                            info="Keeps breaths and 's' sounds natural; 0.5 turns it off, lower protects more.")
+                            info="Keeps breaths and 's' sounds natural; 0.5 turns it off, lower protects more. "
+                                 "RVC models only.")
         rms_mix = gr.Slider(0, 1, value=_D.rms_mix_rate, step=0.05, label="Loudness envelope",
                             info="0 follows the input's loudness, 1 keeps the model's own.")
         filter_radius = gr.Slider(0, 7, value=_D.filter_radius, step=1, label="Pitch smoothing",
