@@ -1,59 +1,10 @@
-"""Sentences the demo speaks (written for this project). Varied sounds: vowels, fricatives, plosives, nasals."""
+"""Sentences the demo speaks with eSpeak NG (written for this project)."""
 
-TRAINING_SENTENCES: tuple[str, ...] = (
-    "The morning light crept slowly over the quiet harbour.",
-    "Seven small boats were tied along the wooden pier.",
-    "She packed a thermos of tea and a map of the coast.",
-    "A sudden gust of wind scattered the papers across the floor.",
-    "Fresh bread and warm soup were waiting in the kitchen.",
-    "He measured the shelf twice before cutting the board.",
-    "The children laughed as the puppy chased its own tail.",
-    "Thick fog rolled in from the sea just after sunset.",
-    "Please check the spelling of every name on the list.",
-    "The old clock in the hallway chimed exactly at noon.",
-    "We watched the storm from behind the big glass window.",
-    "A bright red kite drifted high above the green hills.",
-    "The library stays open late on Thursday evenings.",
-    "His voice echoed through the empty concert hall.",
-    "They planted tomatoes, beans and sunflowers in the spring.",
-    "The train to the mountains leaves at half past nine.",
-    "Gentle rain tapped against the roof all night long.",
-    "She solved the puzzle faster than anyone expected.",
-    "The museum displays a collection of ancient coins.",
-    "Bring a jacket, because the evenings get rather chilly.",
-    "The bakery on the corner sells the best cinnamon rolls.",
-    "Our neighbour repairs bicycles in his garage on weekends.",
-    "A flock of geese flew south in a long uneven line.",
-    "The teacher wrote three questions on the blackboard.",
-    "Freshly cut grass has a sweet and familiar smell.",
-    "The lighthouse keeper climbed the stairs every evening.",
-    "Orange leaves covered the path through the park.",
-    "He whistled a cheerful tune while washing the dishes.",
-    "The recipe needs two eggs, flour, sugar and a pinch of salt.",
-    "Snow fell quietly on the rooftops of the sleeping town.",
-    "The river curves gently around the foot of the hill.",
-    "She answered the phone on the very first ring.",
-    "A heavy box of books was left beside the front door.",
-    "The festival ended with music and fireworks over the lake.",
-    "Lemons, limes and oranges filled the wooden bowl.",
-    "The pilot announced that we would land in twenty minutes.",
-    "Every Sunday they walk along the beach at dawn.",
-    "The painter mixed blue and yellow to make a soft green.",
-    "Quiet footsteps crossed the creaking floor upstairs.",
-    "The garden gate squeaked whenever the wind blew.",
-    "We counted the stars until the clouds covered the sky.",
-    "The shop closes early on the first day of the month.",
-    "A tall glass of cold water is perfect after a long run.",
-    "He carefully folded the letter and sealed the envelope.",
-    "The ferry crossed the bay in less than an hour.",
-    "Her grandmother knitted scarves for the whole family.",
-    "The engine hummed steadily as we drove through the valley.",
-    "Smooth pebbles lined the bottom of the clear stream.",
-)
-
+# The source when no real speaker is installed (see material.py): converted into the target voice.
 SOURCE_SENTENCES: tuple[str, ...] = (
     "Good evening, and welcome to this short demonstration of voice conversion.",
     "Every word you hear now was spoken by one voice and rebuilt in another.",
 )
 
+# Typed text, spoken by eSpeak NG and converted into the quick voice.
 TTS_SENTENCE = "This sentence was typed as text, spoken by the computer, and converted into the trained voice."

@@ -1,4 +1,4 @@
-"""The "Run the demo" panel: the whole pipeline offline on generated material, with its report."""
+"""The demo panel above the tabs: clone a real voice (LJ Speech) offline and show the before/after report."""
 
 from __future__ import annotations
 
@@ -10,44 +10,62 @@ import gradio as gr
 from voiceapp.services import Services
 from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
 
+PLAYERS: tuple[tuple[str, str], ...] = (
+    ("source", "Source speaker (before)"),
+    ("target_reference", "Target: LJ Speech (held out)"),
+    ("instant", "Instant voice (after, no training)"),
+    ("quick", "Quick voice (after, trained)"),
+    ("tts_quick", "Typed text in the quick voice"),
+)
 
-def run(services: Services, train_minutes: float, progress: Any = None) -> tuple[Any, ...]:
-    """Handler: run the demo into outputs/demo-<time>/; returns (report markdown, pictures, 3 audio paths)."""
+
+def run(services: Services, quick_minutes: float, source_file: str | None, progress: Any = None) -> tuple[Any, ...]:
+    """Handler: run the demo into outputs/demo-<time>/; returns (report markdown, pictures, one path per player)."""
     from voiceapp.demo.run import DemoConfig, run_demo
 
     token = services.start_job("demo")
     out = services.workspace.outputs_dir / time.strftime("demo-%Y%m%d-%H%M%S")
+    cfg = DemoConfig(quick_minutes=float(quick_minutes), source=source_file or None)
 
     def job(progress: Any) -> tuple[Any, ...]:
-        result = run_demo(out, services, DemoConfig(train_minutes=float(train_minutes)), progress, token)
-        text = result.report_path.read_text(encoding="utf-8")
-        body = text.split("## Pictures")[0] + f"\nFull report: `{result.report_path}`"
-        pictures = [(str(p), name) for name, p in result.images.items()]
-        audio = result.audio
-        return body, pictures, str(audio["source"]), str(audio["converted"]), str(audio["tts converted"])
+        result = run_demo(out, services, cfg, progress, token)
+        body = result.summary + f"\n\nFull report with the time per stage: `{result.report_path}`"
+        pictures = [(str(p), name.replace("_", " ")) for name, p in result.images.items()]
+        return (body, pictures, *(str(result.audio[key]) for key, _ in PLAYERS))
 
     return run_job(job, progress=progress)
 
 
 def build(services: Services) -> None:
-    with gr.Accordion("New here? Run the offline demo (about 10–15 minutes on a laptop CPU)", open=False):
-        gr.Markdown("Makes its own recordings with the built-in eSpeak NG voices, prepares a dataset, extracts "
-                    "features, trains a small model, builds the index, converts another voice into it and speaks a "
-                    "typed sentence in it. Everything goes to `outputs/demo-<time>/`; your own models are not touched.")
-        with gr.Row():
-            minutes = gr.Slider(0.5, 60, value=9, step=0.5, label="Training time (minutes)",
-                                info="Longer training gives a closer voice; 9 minutes keeps the demo under 15 minutes.")
-            start = gr.Button("Run the demo", variant="primary")
-            stop = gr.Button("Stop", variant="stop")
+    from voiceapp.demo.run import DemoConfig
+
+    d = DemoConfig()
+    with gr.Group(elem_id="demo-panel"):
+        gr.Markdown(f"### ▶ New here? Hear Voiceapp clone a real voice — about {d.quick_minutes + 4:.0f} minutes "
+                    "on a laptop CPU, nothing to download\n"
+                    "The target is 3.3 minutes of **LJ Speech** (public domain, shipped with Voiceapp). Another real "
+                    "speaker (Allison Smith's voice prompts when Debian's `asterisk-core-sounds-en-g722` is "
+                    "installed, else eSpeak NG — or your own recording below) is converted with an **instant** voice "
+                    "(no training) and a **quick** voice (trained on the CPU), a typed sentence is spoken in the "
+                    "quick voice, and the report puts similarity, intelligibility and naturalness before/after side "
+                    "by side. Everything goes to `outputs/demo-<time>/`; your own models are not touched.")
+        with gr.Row(equal_height=True):
+            start = gr.Button("Run the demo", variant="primary", scale=2, elem_id="demo-run")
+            stop = gr.Button("Stop", variant="stop", scale=1)
+            minutes = gr.Slider(0.5, 60, value=d.quick_minutes, step=0.5, scale=3,
+                                label="Quick voice training (minutes)",
+                                info=f"Longer gives a closer voice; {d.quick_minutes:g} keeps the demo near "
+                                     f"{d.quick_minutes + 4:.0f} minutes on 2 cores.")
+            source = gr.Audio(label="Your own recording as the source (optional)", type="filepath",
+                              sources=["upload", "microphone"], scale=3)
         report = gr.Markdown()
-        pictures = gr.Gallery(label="Loss curves, spectrograms and pitch before/after", columns=3, height=260)
         with gr.Row():
-            source = gr.Audio(label="Source voice (before)", type="filepath", interactive=False)
-            converted = gr.Audio(label="Converted (after)", type="filepath", interactive=False)
-            spoken = gr.Audio(label="Typed text in the new voice", type="filepath", interactive=False)
+            players = [gr.Audio(label=label, type="filepath", interactive=False) for _, label in PLAYERS]
+        pictures = gr.Gallery(label="Spectrograms with pitch (source, instant, quick, target) and the quick loss",
+                              columns=5, height=240)
 
-    def _run(m, progress=gr.Progress()):
-        return run(services, m, progress=progress)
+    def _run(m, s, progress=gr.Progress()):
+        return run(services, m, s, progress=progress)
 
-    start.click(_run, [minutes], [report, pictures, source, converted, spoken], **COMPUTE_QUEUE)
+    start.click(_run, [minutes, source], [report, pictures, *players], **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("demo") and None, None, None, queue=False)
