@@ -129,7 +129,8 @@ def test_tiny_demo_end_to_end(tmp_path, services):
     assert set(saved["figures"]["rtf"]) == {"instant", "quick"}
     assert all(Path(result.out_dir, p).is_file() for p in saved["voices"].values())
     voices = services.workspace.voices_dir
-    assert "similarity" in result.summary and not (voices.exists() and any(voices.iterdir()))  # the user's models untouched
+    assert "similarity" in result.summary
+    assert not (voices.exists() and any(voices.iterdir()))            # the user's models are not touched
 
 
 def test_panel_builds_with_its_players(services):

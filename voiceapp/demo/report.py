@@ -122,7 +122,8 @@ def tables(figures: dict[str, Any], facts: dict[str, Any]) -> list[str]:
     lines = ["| | " + " | ".join(HEADINGS[c] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cell(c) for c in COLUMNS) + " |" for label, cell in rows]
     lines += ["", "| typed sentence | " + HEADINGS["tts_base"] + " | " + HEADINGS["tts_quick"] + " |", "|---|---|---|",
-              f"| speaker similarity to the target ↑ | {_cell(sim.get('tts_base'))} | {_cell(sim.get('tts_quick'))} |",
+              f"| speaker similarity to the target ↑ | {_cell(sim.get('tts_base'))} | "
+              f"{_cell(sim.get('tts_quick'))} |",
               f"| WER vs the typed text ↓ | {_cell(wer.get('tts_base'), '{:.2f}')} | "
               f"{_cell(wer.get('tts_quick'), '{:.2f}')} |",
               f"| naturalness, DNSMOS OVRL ↑ | {_cell(mos.get('tts_base'), '{:.2f}')} | "
@@ -178,7 +179,8 @@ def _markdown(out: Path, material: Any, takes: dict[str, Any], facts: dict[str, 
         "# Voiceapp demo: cloning a real voice", "",
         f"Made {time.strftime('%Y-%m-%d %H:%M')} offline on the CPU. Target: **LJ Speech** (Linda Johnson, public "
         f"domain), {report['kept_minutes']:.1f} min in {len(material.train_files)} clips, "
-        f"{len(material.reference_files)} more held out as the reference. Source: **{material.source_label}**, {len(material.source) / material.source_rate:.0f} s, "
+        f"{len(material.reference_files)} more held out as the reference. Source: **{material.source_label}**, "
+        f"{len(material.source) / material.source_rate:.0f} s, "
         f"converted with transpose {facts['transpose']:+d}.", ""]
     summary = intro + tables(figures, facts) + [""]
     summary += [f"> {note}" for note in notes] + ([""] if notes else [])
