@@ -6,7 +6,7 @@ Applio list only `.pth` files, so they cannot mistake it for theirs):
     target.sp       (n, 2, 60) float16 coded WORLD spectral envelope, two 10 ms frames per content frame
     target.ap       (n, 2, bands)      coded band aperiodicity
     target.f0       (n, 2) float16     f0 in Hz (0 = unvoiced)
-    net.*                              the QuickNet weights (quick engine only)
+    net.*                              the QuickNet weights, float16 (quick engine only)
     metadata["voiceapp"] = JSON {"format": 1, "engine", "sample_rate", "encoder", "f0": true, "steps",
                                  "epochs", "minutes_of_data", "version", "median_f0_hz", "config": {...}}
 """
@@ -86,7 +86,9 @@ def save_world_voice(path: Path | str, engine: str, sample_rate: int, content: n
         raise ValueError(f"engine must be one of {WORLD_ENGINES}")
     tensors = world_tensors(content, sp, ap, f0)
     if net is not None:
-        tensors.update({f"net.{k}": v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()})
+        # float16 halves the file (the network runs in float32 after loading; the output changes far less than
+        # between two training runs)
+        tensors.update({f"net.{k}": v.detach().cpu().half().contiguous() for k, v in net.state_dict().items()})
     voiced = f0[f0 > 0]
     info = {"engine": engine, "sample_rate": int(sample_rate), "encoder": CONTENT_ENCODER, "f0": True,
             "config": {"content_dim": int(content.shape[1])},
