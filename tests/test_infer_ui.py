@@ -8,7 +8,9 @@ from helpers import make_index, make_voice
 from voiceapp.ui import index_section, infer_tab
 from voiceapp.ui.app import TABS, build_app
 
-SETTINGS = [2, "pm", 0.5, 3, 0.25, 0.33, 0, 0, 0, None]  # transpose .. f0 curve, in the tab's order
+SETTINGS = {"transpose_semitones": 2, "f0_method": "pm", "index_rate": 0.5, "filter_radius": 3,
+            "rms_mix_rate": 0.25, "protect": 0.33, "resample_sr": 0, "speaker_id": 0, "seed": 0,
+            "f0_curve": None}  # the tab's settings by name (neighbour blend left at its default)
 
 
 def test_tab_is_registered_and_app_builds_with_a_model(workspace, services):
@@ -29,17 +31,17 @@ def test_model_selection_matches_index_and_convert_one(tmp_path, workspace, serv
     assert index_update["value"] == str(workspace.voice_dir("alice") / index.name)
     assert "alice" in description and "v2" in description
     src = write_wav(tmp_path / "take.wav", harmonic(210, 0.5, 44100), 44100)
-    out, text = infer_tab.convert_one(services, str(path), index_update["value"], str(src), "mp3", *SETTINGS)
+    out, text = infer_tab.convert_one(services, str(path), index_update["value"], str(src), "mp3", SETTINGS)
     assert out.endswith("take.mp3") and "real-time factor" in text and "synthesis" in text
-    again, _ = infer_tab.convert_one(services, str(path), None, str(src), "mp3", *SETTINGS)
+    again, _ = infer_tab.convert_one(services, str(path), None, str(src), "mp3", SETTINGS)
     assert again.endswith("take_2.mp3")  # an earlier result is never overwritten
     with pytest.raises(gr.Error):
-        infer_tab.convert_one(services, None, None, str(src), "wav", *SETTINGS)
+        infer_tab.convert_one(services, None, None, str(src), "wav", SETTINGS)
     with pytest.raises(gr.Error):
-        infer_tab.convert_one(services, str(path), None, None, "wav", *SETTINGS)
-    bad = SETTINGS[:2] + [7.0] + SETTINGS[3:]  # index rate out of range -> ConfigError shown as a message
+        infer_tab.convert_one(services, str(path), None, None, "wav", SETTINGS)
+    bad = {**SETTINGS, "index_rate": 7.0}  # index rate out of range -> ConfigError shown as a message
     with pytest.raises(gr.Error, match="index_rate"):
-        infer_tab.convert_one(services, str(path), None, str(src), "wav", *bad)
+        infer_tab.convert_one(services, str(path), None, str(src), "wav", bad)
 
 
 def test_convert_many_reports_each_file(tmp_path, workspace, services):
@@ -47,7 +49,7 @@ def test_convert_many_reports_each_file(tmp_path, workspace, services):
     write_wav(tmp_path / "in" / "a.wav", harmonic(200, 0.4, 16000), 16000)
     (tmp_path / "in" / "junk.wav").write_bytes(b"junk")
     rows, summary = infer_tab.convert_many(services, str(path), "", None, str(tmp_path / "in"),
-                                           str(tmp_path / "out"), "wav", *SETTINGS)
+                                           str(tmp_path / "out"), "wav", SETTINGS)
     status = {r[0]: r[1] for r in rows}
     assert status["a.wav"].startswith("ok") and status["junk.wav"].startswith("failed")
     assert "1 of 2" in summary and (tmp_path / "out" / "a.wav").is_file()

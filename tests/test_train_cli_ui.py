@@ -54,17 +54,18 @@ def test_app_builds_with_train_tab(services):
 def test_train_handlers(services):
     ws = services.workspace
     runner = TrainingRunner(ws, "cpu")
-    settings = ["40000", "v2", "full", 10, 5, 4, True, True, "auto"]
-    cfg = train_tab.make_config("alice", *settings)
+    settings = {"sample_rate": "40000", "version": "v2", "preset": "full", "epochs": 10, "save_every_epochs": 5,
+                "batch_size": 4, "save_latest_only": True, "save_voice_each_save": True, "pretrained": "auto"}
+    cfg = train_tab.make_config("alice", **settings)
     assert cfg.preset == "full" and cfg.save_every_epochs == 5 and cfg.sample_rate == 40000
     with pytest.raises(ConfigError, match="quick engine"):              # the light preset is gone
-        train_tab.make_config("alice", "40000", "v2", "light", 10, 5, 4, True, True, "auto")
-    quick = train_tab.make_config("alice", *settings, "quick", 7)
+        train_tab.make_config("alice", **{**settings, "preset": "light"})
+    quick = train_tab.make_config("alice", **settings, engine="quick", minutes=7)
     assert (quick.engine, quick.minutes) == ("quick", 7.0)
     with pytest.raises(gr.Error):
-        train_tab.make_config("", *settings)
+        train_tab.make_config("", **settings)
     with pytest.raises(gr.Error, match="features"):
-        train_tab.start_training(runner, "alice", *settings)                # nothing extracted yet
+        train_tab.start_training(runner, "alice", settings)                 # nothing extracted yet
     assert "Not trained" in train_tab.status_markdown(runner, "alice")
     assert "not training" in train_tab.stop_training(runner, "alice")
 
@@ -72,7 +73,7 @@ def test_train_handlers(services):
     rate, version, note = train_tab.experiment_settings(services, "alice")
     assert rate["value"] == "32000" and version["value"] == "v1" and "1 clips" in note
     with pytest.raises(gr.Error, match="32000 Hz"):
-        train_tab.start_training(runner, "alice", *settings)                # 40000 asked, clips are 32000
+        train_tab.start_training(runner, "alice", settings)                 # 40000 asked, clips are 32000
     assert not runner.is_running("alice")
 
     exp = ws.experiment("alice")

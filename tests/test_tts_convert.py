@@ -84,9 +84,11 @@ def test_tts_tab_converts_into_the_selected_model(services, tiny_model):
 
     models = dict((v, k) for k, v in tts_tab.model_choices(services))
     assert str(tiny_model) in models
+    settings = {"rate_percent": 0, "pause_s": 0.25, "auto_transpose": True, "target_sex": "female",
+                "transpose_semitones": 0, "f0_method": "pm", "index_rate": 0.75, "protect": 0.33, "rms_mix_rate": 0.25,
+                "filter_radius": 3}
     status, base, _, converted, converted_file, transpose = tts_tab.speak_clicked(
-        services, "Hello there.", None, "espeak", "en-us", 0, 0.25, str(tiny_model), "auto", True, "female", 0,
-        "pm", 0.75, 0.33, 0.25, 3)
+        services, "Hello there.", None, "espeak", "en-us", str(tiny_model), "auto", settings)
     assert "Transpose" in status and "applied" in status and "tiny" in status
     info = sf.info(converted)
     assert info.samplerate == 40000 and converted_file == converted

@@ -32,9 +32,13 @@ def test_online_engine_notice_says_the_text_leaves_the_machine():
     assert ENGINES["edge-tts"]().online_notice
 
 
+SETTINGS = {"rate_percent": 0, "pause_s": 0.25, "auto_transpose": True, "target_sex": "auto",
+            "transpose_semitones": 0, "f0_method": "auto", "index_rate": 0.75, "protect": 0.33, "rms_mix_rate": 0.25,
+            "filter_radius": 3}  # the tab's settings by name
+
+
 def _speak(services, text, text_file=None, voice="en-us", model=""):
-    return tts_tab.speak_clicked(services, text, text_file, "espeak", voice, 0, 0.25, model, "auto", True, "auto", 0,
-                                 "auto", 0.75, 0.33, 0.25, 3)
+    return tts_tab.speak_clicked(services, text, text_file, "espeak", voice, model, "auto", SETTINGS)
 
 
 def test_speak_handler_writes_the_base_speech(services, tmp_path):

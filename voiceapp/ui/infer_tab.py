@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import gradio as gr
 from voiceapp.audio import SAVE_FORMATS
 from voiceapp.infer.pipeline import InferConfig
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, named, run_job
 from voiceapp.workspace import user_path
 
 _D = InferConfig()
@@ -78,13 +79,15 @@ def _speakers(model: str) -> int:
 
 # ----------------------------------------------------------------------------------------------- convert
 
-def make_config(transpose: float, f0_method: str | None, index_rate: float, filter_radius: float, rms_mix: float,
-                protect: float, resample_sr: Any, speaker_id: float, seed: float, f0_curve: str | None,
-                neighbour_blend: float = _D.neighbour_blend) -> InferConfig:
-    return InferConfig(transpose_semitones=float(transpose), f0_method=f0_method or None,
-                       index_rate=float(index_rate), filter_radius=int(filter_radius), rms_mix_rate=float(rms_mix),
-                       protect=float(protect), resample_sr=int(resample_sr or 0), speaker_id=int(speaker_id or 0),
-                       seed=int(seed or 0), f0_curve=f0_curve or None, neighbour_blend=float(neighbour_blend))
+def make_config(*, transpose_semitones: float, f0_method: str | None, index_rate: float, filter_radius: float,
+                rms_mix_rate: float, protect: float, resample_sr: Any, speaker_id: float, seed: float,
+                f0_curve: str | None, neighbour_blend: float = _D.neighbour_blend) -> InferConfig:
+    """The settings controls' values, by InferConfig field name (see `_settings`) -> the frozen config."""
+    return InferConfig(transpose_semitones=float(transpose_semitones), f0_method=f0_method or None,
+                       index_rate=float(index_rate), filter_radius=int(filter_radius),
+                       rms_mix_rate=float(rms_mix_rate), protect=float(protect), resample_sr=int(resample_sr or 0),
+                       speaker_id=int(speaker_id or 0), seed=int(seed or 0), f0_curve=f0_curve or None,
+                       neighbour_blend=float(neighbour_blend))
 
 
 def engine_controls(model: str | None) -> tuple[Any, Any, Any]:
@@ -101,8 +104,9 @@ def engine_controls(model: str | None) -> tuple[Any, Any, Any]:
 
 
 def convert_one(services: Services, model: str | None, index: str | None, audio_path: str | None, fmt: str,
-                *settings: Any, progress: Any = None) -> tuple[str, str]:
-    """Handler of "Convert": returns (path of the converted file, result text with time breakdown and RTF)."""
+                settings: Mapping[str, Any], progress: Any = None) -> tuple[str, str]:
+    """Handler of "Convert": returns (path of the converted file, result text with time breakdown and RTF).
+    `settings`: the settings controls' values by name (`make_config`'s keywords)."""
     from voiceapp.infer.models import conversion_output_path
     from voiceapp.infer.pipeline import convert_file, load_voice
 
@@ -113,7 +117,7 @@ def convert_one(services: Services, model: str | None, index: str | None, audio_
     token = services.start_job("infer")
 
     def job(progress: Any) -> tuple[str, str]:
-        cfg = make_config(*settings)
+        cfg = make_config(**settings)
         voice = load_voice(model, services)
         out = conversion_output_path(services.workspace, model, audio_path, fmt)
         result = convert_file(audio_path, voice, cfg, out_path=out, fmt=fmt, index_path=index or None,
@@ -124,8 +128,9 @@ def convert_one(services: Services, model: str | None, index: str | None, audio_
 
 
 def convert_many(services: Services, model: str | None, index: str | None, files: list[str] | None, folder: str,
-                 out_folder: str, fmt: str, *settings: Any, progress: Any = None) -> tuple[list[list[str]], str]:
-    """Handler of "Convert all": returns (per-file status rows, summary)."""
+                 out_folder: str, fmt: str, settings: Mapping[str, Any],
+                 progress: Any = None) -> tuple[list[list[str]], str]:
+    """Handler of "Convert all": returns (per-file status rows, summary); `settings` as for `convert_one`."""
     from voiceapp.infer.models import conversion_output_dir
     from voiceapp.infer.pipeline import convert_folder, load_voice
 
@@ -139,7 +144,7 @@ def convert_many(services: Services, model: str | None, index: str | None, files
     token = services.start_job("infer")
 
     def job(progress: Any) -> tuple[list[list[str]], str]:
-        cfg = make_config(*settings)
+        cfg = make_config(**settings)
         voice = load_voice(model, services)
         out_dir = conversion_output_dir(services.workspace, model, out_folder)
         statuses = convert_folder(inputs, out_dir, voice, cfg, fmt=fmt, index_path=index or None,
@@ -153,7 +158,8 @@ def convert_many(services: Services, model: str | None, index: str | None, files
 
 # ----------------------------------------------------------------------------------------------- layout
 
-def _settings(services: Services) -> list[Any]:
+def _settings(services: Services) -> dict[str, Any]:
+    """The conversion settings' components by name: InferConfig's field names, `make_config`'s keywords."""
     f0_list, f0_default = f0_choices(services)
     with gr.Row():
         transpose = gr.Slider(-24, 24, value=_D.transpose_semitones, step=1, label="Transpose (semitones)",
@@ -185,8 +191,9 @@ def _settings(services: Services) -> list[Any]:
     blend = gr.Slider(0, 1, value=_D.neighbour_blend, step=0.05, label="Neighbour blend", visible=False,
                       info="instant/quick voices: 1 uses only the target's own matched frames (most like the "
                            "target); lower keeps more of the input's own sounds (quick only).")
-    return [transpose, f0_method, index_rate, filter_radius, rms_mix, protect, resample, speaker, seed, f0_curve,
-            blend]
+    return {"transpose_semitones": transpose, "f0_method": f0_method, "index_rate": index_rate,
+            "filter_radius": filter_radius, "rms_mix_rate": rms_mix, "protect": protect, "resample_sr": resample,
+            "speaker_id": speaker, "seed": seed, "f0_curve": f0_curve, "neighbour_blend": blend}
 
 
 def build(services: Services) -> None:
@@ -205,7 +212,9 @@ def build(services: Services) -> None:
                    info="wav is lossless; mp3/ogg are smaller.")
     description = gr.Markdown(description_start)
     settings = _settings(services)
-    for component, update in zip((index, settings[2], settings[10]), engine_controls(first)):
+    names, components = list(settings), list(settings.values())
+    engine_outputs = [index, settings["index_rate"], settings["neighbour_blend"]]
+    for component, update in zip(engine_outputs, engine_controls(first)):
         component.visible = update["visible"]   # the first model's engine, before any change event
     with gr.Tab("One file"):
         with gr.Row():
@@ -230,18 +239,18 @@ def build(services: Services) -> None:
         summary = gr.Markdown()
         table = gr.Dataframe(headers=STATUS_HEADERS, label="Files", interactive=False, wrap=True)
 
-    def _one(model_, index_, audio_, fmt_, *rest, progress=gr.Progress()):
-        return convert_one(services, model_, index_, audio_, fmt_, *rest, progress=progress)
+    def _one(model_, index_, audio_, fmt_, *values, progress=gr.Progress()):
+        return convert_one(services, model_, index_, audio_, fmt_, named(names, values), progress=progress)
 
-    def _many(model_, index_, files_, folder_, out_, fmt_, *rest, progress=gr.Progress()):
-        return convert_many(services, model_, index_, files_, folder_, out_, fmt_, *rest, progress=progress)
+    def _many(model_, index_, files_, folder_, out_, fmt_, *values, progress=gr.Progress()):
+        return convert_many(services, model_, index_, files_, folder_, out_, fmt_, named(names, values),
+                            progress=progress)
 
-    speaker = settings[7]
-    run_one.click(_one, [model, index, audio, fmt, *settings], [output, result], **COMPUTE_QUEUE)
-    run_many.click(_many, [model, index, files, folder, out_folder, fmt, *settings], [table, summary],
+    run_one.click(_one, [model, index, audio, fmt, *components], [output, result], **COMPUTE_QUEUE)
+    run_many.click(_many, [model, index, files, folder, out_folder, fmt, *components], [table, summary],
                    **COMPUTE_QUEUE)
     for stop in (stop_one, stop_many):
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
     refresh_btn.click(lambda m: refresh(services, m), [model], [model, index])
-    model.change(lambda m: select_model(services, m), [model], [index, description, speaker])
-    model.change(engine_controls, [model], [index, settings[2], settings[10]])
+    model.change(lambda m: select_model(services, m), [model], [index, description, settings["speaker_id"]])
+    model.change(engine_controls, [model], engine_outputs)

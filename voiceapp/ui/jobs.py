@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, Callable
 
 import gradio as gr
@@ -14,6 +15,12 @@ log = logging.getLogger(__name__)
 
 # Jobs that use the model compute (CPU or GPU) share one queue, one job at a time.
 COMPUTE_QUEUE: dict[str, Any] = {"concurrency_id": "compute", "concurrency_limit": 1}
+
+
+def named(names: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
+    """A tab's settings by name: Gradio passes the values of a handler's inputs in the order of their components,
+    so a tab lists its settings components in a dict (name -> component) and gives the values back their names."""
+    return dict(zip(names, values, strict=True))
 
 
 def gradio_progress(progress: Any) -> Progress:

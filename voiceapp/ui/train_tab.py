@@ -7,6 +7,7 @@ a crash and Stop really stops; this tab only starts, stops and watches it throug
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
@@ -15,7 +16,7 @@ from voiceapp.services import Services
 from voiceapp.nets.presets import SAMPLE_RATES, VERSIONS
 from voiceapp.train.config import PRETRAINED_CHOICES, TrainConfig
 from voiceapp.ui import extract_section, index_section
-from voiceapp.ui.jobs import run_job
+from voiceapp.ui.jobs import named, run_job
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +24,26 @@ _D = TrainConfig(experiment="defaults")
 REFRESH_S = 5.0
 
 
-def make_config(experiment: str, sample_rate: Any, version: str, preset: str, epochs: float, save_every: float,
-                batch_size: float, keep_latest: bool, voice_each_save: bool, pretrained: str, engine: str = "rvc",
-                minutes: float = _D.minutes) -> TrainConfig:
+def make_config(experiment: str, *, sample_rate: Any, version: str, preset: str, epochs: float,
+                save_every_epochs: float, batch_size: float, save_latest_only: bool, save_voice_each_save: bool,
+                pretrained: str, engine: str = "rvc", minutes: float = _D.minutes) -> TrainConfig:
+    """The experiment and the settings controls' values by TrainConfig field name -> the frozen config."""
     if not (experiment or "").strip():
         raise gr.Error("Pick the experiment to train (the name you extracted features under).")
     if engine != "rvc":   # the quick and instant engines take the clips' rate and have one size
         return TrainConfig(experiment=experiment, engine=engine, minutes=float(minutes))
     return TrainConfig(experiment=experiment, sample_rate=int(sample_rate) if sample_rate else None,
-                       version=version or None, preset=preset, epochs=int(epochs), save_every_epochs=int(save_every),
-                       batch_size=int(batch_size), save_latest_only=bool(keep_latest),
-                       save_voice_each_save=bool(voice_each_save), pretrained=pretrained)
+                       version=version or None, preset=preset, epochs=int(epochs),
+                       save_every_epochs=int(save_every_epochs), batch_size=int(batch_size),
+                       save_latest_only=bool(save_latest_only), save_voice_each_save=bool(save_voice_each_save),
+                       pretrained=pretrained)
 
 
-def start_training(runner: Any, experiment: str, *settings: Any) -> str:
-    """Handler of Start: write train.json and start the child process (it resumes if checkpoints exist)."""
+def start_training(runner: Any, experiment: str, settings: Mapping[str, Any]) -> str:
+    """Handler of Start: write train.json and start the child process (it resumes if checkpoints exist).
+    `settings`: the settings controls' values by name (`make_config`'s keywords)."""
     def job(progress: Any) -> str:
-        cfg = make_config(experiment, *settings)
+        cfg = make_config(experiment, **settings)
         pid = runner.start(cfg)
         what = {"instant": "Building the instant voice of", "quick": f"Training the quick voice ({cfg.minutes:g} min) of"}
         return (f"{what.get(cfg.engine, 'Started training')} **{cfg.experiment}** (process {pid}). The status and "
@@ -193,10 +197,14 @@ def _train_section(services: Services, runner: Any) -> None:
     seen = gr.State(None)
     timer = gr.Timer(REFRESH_S)
 
-    settings = [sample_rate, version, preset, epochs, save_every, batch_size, keep_latest, voice_each_save, pretrained,
-                engine, minutes]
+    settings = {"sample_rate": sample_rate, "version": version, "preset": preset, "epochs": epochs,
+                "save_every_epochs": save_every, "batch_size": batch_size, "save_latest_only": keep_latest,
+                "save_voice_each_save": voice_each_save, "pretrained": pretrained, "engine": engine,
+                "minutes": minutes}   # by TrainConfig field name: make_config's keywords
+    names = list(settings)
     engine.change(engine_visibility, [engine], [quick_row, rvc_rows])
-    start.click(lambda exp, *s: start_training(runner, exp, *s), [experiment, *settings], [status])
+    start.click(lambda exp, *values: start_training(runner, exp, named(names, values)),
+                [experiment, *settings.values()], [status])
     resume.click(lambda exp, e, b, m: resume_training(runner, exp, e, b, m), [experiment, epochs, batch_size, minutes],
                  [status])
     stop.click(lambda exp: stop_training(runner, exp), [experiment], [status])

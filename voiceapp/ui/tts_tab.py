@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
@@ -11,13 +12,16 @@ from voiceapp.services import Services
 from voiceapp.tts.engine import RATE_PERCENT_MAX, RATE_PERCENT_MIN
 from voiceapp.tts.engines import DEFAULT_ENGINE
 from voiceapp.tts.speak import TARGET_SEXES, TtsConfig
-from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, named, run_job
 
 log = logging.getLogger(__name__)
 
 _T = TtsConfig()
 _MAX_TEXT_FILE_BYTES = 2_000_000
 AUTO = "auto"
+# The settings of the base speech (TtsConfig's field names); the tab's other settings are the conversion's
+# (InferConfig's field names, `_infer_config`'s keywords).
+SPEECH_SETTINGS = ("rate_percent", "pause_s", "auto_transpose", "target_sex")
 
 
 def engine_choices(services: Services) -> list[tuple[str, str]]:
@@ -81,13 +85,18 @@ def read_text(text: str | None, text_file: str | None) -> str:
     return text or ""
 
 
-def _infer_config(transpose: float, f0_method: str, index_rate: float, protect: float, rms_mix: float,
-                  filter_radius: float) -> Any:
+def _tts_config(*, rate_percent: float, pause_s: float, auto_transpose: bool, target_sex: str | None) -> TtsConfig:
+    return TtsConfig(rate_percent=float(rate_percent), pause_s=float(pause_s), auto_transpose=bool(auto_transpose),
+                     target_sex=target_sex or "auto")
+
+
+def _infer_config(*, transpose_semitones: float, f0_method: str | None, index_rate: float, protect: float,
+                  rms_mix_rate: float, filter_radius: float) -> Any:
     from voiceapp.infer.pipeline import InferConfig
 
-    return InferConfig(transpose_semitones=int(transpose), f0_method=None if f0_method in (AUTO, "", None)
-                       else f0_method, index_rate=float(index_rate), protect=float(protect),
-                       rms_mix_rate=float(rms_mix), filter_radius=int(filter_radius))
+    return InferConfig(transpose_semitones=int(transpose_semitones),
+                       f0_method=None if f0_method in (AUTO, "", None) else f0_method, index_rate=float(index_rate),
+                       protect=float(protect), rms_mix_rate=float(rms_mix_rate), filter_radius=int(filter_radius))
 
 
 def _index_path(index: str | None) -> str | None:
@@ -95,21 +104,20 @@ def _index_path(index: str | None) -> str | None:
     return None if index in (AUTO, None) else index
 
 
-def speak_clicked(services: Services, text: str, text_file: str | None, engine: str, voice: str, rate: float,
-                  pause_s: float, model: str | None, index: str | None, auto_transpose: bool, model_voice: str,
-                  transpose: float, f0_method: str, index_rate: float, protect: float, rms_mix: float,
-                  filter_radius: float, progress: Any = None) -> tuple[Any, ...]:
+def speak_clicked(services: Services, text: str, text_file: str | None, engine: str, voice: str, model: str | None,
+                  index: str | None, settings: Mapping[str, Any], progress: Any = None) -> tuple[Any, ...]:
     """Handler of "Speak": returns (status markdown, base audio, base file, converted audio, converted file,
-    transpose slider update)."""
+    transpose slider update). `settings`: the settings controls' values by name, SPEECH_SETTINGS (`_tts_config`'s
+    keywords) and the conversion's (`_infer_config`'s keywords)."""
     from voiceapp.tts.speak import save_result, speak
 
     words = read_text(text, text_file)
     token = services.start_job("tts")
 
     def job(progress: Any) -> tuple[Any, ...]:
-        cfg = TtsConfig(rate_percent=float(rate), pause_s=float(pause_s), auto_transpose=bool(auto_transpose),
-                        target_sex=model_voice or "auto")
-        infer_cfg = _infer_config(transpose, f0_method, index_rate, protect, rms_mix, filter_radius) if model else None
+        cfg = _tts_config(**{k: v for k, v in settings.items() if k in SPEECH_SETTINGS})
+        conversion = {k: v for k, v in settings.items() if k not in SPEECH_SETTINGS}
+        infer_cfg = _infer_config(**conversion) if model else None
         result = speak(words, engine, voice, cfg, voice_model=model or None, infer_cfg=infer_cfg,
                        index_path=_index_path(index), services=services, progress=progress, cancel=token)
         base_path, converted_path = save_result(result, services.workspace.tts_outputs_dir)
@@ -120,7 +128,8 @@ def speak_clicked(services: Services, text: str, text_file: str | None, engine: 
         lines += result.notes
         if converted_path is not None:
             lines.append(f"Converted with `{result.model_name}` in {result.timings.get('convert_s', 0.0):.1f} s.")
-        new_transpose = result.transpose.semitones if result.transpose and result.transpose.applied else transpose
+        new_transpose = (result.transpose.semitones if result.transpose and result.transpose.applied
+                         else settings["transpose_semitones"])
         converted = str(converted_path) if converted_path else None
         return ("\n\n".join(lines), str(base_path), str(base_path), converted, converted,
                 gr.update(value=new_transpose))
@@ -133,6 +142,7 @@ def stop_clicked(services: Services) -> str:
 
 
 def _conversion_controls(services: Services) -> dict[str, Any]:
+    """The conversion settings' components by name (TtsConfig's and InferConfig's field names)."""
     from voiceapp.infer.pipeline import InferConfig
     from voiceapp.ui.infer_tab import f0_choices
 
@@ -142,11 +152,13 @@ def _conversion_controls(services: Services) -> dict[str, Any]:
         c["auto_transpose"] = gr.Checkbox(value=_T.auto_transpose, label="Match the model's pitch automatically",
                                           info="Sets the transpose from the base voice's median pitch and the "
                                                "model's training pitch. Untick to use the slider.")
-        c["model_voice"] = gr.Radio(list(TARGET_SEXES), value=_T.target_sex, label="Model voice",
-                                    info="Used for the automatic pitch only when the model file has no pitch "
-                                         "statistics: male ~120 Hz, female ~210 Hz.")
-        c["transpose"] = gr.Slider(-24, 24, value=d.transpose_semitones, step=1, label="Transpose (semitones)",
-                                   info="+12 is one octave up. Overwritten by the automatic value when ticked.")
+        c["target_sex"] = gr.Radio(list(TARGET_SEXES), value=_T.target_sex, label="Model voice",
+                                   info="Used for the automatic pitch only when the model file has no pitch "
+                                        "statistics: male ~120 Hz, female ~210 Hz.")
+        c["transpose_semitones"] = gr.Slider(-24, 24, value=d.transpose_semitones, step=1,
+                                             label="Transpose (semitones)",
+                                             info="+12 is one octave up. Overwritten by the automatic value when "
+                                                  "ticked.")
     with gr.Row():
         methods = [("auto", AUTO)] + f0_choices(services)[0]
         c["f0_method"] = gr.Dropdown(methods, value=d.f0_method or AUTO, label="Pitch method",
@@ -157,8 +169,8 @@ def _conversion_controls(services: Services) -> dict[str, Any]:
         c["protect"] = gr.Slider(0, 0.5, value=d.protect, step=0.01, label="Protect consonants",
                                  info="Keeps breath and voiceless consonants clear; 0.5 = off.")
     with gr.Row():
-        c["rms_mix"] = gr.Slider(0, 1, value=d.rms_mix_rate, step=0.05, label="Loudness envelope mix",
-                                 info="0 = follow the base speech's loudness, 1 = the model's own.")
+        c["rms_mix_rate"] = gr.Slider(0, 1, value=d.rms_mix_rate, step=0.05, label="Loudness envelope mix",
+                                      info="0 = follow the base speech's loudness, 1 = the model's own.")
         c["filter_radius"] = gr.Slider(0, 7, value=d.filter_radius, step=1, label="Pitch smoothing",
                                        info="Median filter on harvest pitch when 3 or more.")
     return c
@@ -207,13 +219,15 @@ def build(services: Services) -> None:
 
     engine.change(lambda e: engine_changed(services, e), [engine], [voice, notice])
     refresh.click(lambda m: refresh_models(services, m), [model], [model, index])
-    inputs = [text, text_file, engine, voice, rate, pause, model, index] + [
-        controls[k] for k in ("auto_transpose", "model_voice", "transpose", "f0_method", "index_rate", "protect",
-                              "rms_mix", "filter_radius")]
+    settings = {"rate_percent": rate, "pause_s": pause, **controls}
+    names = list(settings)
 
-    def on_speak(*values: Any, progress: Any = gr.Progress()) -> tuple[Any, ...]:
-        return speak_clicked(services, *values, progress=progress)
+    def on_speak(text_: str, file_: str | None, engine_: str, voice_: str, model_: str | None, index_: str | None,
+                 *values: Any, progress: Any = gr.Progress()) -> tuple[Any, ...]:
+        return speak_clicked(services, text_, file_, engine_, voice_, model_, index_, named(names, values),
+                             progress=progress)
 
-    go.click(on_speak, inputs, [status, base_audio, base_file, converted_audio, converted_file,
-                                controls["transpose"]], **COMPUTE_QUEUE)
+    go.click(on_speak, [text, text_file, engine, voice, model, index, *settings.values()],
+             [status, base_audio, base_file, converted_audio, converted_file, controls["transpose_semitones"]],
+             **COMPUTE_QUEUE)
     stop.click(lambda: stop_clicked(services), None, [status])
