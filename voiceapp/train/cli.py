@@ -119,18 +119,14 @@ def run(args: argparse.Namespace, services) -> int:
         command = launch_command(exp.train_config_path, services.workspace.root, services.device, processes)
         print(f"starting {processes} DDP processes: {' '.join(command)}")
         return subprocess.call(command)
-    cancel = services.cancel
-    previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set()) if _main_thread() else None
-    try:
+    def run_rvc(cancel):
         with TqdmProgress(f"train {exp.name}", disable=not dist_info.is_main or None) as bar:
-            result = train(exp, cfg, bar, cancel, workspace=services.workspace, device=services.device,
-                           dist_info=dist_info)
-    except Cancelled:
-        print("stopped; `voiceapp train %s` resumes from the last save." % exp.name)
+            return train(exp, cfg, bar, cancel, workspace=services.workspace, device=services.device,
+                         dist_info=dist_info)
+
+    result = _until_stopped(services, exp.name, run_rvc)
+    if result is None:
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     if dist_info.is_main:
         best = f", best validation epoch {result.best_epoch}" if result.best_epoch else ""
         print(f"trained {exp.name} to epoch {result.epoch} (step {result.step}){best}.")
@@ -141,7 +137,7 @@ def run(args: argparse.Namespace, services) -> int:
 
 def _run_engine(cfg: TrainConfig, exp, services) -> int:
     """The instant and quick engines (one process, CPU)."""
-    if exp.train_config_path.exists() is False or TrainConfig.load(exp.train_config_path) != cfg:
+    if not exp.train_config_path.exists() or TrainConfig.load(exp.train_config_path) != cfg:
         write_json_atomic(exp.train_config_path, cfg.to_json())
     if cfg.engine == "instant":
         from voiceapp.train.instant import build_instant
@@ -152,20 +148,31 @@ def _run_engine(cfg: TrainConfig, exp, services) -> int:
         return 0
     from voiceapp.train.quick import train_quick
 
-    cancel = services.cancel
-    previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set()) if _main_thread() else None
-    try:
+    def run_quick(cancel):
         with TqdmProgress(f"quick {exp.name}") as bar:
-            result = train_quick(exp, cfg, services.workspace, bar, cancel)
-    except Cancelled:
-        print("stopped; `voiceapp train %s` resumes from the last save." % exp.name)
+            return train_quick(exp, cfg, services.workspace, bar, cancel)
+
+    result = _until_stopped(services, exp.name, run_quick)
+    if result is None:
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     print(f"trained {exp.name} (quick) for {result.trained_s / 60:.1f} min, {result.step} steps"
           + (f", validation L1 {result.best_l1:.3f}" if result.best_l1 is not None else "") + f".\n  {result.voice_model}")
     return 0
+
+
+def _until_stopped(services, name: str, run):
+    """`run(cancel)` with SIGTERM (the Train tab's Stop) setting the cancel token; None, after saying how to resume,
+    when it was stopped."""
+    cancel = services.cancel
+    previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set()) if _main_thread() else None
+    try:
+        return run(cancel)
+    except Cancelled:
+        print(f"stopped; `voiceapp train {name}` resumes from the last save.")
+        return None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main_thread() -> bool:
