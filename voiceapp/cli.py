@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Callable
 
 from voiceapp import __version__
-from voiceapp.errors import VoiceAppError
+from voiceapp.errors import VoiceAppError, storage_error
 
 log = logging.getLogger("voiceapp")
 
@@ -67,11 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(root: Path, verbose: bool) -> Path:
+def _setup_logging(root: Path, verbose: bool) -> Path | None:
+    """Console messages on stderr, everything in logs/voiceapp.log; None when that file cannot be written
+    (a read-only workspace): then a one-line warning, and the console only."""
     logger = logging.getLogger("voiceapp")
     logger.setLevel(logging.DEBUG)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
+        handler.close()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -80,12 +83,32 @@ def _setup_logging(root: Path, verbose: bool) -> Path:
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(log_path, encoding="utf-8")
-        file_handler.setLevel(logging.DEBUG)
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-        logger.addHandler(file_handler)
-    except OSError:
-        pass
+    except OSError as err:
+        print(f"warning: cannot write the log file {log_path} ({err.strerror or err}); messages go to this "
+              f"terminal only.", file=sys.stderr)
+        return None
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logger.addHandler(file_handler)
     return log_path
+
+
+def _report_crash(err: Exception, log_path: Path | None) -> None:
+    """The one line for an unexpected failure; its traceback goes to the log (or stderr when there is none)."""
+    import traceback
+
+    log.debug("command failed", exc_info=True)
+    logging.getLogger("voiceapp").handlers[0].setLevel(logging.CRITICAL)
+    if log_path is not None:
+        try:
+            with open(log_path, "a", encoding="utf-8") as handle:
+                traceback.print_exc(file=handle)
+        except OSError:
+            log_path = None
+    if log_path is None:
+        traceback.print_exc(file=sys.stderr)
+    where = f"Details in {log_path}" if log_path is not None else "Details above (no log file could be written)"
+    print(f"error: unexpected {type(err).__name__}: {err}. {where}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         print("cancelled.", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the one place that turns crashes into an exit status
-        log.debug("command failed", exc_info=True)
-        logging.getLogger("voiceapp").handlers[0].setLevel(logging.CRITICAL)
-        import traceback
-
-        with open(log_path, "a", encoding="utf-8") as handle:
-            traceback.print_exc(file=handle)
-        print(f"error: unexpected {type(err).__name__}: {err}. Details in {log_path}", file=sys.stderr)
+        setup = storage_error(err)  # a full, read-only or forbidden disk is the user's setup, not a crash
+        if setup is not None:
+            log.debug("command failed", exc_info=True)
+            print(f"error: {setup}", file=sys.stderr)
+            return 2
+        _report_crash(err, log_path)
         return 1

@@ -6,6 +6,7 @@ module globals.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from typing import Any, Callable, Hashable
 
 from voiceapp.progress import CancelToken
 from voiceapp.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 class ModelCache:
@@ -60,6 +63,7 @@ class Services:
     device: str = "cpu"
     cache: ModelCache = field(default_factory=ModelCache)
     cancel: CancelToken = field(default_factory=CancelToken)
+    shared: bool = False  # the web app is reachable by others (--share, a non-loopback --host): no server paths
     _jobs: dict[str, CancelToken] = field(default_factory=dict, repr=False)
 
     def start_job(self, kind: str) -> CancelToken:
@@ -76,7 +80,13 @@ class Services:
         return True
 
     @classmethod
-    def create(cls, root: Path | str, device: str = "auto") -> "Services":
+    def create(cls, root: Path | str, device: str = "auto", shared: bool = False) -> "Services":
         from voiceapp.devices import pick_device
+        from voiceapp.errors import StorageError
 
-        return cls(workspace=Workspace(Path(root)).ensure(), device=pick_device(device))
+        workspace = Workspace(Path(root))
+        try:
+            workspace.ensure()
+        except StorageError as err:  # reading still works; whatever writes there says so when it fails
+            log.warning("%s Commands that write into the workspace will fail.", err)
+        return cls(workspace=workspace, device=pick_device(device), shared=shared)

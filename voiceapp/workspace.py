@@ -9,21 +9,24 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from voiceapp.errors import InputError
+from voiceapp.errors import InputError, StorageError, VoiceAppError, storage_error
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 
 _MAX_NAME = 64
 _CHUNK = 4 * 1024 * 1024
+_NEARLY_FULL_BYTES = 1 << 20   # a write that fails with less free space than this failed because the disk is full
 
 
 def sanitize_name(name: str, what: str = "name") -> str:
@@ -52,8 +55,11 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     The temporary name keeps the target's suffix so that writers that pick a format from it work.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    except OSError as err:
+        raise (storage_error(err, target.parent) or err) from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -61,9 +67,51 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except Exception as err:  # noqa: BLE001 - a full or read-only disk becomes a message; the rest passes on
+        problem = write_failure(err, target)
+        if problem is None:
+            raise
+        raise problem from err
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_failure(err: BaseException, target: Path | str) -> StorageError | None:
+    """The `StorageError` behind a failed write of `target`, or None when the disk is not the problem.
+
+    OSErrors carry their reason; writers that hide it (libsndfile's "System error", torch's "file write
+    failed") are diagnosed from the folder: almost no free space means a full disk, no write access a
+    read-only or forbidden folder.
+    """
+    if isinstance(err, VoiceAppError):
+        return err if isinstance(err, StorageError) else None
+    found = storage_error(err, target)
+    if found is not None or not isinstance(err, (OSError, RuntimeError)):
+        return found
+    folder = Path(target).parent
+    try:
+        if shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES:
+            return storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)))
+        if not os.access(folder, os.W_OK):
+            return storage_error(OSError(errno.EACCES, os.strerror(errno.EACCES), str(folder)))
+    except OSError:
+        return None
+    return None
+
+
+def is_inside(path: Path | str, folder: Path | str) -> bool:
+    """True when `path` is `folder` or lies below it (both taken as given; resolve them first)."""
+    path, folder = Path(os.path.normcase(os.path.abspath(path))), Path(os.path.normcase(os.path.abspath(folder)))
+    return path == folder or folder in path.parents
+
+
+def same_file(a: Path | str, b: Path | str) -> bool:
+    """True when `a` and `b` name one file: the same path, or the same inode (hard or symbolic links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
 
 def write_bytes_atomic(target: Path | str, data: bytes) -> Path:
@@ -325,6 +373,22 @@ class Workspace:
         """`outputs/separated/`: the Separate tab writes `<song>/vocals.wav` and `instrumental.wav` here."""
         return self.outputs_dir / "separated"
 
+    def server_path(self, text: str, what: str = "folder", inside: Path | None = None) -> Path:
+        """A path typed into the web app, resolved (relative paths start at the workspace root).
+
+        Raises `InputError` when it (after following links) lies outside the workspace, or outside
+        `inside` when given: the web app reads and writes no other folder of the server.
+        """
+        raw = str(text or "").strip().strip('"').strip("'")
+        path = user_path(raw)
+        resolved = (path if path.is_absolute() else self.root / path).resolve()
+        limit = Path(inside).resolve() if inside is not None else self.root
+        if not is_inside(resolved, limit):
+            raise InputError(f"The {what} {raw!r} is outside {limit}; the web app only uses folders inside it. "
+                             f"Copy the files into {limit} (or upload them), or use the command line "
+                             f"(`python -m voiceapp ...`) for other folders.")
+        return resolved
+
     def list_datasets(self) -> list[str]:
         if not self.datasets_dir.is_dir():
             return []
@@ -336,6 +400,10 @@ class Workspace:
         return sorted(p.name for p in self.logs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def ensure(self) -> "Workspace":
+        """Create the workspace folders; `StorageError` when the disk refuses (read-only, no permission, full)."""
         for folder in (self.base_dir, self.voices_dir, self.datasets_dir, self.logs_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise (storage_error(err, folder) or err) from err
         return self
