@@ -228,6 +228,19 @@ def load_audio(path: Path | str, sample_rate: int | None = None, mono: bool = Tr
     return audio, rate
 
 
+def _save_format(path: Path | str, fmt: str | None) -> str:
+    fmt = (fmt or Path(path).suffix.lstrip(".") or "wav").lower()
+    if fmt not in SAVE_FORMATS:
+        raise InputError(f"Cannot save as {fmt!r}; choose one of {list(SAVE_FORMATS)}.")
+    return fmt
+
+
+def saved_path(path: Path | str, fmt: str | None = None) -> Path:
+    """The file `save_audio(path, ..., fmt)` writes: `path` with the format's suffix."""
+    path, fmt = Path(path), _save_format(path, fmt)
+    return path if path.suffix.lower() == f".{fmt}" else path.with_suffix(f".{fmt}")
+
+
 def save_audio(path: Path | str, audio: np.ndarray, sample_rate: int, fmt: str | None = None,
                subtype: str | None = None) -> Path:
     """Write `audio` ((samples,) or (channels, samples)) atomically as wav, flac, mp3 or ogg.
@@ -235,12 +248,7 @@ def save_audio(path: Path | str, audio: np.ndarray, sample_rate: int, fmt: str |
     The format comes from `fmt` or the file suffix. wav keeps float32 unless `subtype` says otherwise;
     flac is 24-bit; mp3 (320 kbit/s) and ogg (vorbis) are written by libsndfile.
     """
-    path = Path(path)
-    fmt = (fmt or path.suffix.lstrip(".") or "wav").lower()
-    if fmt not in SAVE_FORMATS:
-        raise InputError(f"Cannot save as {fmt!r}; choose one of {list(SAVE_FORMATS)}.")
-    if path.suffix.lower() != f".{fmt}":
-        path = path.with_suffix(f".{fmt}")
+    path, fmt = saved_path(path, fmt), _save_format(path, fmt)
     data = np.asarray(audio, dtype=np.float32)
     data = data.T if data.ndim == 2 else data
     settings = {"wav": ("WAV", subtype or "FLOAT"), "flac": ("FLAC", subtype or "PCM_24"),

@@ -72,14 +72,18 @@ def _index_for(args: argparse.Namespace, model_path: Path, services) -> Path | N
 
 
 def run_infer(args: argparse.Namespace, services) -> int:
-    from voiceapp.infer.pipeline import convert_file, convert_folder, load_voice
+    from voiceapp.infer.pipeline import check_file_output, check_folder_outputs, convert_file, convert_folder, load_voice
 
     cfg = _config(args)
+    single = len(args.input) == 1 and args.input[0].is_file() and not args.out.is_dir()
+    if single:  # refused before the model loads when the output would replace an input
+        check_file_output(args.input[0], args.out, args.format)
+    else:
+        check_folder_outputs(args.input, args.out, args.format)
     voice = load_voice(args.model, services)
     index = _index_for(args, Path(str(voice.path)), services)
     print(f"model: {voice.path} ({voice.version}, {voice.sample_rate} Hz, f0={'yes' if voice.use_f0 else 'no'}); "
           f"index: {index or 'none'}")
-    single = len(args.input) == 1 and args.input[0].is_file() and not args.out.is_dir()
     with TqdmProgress("convert") as bar:
         if single:
             result = convert_file(args.input[0], voice, cfg, out_path=args.out, fmt=args.format, index_path=index,

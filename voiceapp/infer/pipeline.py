@@ -11,6 +11,7 @@ blocks; the model, content encoder, f0 method and index are loaded once through 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from voiceapp.errors import Cancelled, ConfigError, InputError, VoiceAppError
+from voiceapp.errors import Cancelled, ConfigError, InputError, StorageError, VoiceAppError
 from voiceapp.infer import steps
 from voiceapp.infer.pitch import pitch_track
 from voiceapp.infer.models import (cached, default_f0, encoder_name_for, load_encoder_cached, load_f0_cached,
@@ -386,9 +387,13 @@ def convert_file(path: Path | str, voice: VoiceModel, cfg: InferConfig = InferCo
                  out_path: Path | str | None = None, fmt: str | None = None, index_path: Path | str | None = None,
                  services: Services,
                  progress: Progress = no_progress, cancel: CancelToken = NEVER) -> ConversionResult:
-    """Load any audio file, convert it, and write it to `out_path` (wav/flac/mp3/ogg) when given."""
+    """Load any audio file, convert it, and write it to `out_path` (wav/flac/mp3/ogg) when given.
+
+    An `out_path` that is the input file (by path or by inode) is refused before any work (InputError)."""
     from voiceapp.audio import load_audio, save_audio
 
+    if out_path is not None:
+        check_file_output(path, out_path, fmt)
     started = time.perf_counter()
     audio, rate = load_audio(path, SAMPLE_RATE, mono=True)
     load_s = time.perf_counter() - started
@@ -419,26 +424,85 @@ def _output_name(path: Path, roots: list[Path], out_dir: Path, fmt: str) -> Path
     return out_dir / f"{path.stem}.{fmt}"
 
 
-def convert_folder(inputs: list[Path | str], out_dir: Path | str, voice: VoiceModel, cfg: InferConfig = InferConfig(),
-                   *, fmt: str = "wav", index_path: Path | str | None = None, services: Services,
-                   progress: Progress = no_progress, cancel: CancelToken = NEVER) -> list[FileStatus]:
-    """Convert files and folders (recursively) into `out_dir`; a bad file is reported and skipped."""
+def check_file_output(path: Path | str, out_path: Path | str, fmt: str | None = None) -> Path:
+    """The file a conversion of `path` writes for `out_path`; InputError when that is the input itself."""
+    from voiceapp.audio.io import saved_path
+    from voiceapp.workspace import same_file
+
+    target = saved_path(out_path, fmt)
+    if Path(path).exists() and same_file(path, target):
+        raise InputError(f"The output {target} is the input file {path}: converting would replace the recording "
+                         f"with its conversion. Give another output file, e.g. --out "
+                         f"{target.with_name(f'{target.stem}_converted{target.suffix}')}.")
+    return target
+
+
+def _plan_folder(inputs: list[Path | str], out_dir: Path | str,
+                 fmt: str) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """((input file, output file) for every audio file of `inputs`, (path, why) for inputs skipped).
+
+    InputError, before any work, when an output file would replace one of the inputs."""
     from voiceapp.audio import find_audio_files
 
     roots = [Path(p) for p in inputs]
     files, skipped = find_audio_files(roots)
-    statuses = [FileStatus(p, False, f"skipped: {why}") for p, why in skipped]
     if not files and not skipped:
         raise InputError(f"No audio files in {', '.join(str(r) for r in roots)}.")
-    out_dir = Path(out_dir)
-    for i, path in enumerate(files):
+    plan, taken = [], set()
+    for path in files:  # a.wav and a.flac would both become a.<fmt>: number the second rather than lose the first
+        target = _output_name(path, roots, Path(out_dir), fmt)
+        n = 1
+        while os.path.normcase(target) in taken:
+            n += 1
+            target = target.with_name(f"{_output_name(path, roots, Path(out_dir), fmt).stem}_{n}.{fmt}")
+        taken.add(os.path.normcase(target))
+        plan.append((path, target))
+    by_inode: dict[tuple[int, int], Path] = {}
+    for path in files:
+        try:
+            st = path.stat()
+            by_inode[(st.st_dev, st.st_ino)] = path
+        except OSError:
+            continue
+    clashes = []
+    for path, target in plan:
+        try:
+            st = target.stat()
+        except OSError:
+            continue
+        victim = by_inode.get((st.st_dev, st.st_ino))  # the same path, a hard link or a symbolic link
+        if victim is not None:
+            clashes.append((victim, target))
+    if clashes:
+        victim, target = clashes[0]
+        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        raise InputError(f"The output folder {Path(out_dir)} would replace input files: {target} is the input "
+                         f"{victim}{more}. Nothing was converted; choose an output folder that holds none of the "
+                         f"inputs, e.g. {Path(out_dir) / 'converted'}.")
+    return plan, skipped
+
+
+def check_folder_outputs(inputs: list[Path | str], out_dir: Path | str, fmt: str = "wav") -> None:
+    """InputError when converting `inputs` into `out_dir` would write over one of the input files."""
+    _plan_folder(inputs, out_dir, fmt)
+
+
+def convert_folder(inputs: list[Path | str], out_dir: Path | str, voice: VoiceModel, cfg: InferConfig = InferConfig(),
+                   *, fmt: str = "wav", index_path: Path | str | None = None, services: Services,
+                   progress: Progress = no_progress, cancel: CancelToken = NEVER) -> list[FileStatus]:
+    """Convert files and folders (recursively) into `out_dir`; a bad file is reported and skipped.
+
+    Refused before any work (InputError) when an output file would replace an input file."""
+    plan, skipped = _plan_folder(inputs, out_dir, fmt)
+    statuses = [FileStatus(p, False, f"skipped: {why}") for p, why in skipped]
+    files = [path for path, _ in plan]
+    for i, (path, target) in enumerate(plan):
         cancel.raise_if_set()
-        target = _output_name(path, roots, out_dir, fmt)
         try:
             result = convert_file(path, voice, cfg, out_path=target, fmt=fmt, index_path=index_path,
                                   services=services, cancel=cancel,
                                   progress=sub_progress(progress, i / len(files), (i + 1) / len(files)))
-        except Cancelled:
+        except (Cancelled, StorageError):  # a stop, or a full or read-only disk: the next file would fail too
             raise
         except (VoiceAppError, ValueError, RuntimeError) as err:
             log.warning("conversion of %s failed: %s", path, err)

@@ -4,6 +4,7 @@ and `voiceapp tts --list-voices [--engine E]`."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,8 +45,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--protect", type=float, help="protect voiceless consonants, 0..0.5")
     p.add_argument("--rms-mix", type=float, help="loudness envelope mix, 0..1")
     p.add_argument("--encoder", help="content encoder (default: the one the model was trained with)")
-    p.add_argument("--base-out", type=Path, help="with --model: also write the base speech here")
-    p.add_argument("--out", type=Path, help="output audio file (.wav, .flac, .mp3, ...)")
+    p.add_argument("--base-out", help="with --model: also write the base speech here (a file, or a folder)")
+    p.add_argument("--out", help="output audio file (.wav, .flac, .mp3, ...), or a folder (an existing one, or "
+                                 "a path ending in '/') that gets tts_<time>.wav")
     p.add_argument("--list-voices", action="store_true", help="list the engines available here and their voices")
     p.set_defaults(func=run)
 
@@ -82,6 +84,28 @@ def list_voices(engine: str | None, services) -> int:
     return 0
 
 
+def output_file(text: str, label: str = "tts") -> Path:
+    """The file `--out TEXT` names: TEXT itself, or a new `<label>_<time>.wav` inside TEXT when it is a folder
+    (an existing one, or a path ending in a separator). A file is never written where a folder is."""
+    import time
+
+    raw = str(text)
+    path = Path(raw).expanduser()
+    if path.is_dir() or raw.endswith(("/", "\\", os.sep)):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target, n = path / f"{label}_{stamp}.wav", 1
+        while target.exists():  # never replace a file: number the new one instead
+            n += 1
+            target = path / f"{label}_{stamp}_{n}.wav"
+        return target
+    from voiceapp.audio.io import saved_path
+
+    if saved_path(path).is_dir():
+        raise InputError(f"--out {raw}: {saved_path(path)} is a folder. Give a file name, or end the path with "
+                         f"'/' to write into a folder.")
+    return path
+
+
 def _infer_config(args: argparse.Namespace):
     from voiceapp.infer.pipeline import InferConfig
 
@@ -106,6 +130,15 @@ def run(args: argparse.Namespace, services) -> int:
         return list_voices(args.engine, services)
     if args.out is None:
         raise InputError("Give the output file with --out FILE.wav.")
+    out = output_file(args.out)
+    base_out = output_file(args.base_out, "tts_base") if args.base_out else None
+    from voiceapp.audio.io import saved_path
+    from voiceapp.workspace import same_file
+
+    targets = [saved_path(p) for p in (out, base_out) if p is not None]
+    if base_out is not None and same_file(*targets):
+        raise InputError(f"--out and --base-out both name {targets[0]}; give the base speech another file.")
+    replaced = saved_path(out).exists()
     text = _read_text(args)
     if engines[args.engine or DEFAULT_ENGINE]().online:
         print(f"warning: the {args.engine} engine sends your text to Microsoft's servers over the internet.",
@@ -117,14 +150,15 @@ def run(args: argparse.Namespace, services) -> int:
         result = speak(text, args.engine, args.voice, cfg, voice_model=args.model, infer_cfg=infer_cfg,
                        index_path=args.index, services=services, progress=bar, cancel=services.cancel)
     if result.audio is None:
-        save_audio(args.out, result.base_audio, result.base_sample_rate)
+        written = save_audio(out, result.base_audio, result.base_sample_rate)
     else:
-        save_audio(args.out, result.audio, result.sample_rate)
-        if args.base_out:
-            save_audio(args.base_out, result.base_audio, result.base_sample_rate)
+        written = save_audio(out, result.audio, result.sample_rate)
+        if base_out is not None:
+            save_audio(base_out, result.base_audio, result.base_sample_rate)
     if result.transpose is not None:
         print(result.transpose.message)
     for note in result.notes:
         print(note)
-    print(f"{len(result.sentences)} sentence(s), {result.duration_s:.1f} s of speech -> {args.out}")
+    print(f"{len(result.sentences)} sentence(s), {result.duration_s:.1f} s of speech -> {written}"
+          + (" (replaced the file that was there)" if replaced else ""))
     return 0
