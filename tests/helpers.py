@@ -165,7 +165,7 @@ def tiny_config(name: str = "alice", **changes):
 
 V2_40K_CONFIG = [1025, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
                  [10, 10, 2, 2], 512, [16, 16, 4, 4], 109, 256, 40000]
-FAISS_HEAD = b"IwFl" + bytes(60)
+FAISS_HEAD = b"IwFl" + (768).to_bytes(4, "little") + bytes(56)  # a faiss IVF header of 768-d vectors (v2)
 
 
 def voice_dict(version: str = "v2", f0: int = 1, sr: int = 40000, applio: bool = False, seed: int = 0) -> dict:

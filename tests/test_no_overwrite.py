@@ -10,8 +10,7 @@ import gradio as gr
 import pytest
 import soundfile as sf
 
-from conftest import harmonic, write_wav
-from test_infer_convert import make_voice
+from helpers import harmonic, make_voice, write_wav
 from voiceapp import cli
 from voiceapp.errors import InputError
 from voiceapp.infer.pipeline import InferConfig, convert_file, convert_folder
@@ -111,3 +110,93 @@ def test_tts_out_folder_writes_inside_it_and_replaces_nothing(tmp_path, workspac
     assert cli.main(["tts", "--text", "Hi.", "--model", "any", "--out", str(out), "--base-out", str(out),
                      *_root(workspace)]) == 2
     assert "--base-out" in capsys.readouterr().err
+
+
+# --- models import --overwrite: only the files it brings are swapped -------------------------------------
+
+
+def _trained_folder(workspace, tmp_path):
+    """A model folder as training leaves it: final, best and per-epoch models, an index with its sidecar."""
+    from helpers import FAISS_HEAD, write_pth
+
+    from voiceapp.voices.importer import import_model
+
+    import_model(workspace, write_pth(tmp_path / "old" / "alice.pth", seed=1))
+    folder = workspace.voice_dir("alice")
+    for name in ("alice_best.pth", "alice_e10_s100.pth"):
+        write_pth(folder / name, seed=3)
+    (folder / "added_IVF8_Flat_nprobe_1_alice_v2.index").write_bytes(FAISS_HEAD + b"old")
+    (folder / "added_IVF8_Flat_nprobe_1_alice_v2.index.json").write_text("{}")
+    (folder / "notes.txt").write_text("mine")
+    return folder, {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_overwrite_replaces_only_the_model_file(tmp_path, workspace, capsys):
+    from helpers import write_pth
+
+    folder, before = _trained_folder(workspace, tmp_path)
+    newer = write_pth(tmp_path / "new" / "alice.pth", seed=2)
+    assert cli.main(["models", "import", str(newer), "--overwrite", *_root(workspace)]) == 0
+    out = capsys.readouterr().out
+    assert "replaced alice" in out and "kept the existing index" in out and "alice_best.pth" in out
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert after.pop("alice.pth") == newer.read_bytes()
+    before.pop("alice.pth")
+    assert after == before  # best, per-epoch, index, sidecar, notes: untouched; no temporary left
+
+
+def test_overwrite_with_an_index_supersedes_the_old_index_only(tmp_path, workspace):
+    from helpers import FAISS_HEAD, write_pth
+
+    from voiceapp.voices.importer import import_model
+
+    folder, before = _trained_folder(workspace, tmp_path)
+    index = tmp_path / "new" / "added_IVF8_Flat_nprobe_1_alice_v2.index"
+    index.parent.mkdir()
+    index.write_bytes(FAISS_HEAD + b"new")
+    result = import_model(workspace, [write_pth(tmp_path / "new" / "alice.pth", seed=2), index], overwrite=True)
+    assert result.replaced and result.index == folder / "alice.index" and result.index.read_bytes().endswith(b"new")
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["alice.index", "alice.pth", "alice_best.pth", "alice_e10_s100.pth", "notes.txt"]
+    assert all((folder / n).read_bytes() == before[n] for n in ("alice_best.pth", "alice_e10_s100.pth", "notes.txt"))
+
+
+def test_a_failed_swap_puts_the_old_files_back(tmp_path, workspace, monkeypatch):
+    from helpers import FAISS_HEAD, write_pth
+
+    from voiceapp.voices.importer import import_model
+
+    folder, _ = _trained_folder(workspace, tmp_path)
+    (folder / "alice.index").write_bytes(FAISS_HEAD + b"current")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    index = tmp_path / "new" / "alice.index"
+    index.parent.mkdir()
+    index.write_bytes(FAISS_HEAD + b"new")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):  # the model is swapped, then the index rename fails
+        if ".import-" in str(src) and str(dst).endswith("alice.index"):
+            raise OSError(5, "Input/output error", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        import_model(workspace, [write_pth(tmp_path / "new" / "alice.pth", seed=2), index], overwrite=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # old pair back, no temporaries
+
+
+def test_an_index_of_another_width_is_refused_at_import(tmp_path, workspace):
+    from helpers import write_pth
+
+    from voiceapp.voices.importer import import_model
+
+    narrow = tmp_path / "added_IVF8_Flat_nprobe_1_v1.index"
+    narrow.write_bytes(b"IwFl" + (256).to_bytes(4, "little") + bytes(56))
+    with pytest.raises(InputError, match="256-d vectors but bo.pth expects 768-d"):
+        import_model(workspace, [write_pth(tmp_path / "bo.pth"), narrow])
+    assert not workspace.voice_dir("bo").exists()
+    import_model(workspace, write_pth(tmp_path / "bo.pth"))
+    with pytest.raises(InputError, match="256-d vectors"):
+        import_model(workspace, narrow, name="bo")
+    assert sorted(p.name for p in workspace.voice_dir("bo").iterdir()) == ["bo.pth"]

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     s.add_argument("sources", nargs="+", metavar="PATH_OR_URL")
     s.add_argument("--name", help="model name (default: the .pth file's name); with only an .index: the model "
                                   "to add it to")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing model of the same name")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace the .pth (and the index, when one comes) of an existing model of the same name; "
+                        "the folder's other files are kept")
     s.set_defaults(func=run_import)
 
     s = sub.add_parser("info", parents=[common], help="version, sample rate, f0, epochs, encoder, size, sha256")

@@ -161,18 +161,108 @@ def _place(ws: Workspace, pths: list[Path], indexes: list[Path], notes: list[str
     pth = models[0]
     final = sanitize_name(name or pth.stem, "model name")
     index = _pick_index(indexes, pth.stem, notes) if indexes else None
-    replaced = _refuse_existing(ws, final, overwrite)
-    folder = staging / "out" / final
-    folder.mkdir(parents=True)
-    progress(0.85, f"placing {final}")
-    _copy_or_move(pth, folder / f"{final}.pth", staging)
     if index is not None:
-        _copy_or_move(index, folder / f"{final}{INDEX_SUFFIX}", staging)
-    _swap_into_place(folder, ws.voices_dir / final, staging)
-    progress(1.0, f"imported {final}")
+        check_index_width(index, model_content_dim(pth), pth.name)
+    replaced = _refuse_existing(ws, final, overwrite)
     dest = ws.voices_dir / final
+    progress(0.85, f"placing {final}")
+    if replaced:  # only the files this import brings are swapped; the rest of the folder stays
+        _replace_files(dest, final, pth, index, staging, notes)
+    else:
+        folder = staging / "out" / final
+        folder.mkdir(parents=True)
+        _copy_or_move(pth, folder / f"{final}.pth", staging)
+        if index is not None:
+            _copy_or_move(index, folder / f"{final}{INDEX_SUFFIX}", staging)
+        _swap_into_place(folder, dest, staging)
+    progress(1.0, f"imported {final}")
     log.info("imported voice model %s (index: %s)", final, index is not None)
     return ImportResult(final, dest / f"{final}.pth", find_index(dest / f"{final}.pth"), replaced, notes)
+
+
+def _replace_files(dest: Path, name: str, pth: Path, index: Path | None, staging: Path, notes: list[str]) -> None:
+    """Swap `<name>.pth` (and the index, when one comes) in the existing folder `dest`, atomically.
+
+    The new files are first written under temporary names in `dest`; the old versions are kept (as hard links,
+    else copies) until every new file is renamed into place, and put back if a rename fails. The folder's other
+    files (`<name>_best.pth`, per-epoch models, another index when none comes, sidecars) are not touched,
+    except the old index and its JSON sidecar that the new index supersedes.
+    """
+    old_index = find_index(dest / f"{name}.pth")
+    incoming = {f"{name}.pth": pth, **({f"{name}{INDEX_SUFFIX}": index} if index is not None else {})}
+    tag = uuid.uuid4().hex[:8]
+    temps: dict[str, Path] = {}
+    backups: dict[str, Path] = {}
+    try:
+        for final, src in incoming.items():
+            with atomic_path(dest / f".{final}.import-{tag}") as tmp:  # fsynced, removed if the copy fails
+                _copy_or_move(src, tmp, staging)
+                temps[final] = dest / f".{final}.import-{tag}"
+        for final in incoming:
+            if (dest / final).exists():
+                backups[final] = _keep_old(dest / final, dest / f".{final}.old-{tag}")
+        done: list[str] = []
+        try:
+            for final, tmp in temps.items():
+                os.replace(tmp, dest / final)
+                done.append(final)
+        except OSError:
+            for final in done:  # put the old versions back
+                if final in backups:
+                    os.replace(backups.pop(final), dest / final)
+            raise
+    finally:
+        for leftover in [*temps.values(), *backups.values()]:
+            leftover.unlink(missing_ok=True)
+    if index is not None:
+        stale = [dest / f"{name}{INDEX_SUFFIX}.json"]  # the sidecar described the old index
+        if old_index is not None and old_index.name != f"{name}{INDEX_SUFFIX}":
+            stale += [old_index, old_index.with_name(old_index.name + ".json")]
+            notes.append(f"the new index replaces {old_index.name}")
+        for path in stale:
+            path.unlink(missing_ok=True)
+    elif old_index is not None:
+        notes.append(f"kept the existing index {old_index.name}; if it belongs to the old model, import the new "
+                     f"one's index with `models import FILE.index --name {name} --overwrite`")
+    kept = sorted(p.name for p in dest.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.name not in incoming and p != old_index)
+    if kept:
+        notes.append(f"kept {', '.join(kept[:6])}{' ...' if len(kept) > 6 else ''}")
+
+
+def _keep_old(path: Path, backup: Path) -> Path:
+    try:
+        os.link(path, backup)
+    except OSError:  # a file system without hard links
+        shutil.copy2(path, backup)
+    return backup
+
+
+def model_content_dim(pth: Path) -> int | None:
+    """The content feature width a voice model expects (768 for v2, 256 for v1, or what its weights say)."""
+    from voiceapp.nets.presets import CONTENT_DIMS
+    from voiceapp.voices.file import read_voice_info
+
+    try:
+        info = read_voice_info(pth)
+    except VoiceAppError:
+        return None
+    return info.content_dim or CONTENT_DIMS.get(str(info.version))
+
+
+def check_index_width(index: Path, dim: int | None, model_label: str) -> None:
+    """InputError when the faiss index holds vectors of another width than the model's content features."""
+    _check_index(index)
+    with open(index, "rb") as handle:
+        head = handle.read(8)
+    width = int.from_bytes(head[4:8], "little", signed=True) if len(head) == 8 else -1
+    if width <= 0 or width > 65536:
+        raise InputError(f"{index.name} is not a faiss index (its header gives no vector width); it was refused "
+                         f"and nothing was written.")
+    if dim is not None and width != dim:
+        raise InputError(f"{index.name} holds {width}-d vectors but {model_label} expects {dim}-d content "
+                         f"features: the index belongs to another model (or encoder). It was refused and nothing "
+                         f"was written; import the model with its own index, or without one.")
 
 
 def _voice_models(pths: list[Path], notes: list[str]) -> list[Path]:
@@ -220,6 +310,7 @@ def _attach_index(ws: Workspace, name: str, index: Path | None, overwrite: bool,
     entry = get_model(ws, name)
     if index is None:
         raise InputError("No usable index to add (only trained_*.index, or several candidates).")
+    check_index_width(index, model_content_dim(entry.path), entry.path.name)
     target = entry.path.parent / f"{entry.name}{INDEX_SUFFIX}"
     existing = find_index(entry.path)
     if existing is not None and not overwrite:
@@ -227,8 +318,10 @@ def _attach_index(ws: Workspace, name: str, index: Path | None, overwrite: bool,
                          f"(tick 'Replace existing', or pass --overwrite).")
     with atomic_path(target) as tmp:
         shutil.copyfile(index, tmp)
+    target.with_name(target.name + ".json").unlink(missing_ok=True)  # a sidecar of the replaced index
     if existing is not None and existing != target:
         existing.unlink()
+        existing.with_name(existing.name + ".json").unlink(missing_ok=True)
     return ImportResult(entry.name, entry.path, target, existing is not None, notes)
 
 
