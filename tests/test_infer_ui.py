@@ -44,15 +44,16 @@ def test_model_selection_matches_index_and_convert_one(tmp_path, workspace, serv
         infer_tab.convert_one(services, str(path), None, str(src), "wav", bad)
 
 
-def test_convert_many_reports_each_file(tmp_path, workspace, services):
+def test_convert_many_reports_each_file(workspace, services):
     path = make_voice(workspace, "bob", sample_rate=32000)
-    write_wav(tmp_path / "in" / "a.wav", harmonic(200, 0.4, 16000), 16000)
-    (tmp_path / "in" / "junk.wav").write_bytes(b"junk")
-    rows, summary = infer_tab.convert_many(services, str(path), "", None, str(tmp_path / "in"),
-                                           str(tmp_path / "out"), "wav", SETTINGS)
+    inputs, out = workspace.root / "in", workspace.outputs_dir / "out"  # the web app uses workspace folders only
+    write_wav(inputs / "a.wav", harmonic(200, 0.4, 16000), 16000)
+    (inputs / "junk.wav").write_bytes(b"junk")
+    rows, summary = infer_tab.convert_many(services, str(path), "", None, str(inputs),
+                                           str(out), "wav", SETTINGS)
     status = {r[0]: r[1] for r in rows}
     assert status["a.wav"].startswith("ok") and status["junk.wav"].startswith("failed")
-    assert "1 of 2" in summary and (tmp_path / "out" / "a.wav").is_file()
+    assert "1 of 2" in summary and (out / "a.wav").is_file()
 
 
 def test_index_section_builds_and_reports(workspace, services):

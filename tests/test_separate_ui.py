@@ -45,14 +45,15 @@ def test_separate_handler_reports_problems_as_messages(tmp_path, services):
         separate_tab.separate_songs(services, [str(song)], "", "missing-model", "wav")
 
 
-def test_train_handler_runs_end_to_end(tmp_path, services):
+def test_train_handler_runs_end_to_end(services):
+    stems = services.workspace.root / "stems"  # the web app reads workspace folders only
     for k in range(2):
         vocals, acc = song_stems(16000, 2.0, seed=k)
-        folder = tmp_path / "stems" / f"s{k}"
+        folder = stems / f"s{k}"
         folder.mkdir(parents=True)
         sf.write(folder / "vocals.wav", vocals.T, 16000)
         sf.write(folder / "accompaniment.wav", acc.T, 16000)
-    summary, dropdown = separate_tab.train_separator_ui(services, str(tmp_path / "stems"), "ui sep", 1, "tiny")
+    summary, dropdown = separate_tab.train_separator_ui(services, str(stems), "ui sep", 1, "tiny")
     assert "ui_sep" in summary and dropdown["value"] == "ui_sep"
     assert "ui_sep" in dropdown["choices"]
     with pytest.raises(gr.Error):

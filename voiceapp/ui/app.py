@@ -32,7 +32,8 @@ footer {display: none !important}
 
 def build_app(services: Services) -> gr.Blocks:
     """Build the Blocks app. Heavy libraries (torch, faiss) are imported by handlers on first use, not here."""
-    with gr.Blocks(title="Voiceapp") as app:
+    # uploads and the copies of results Gradio serves are deleted after a day (and when the server stops)
+    with gr.Blocks(title="Voiceapp", delete_cache=(3600, 86400)) as app:
         gr.Markdown(f"## Voiceapp <span class='va-small'>v{__version__} · workspace `{services.workspace.root}` · "
                     f"device `{services.device}`</span>")
         demo_section.build(services)
@@ -42,6 +43,13 @@ def build_app(services: Services) -> gr.Blocks:
     return app
 
 
-def launch_kwargs(services: Services, host: str, port: int, share: bool) -> dict:
-    return {"server_name": host, "server_port": port, "share": share, "css": CSS,
-            "allowed_paths": [str(services.workspace.root)], "theme": gr.themes.Soft()}
+def launch_kwargs(services: Services, host: str, port: int, share: bool,
+                  auth: list[tuple[str, str]] | None = None) -> dict:
+    """`launch()` arguments: Gradio serves the workspace's outputs and dataset clips only (voiceapp.ui.serving);
+    `auth` is a list of (user, password) logins, or None for no login."""
+    from voiceapp.ui.serving import file_access
+
+    return {"server_name": host, "server_port": port, "share": share, "css": CSS, "theme": gr.themes.Soft(),
+            **file_access(services.workspace), "auth": auth,
+            "auth_message": "Voiceapp: log in with the user and password given to the server (--auth)." if auth
+            else None}

@@ -11,8 +11,7 @@ from voiceapp.dataset.prepare import SAMPLE_RATES, DatasetConfig
 from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig
 from voiceapp.errors import InputError
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
-from voiceapp.workspace import user_path
+from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job, typed_folder
 
 _D, _S, _C = DatasetConfig(), SlicerConfig(), ChunkConfig()
 
@@ -55,8 +54,9 @@ def prepare(services: Services, files: list[str] | None, folder: str, name: str,
     from voiceapp.plots import clip_length_histogram
 
     inputs: list[Path] = [Path(f) for f in files or []]
-    if folder and folder.strip():
-        inputs.append(user_path(folder))
+    typed = typed_folder(services, folder, "folder of recordings")
+    if typed is not None:
+        inputs.append(typed)
     if not (name or "").strip():
         raise gr.Error("Give the dataset a name (for example the speaker's name).")
     if not inputs:
@@ -129,7 +129,8 @@ def build(services: Services) -> None:
         with gr.Column(scale=3):
             files = gr.File(label="Recordings", file_count="multiple", type="filepath")
             folder = gr.Textbox(label="...or a folder on this computer", placeholder="/path/to/recordings",
-                                info="All audio files inside it (and its subfolders) are used. Nothing is modified.")
+                                info="A folder inside the workspace; all audio files in it (and its subfolders) "
+                                     "are used. Nothing is modified.")
         with gr.Column(scale=2):
             name = gr.Dropdown(label="Dataset name", choices=services.workspace.list_datasets(), value=None,
                                allow_custom_value=True,

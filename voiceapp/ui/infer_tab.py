@@ -11,8 +11,7 @@ import gradio as gr
 from voiceapp.audio import SAVE_FORMATS
 from voiceapp.infer.pipeline import InferConfig
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, named, run_job
-from voiceapp.workspace import user_path
+from voiceapp.ui.jobs import COMPUTE_QUEUE, named, run_job, typed_folder
 
 _D = InferConfig()
 NO_INDEX = ""
@@ -132,21 +131,24 @@ def convert_many(services: Services, model: str | None, index: str | None, files
                  progress: Any = None) -> tuple[list[list[str]], str]:
     """Handler of "Convert all": returns (per-file status rows, summary); `settings` as for `convert_one`."""
     from voiceapp.infer.models import conversion_output_dir
-    from voiceapp.infer.pipeline import convert_folder, load_voice
+    from voiceapp.infer.pipeline import check_folder_outputs, convert_folder, load_voice
 
     if not model:
         raise gr.Error("Pick a voice model first.")
     inputs = [Path(f) for f in files or []]
-    if folder and folder.strip():
-        inputs.append(user_path(folder))
+    typed = typed_folder(services, folder, "input folder")
+    if typed is not None:
+        inputs.append(typed)
     if not inputs:
         raise gr.Error("Upload files or type the path of a folder of audio files.")
+    typed_out = typed_folder(services, out_folder, "output folder", inside=services.workspace.outputs_dir)
     token = services.start_job("infer")
 
     def job(progress: Any) -> tuple[list[list[str]], str]:
         cfg = make_config(**settings)
+        out_dir = conversion_output_dir(services.workspace, model, str(typed_out) if typed_out else None)
+        check_folder_outputs(inputs, out_dir, fmt)  # before loading anything: never write over an input
         voice = load_voice(model, services)
-        out_dir = conversion_output_dir(services.workspace, model, out_folder)
         statuses = convert_folder(inputs, out_dir, voice, cfg, fmt=fmt, index_path=index or None,
                                   services=services, progress=progress, cancel=token)
         rows = [[s.path.name, s.message, str(s.output_path or "")] for s in statuses]
@@ -230,9 +232,11 @@ def build(services: Services) -> None:
             files = gr.File(label="Audio files", file_count="multiple", type="filepath")
             with gr.Column():
                 folder = gr.Textbox(label="...or a folder on this computer", placeholder="/path/to/audio",
-                                    info="Every audio file inside it (and its subfolders) is converted.")
+                                    info="A folder inside the workspace; every audio file inside it (and its "
+                                         "subfolders) is converted.")
                 out_folder = gr.Textbox(label="Output folder", placeholder="outputs/converted/<model>",
-                                        info="Where converted files go; empty = outputs/converted/<model>/.")
+                                        info="Where converted files go, inside outputs/; empty = "
+                                             "outputs/converted/<model>/.")
         with gr.Row():
             run_many = gr.Button("Convert all", variant="primary")
             stop_many = gr.Button("Stop", variant="stop")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
@@ -47,3 +48,20 @@ def run_job(fn: Callable[..., Any], *args: Any, progress: Any = None, **kwargs: 
     except Exception as err:  # noqa: BLE001 - the one place that turns crashes into a message
         log.exception("job failed")
         raise gr.Error(f"Unexpected error ({type(err).__name__}: {err}). Details in logs/app.log.") from err
+
+
+def typed_folder(services: Any, text: str | None, what: str = "folder", inside: Path | None = None) -> Path | None:
+    """A folder of the server typed into a text box, resolved; None when the box is empty.
+
+    Refused (gr.Error) while the app is shared (--share, a non-loopback --host), and when the folder lies
+    outside the workspace (or outside `inside`): the web app reads and writes no other folder of the server.
+    """
+    if not (text or "").strip():
+        return None
+    if getattr(services, "shared", False):
+        raise gr.Error(f"Typing a {what} of the server is turned off while the app is shared (--share or a --host "
+                       f"other than 127.0.0.1): upload the files instead, or run the app on 127.0.0.1.")
+    try:
+        return services.workspace.server_path(text, what, inside)
+    except VoiceAppError as err:
+        raise gr.Error(str(err)) from err

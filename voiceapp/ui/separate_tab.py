@@ -10,17 +10,15 @@ import gradio as gr
 from voiceapp.separate.separator import DEFAULT_SEPARATOR, OUTPUT_FORMATS, SeparateConfig
 from voiceapp.separate.train import SeparatorTrainConfig
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
-from voiceapp.workspace import user_path
+from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job, typed_folder
 
 _T = SeparatorTrainConfig()
 
 
-def _inputs(files: list[str] | None, folder: str) -> list[Path]:
+def _inputs(services: Services, files: list[str] | None, folder: str) -> list[Path]:
     inputs = [Path(f) for f in files or []]
-    if folder and folder.strip():
-        inputs.append(user_path(folder))
-    return inputs
+    typed = typed_folder(services, folder, "folder of songs")
+    return inputs + ([typed] if typed is not None else [])
 
 
 def model_choices(services: Services) -> list[str]:
@@ -35,7 +33,7 @@ def separate_songs(services: Services, files: list[str] | None, folder: str, mod
     from voiceapp.separate import load_separator, separate_files
     from voiceapp.separate.views import batch_markdown
 
-    inputs = _inputs(files, folder)
+    inputs = _inputs(services, files, folder)
     if not inputs:
         raise gr.Error("Upload songs or type the path of a folder that holds them.")
     token = services.start_job("separate")
@@ -74,12 +72,12 @@ def train_separator_ui(services: Services, stems_folder: str, name: str, epochs:
         raise gr.Error("Give the separator a name.")
     if not (stems_folder or "").strip():
         raise gr.Error("Type the path of a folder with one sub-folder per song (vocals + accompaniment files).")
+    stems = typed_folder(services, stems_folder, "stems folder")
     token = services.start_job("separator-train")
 
     def job(progress: Any) -> tuple[Any, ...]:
         cfg = SeparatorTrainConfig(size=size or _T.size, epochs=int(epochs))
-        result = train_separator(name.strip(), user_path(stems_folder),
-                                 services.workspace, cfg, services.device, progress, token)
+        result = train_separator(name.strip(), stems, services.workspace, cfg, services.device, progress, token)
         services.cache.clear()
         return (training_markdown(result.folder.name, result.history, result.best_val_loss, result.folder),
                 gr.update(choices=model_choices(services), value=result.folder.name))
@@ -123,7 +121,8 @@ def build(services: Services) -> None:
         with gr.Column(scale=3):
             files = gr.File(label="Songs", file_count="multiple", type="filepath")
             folder = gr.Textbox(label="...or a folder on this computer", placeholder="/path/to/songs",
-                                info="Every audio file inside it (and its subfolders) is separated.")
+                                info="A folder inside the workspace; every audio file in it (and its subfolders) "
+                                     "is separated.")
         with gr.Column(scale=2):
             choices = model_choices(services)
             model = gr.Dropdown(label="Separator", choices=choices, value=DEFAULT_SEPARATOR,
