@@ -48,6 +48,8 @@ def run(args: argparse.Namespace, services) -> int:
     print(report_markdown(result.report))
     print(f"\n{len(result.processed)} file(s) processed, {len(result.skipped_known)} already in the dataset, "
           f"{len(result.rejected)} rejected. Clips: {result.dataset.clips_dir}")
+    if result.own_files:
+        print(f"{len(result.own_files)} input file(s) are this dataset's own clips and were left out.")
     if not result.clips:
         return 2
     return 0

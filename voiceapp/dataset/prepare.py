@@ -23,12 +23,13 @@ from voiceapp.audio.dsp import db, highpass, peak, resample, rvc_normalize
 from voiceapp.audio.io import AUDIO_EXTENSIONS, audio_info, find_audio_files, iter_blocks, save_audio
 from voiceapp.dataset.report import FileStats, build_report
 from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig, chunk_spans, slice_audio
-from voiceapp.errors import ConfigError, InputError, VoiceAppError
+from voiceapp.errors import Cancelled, ConfigError, InputError, StorageError, VoiceAppError
 from voiceapp.manifests import DATASET_MANIFEST_VERSION, DatasetManifest
 from voiceapp.nets.presets import SAMPLE_RATES
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 from voiceapp.services import Services
-from voiceapp.workspace import DatasetDir, file_sha256, sanitize_name, write_json_atomic
+from voiceapp.workspace import (DatasetDir, atomic_path, file_sha256, is_temporary, sanitize_name, write_failure,
+                                write_json_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class DatasetResult:
     processed: list[Path]
     skipped_known: list[Path]
     rejected: list[tuple[Path, str]]
+    own_files: list[Path] = field(default_factory=list)  # inputs inside the dataset's folder (its clips): left out
 
 
 class _ClipWriter:
@@ -175,9 +177,8 @@ def _copy_raw(path: Path, ds: DatasetDir, key: str) -> Path:
     stem = sanitize_name(path.stem, "file name") if any(c.isalnum() for c in path.stem) else "audio"
     target = ds.raw_dir / f"{stem}_{key[:8]}{path.suffix.lower()}"
     if not target.exists():
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(path, tmp)
-        tmp.replace(target)
+        with atomic_path(target) as tmp:  # removed on failure; a killed copy is cleaned by the next run
+            shutil.copyfile(path, tmp)
     return target
 
 
@@ -208,6 +209,34 @@ def _isolate(path: Path, ds: DatasetDir, key: str, cfg: DatasetConfig, services:
     return isolate_vocals_file(path, out_dir, cfg.isolate_vocals, services, progress=progress, cancel=cancel)
 
 
+def _own_files(files: list[Path], ds: DatasetDir) -> tuple[list[Path], list[Path]]:
+    """(inputs to process, inputs that are the dataset's own files): its clips, 16 kHz clips and isolated vocals
+    would be sliced again. Its raw/ copies are kept (their content is already known and skipped)."""
+    root, raw = ds.root.resolve(), ds.raw_dir.resolve()
+    keep, own = [], []
+    for path in files:
+        where = path.resolve()
+        (own if root in where.parents and raw not in where.parents else keep).append(path)
+    return keep, own
+
+
+def remove_temporaries(ds: DatasetDir) -> int:
+    """Delete the leftovers of writes a killed run interrupted (`.<name>.<random>.tmp.wav`, `.<raw>.tmp`)."""
+    removed = 0
+    for path in ds.root.rglob(".*") if ds.root.is_dir() else []:
+        if path.is_file() and is_temporary(path):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _remove_clips(ds: DatasetDir, key: str) -> None:
+    """The clips of one source, written before it failed (they would be trained on without being in the report)."""
+    for folder in (ds.clips_dir, ds.clips_16k_dir):
+        for path in folder.glob(f"{key}_*.wav") if folder.is_dir() else []:
+            path.unlink(missing_ok=True)
+
+
 def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig = DatasetConfig(),
                     progress: Progress = no_progress, cancel: CancelToken = NEVER, *,
                     services: Services) -> DatasetResult:
@@ -215,9 +244,26 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
 
     Writes `clips/<key>_<n>.wav` (float32 at `cfg.sample_rate`), `clips_16k/` (16 kHz), `manifest.json`
     and `report.json`. Bad files are rejected with a reason and the rest is processed. Inputs whose
-    content was processed before (same sha256) are skipped. The inputs are only read.
+    content was processed before (same sha256) are skipped, and so are the dataset's own clips. The inputs
+    are only read. A new dataset that gets no clip leaves no folder behind.
     """
+    is_new = not ds.root.exists()
+    try:
+        return _prepare(inputs, ds, cfg, progress, cancel, services)
+    finally:
+        manifest = load_manifest(ds) if is_new and ds.root.is_dir() else None
+        if is_new and ds.root.is_dir() and not (manifest and manifest.ok_sources()):
+            shutil.rmtree(ds.root, ignore_errors=True)
+
+
+def _prepare(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig, progress: Progress,
+             cancel: CancelToken, services: Services) -> DatasetResult:
     files, missing = find_audio_files(list(inputs))
+    files, own = _own_files(files, ds)
+    if own and not files:
+        raise InputError(f"All {len(own)} input file(s) are dataset {ds.name!r}'s own clips ({ds.root}); slicing "
+                         f"them again would duplicate them. Give the original recordings instead.")
+    remove_temporaries(ds)
     manifest = load_manifest(ds)
     if manifest and manifest.sample_rate != cfg.sample_rate:
         raise InputError(f"Dataset {ds.name!r} was prepared at {manifest.sample_rate} Hz; use the same rate "
@@ -255,9 +301,13 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
                 source = _isolate(path, ds, key, cfg, services, lambda f, m: step(0.5 * f, m), cancel)
             clips, stats, spans = _process_file(source, ds, key, cfg, step, cancel)
             _check_usable(path, clips, stats, cfg)
-        except VoiceAppError as err:
-            if err.__class__.__name__ == "Cancelled":
-                raise
+        except BaseException as err:
+            _remove_clips(ds, key)  # half a file's clips are not kept
+            problem = write_failure(err, ds.clips_dir) if not isinstance(err, VoiceAppError) else err
+            if not isinstance(problem, VoiceAppError) or isinstance(problem, (Cancelled, StorageError)):
+                if problem is not None and problem is not err:
+                    raise problem from err
+                raise  # a stop, a full or read-only disk, or a bug: the other files would not fare better
             rejected.append((path, str(err)))
             sources[key] = {"path": str(path), "status": "rejected", "reason": str(err)}
             last_save = _save_manifest_now(ds, manifest, sources, last_save)
@@ -280,4 +330,4 @@ def prepare_dataset(inputs: list[Path | str], ds: DatasetDir, cfg: DatasetConfig
     if not clips:
         reasons = "; ".join(reason for _, reason in rejected[:3])
         raise InputError(f"No training clips could be made from the {len(files)} file(s) given: {reasons}")
-    return DatasetResult(ds, clips, report, processed, known, rejected)
+    return DatasetResult(ds, clips, report, processed, known, rejected, own)

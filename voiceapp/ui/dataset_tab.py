@@ -67,7 +67,9 @@ def prepare(services: Services, files: list[str] | None, folder: str, name: str,
         cfg = _config(*settings)
         result = prepare_dataset(inputs, services.workspace.dataset(name), cfg, progress, token, services=services)
         summary = (f"{len(result.processed)} file(s) processed, {len(result.skipped_known)} already in the dataset, "
-                   f"{len(result.rejected)} rejected.\n\n")
+                   f"{len(result.rejected)} rejected"
+                   + (f", {len(result.own_files)} of the dataset's own clips left out" if result.own_files else "")
+                   + ".\n\n")
         sources = _sources(services, name)
         clips = _clips(services, name)
         return (summary + report_markdown(result.report), clip_length_histogram(result.report),
