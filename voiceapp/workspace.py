@@ -405,5 +405,7 @@ class Workspace:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise (storage_error(err, folder) or err) from err
+                raise (storage_error(err, folder) or StorageError(
+                    f"Cannot create the folder {folder} ({err.strerror or err}). Check that the workspace "
+                    f"{self.root} is a writable folder, or choose another with --root.")) from err
         return self

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from voiceapp.errors import Cancelled, VoiceAppError
+from voiceapp.errors import Cancelled, VoiceAppError, storage_error
 from voiceapp.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ def run_job(fn: Callable[..., Any], *args: Any, progress: Any = None, **kwargs: 
     except gr.Error:
         raise
     except Exception as err:  # noqa: BLE001 - the one place that turns crashes into a message
+        setup = storage_error(err)  # a full, read-only or forbidden disk: the user's setup, not a crash
+        if setup is not None:
+            raise gr.Error(str(setup)) from err
         log.exception("job failed")
         raise gr.Error(f"Unexpected error ({type(err).__name__}: {err}). Details in logs/app.log.") from err
 
