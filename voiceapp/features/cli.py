@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from voiceapp.errors import InputError
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                               description="Pitch (f0) of audio files: one 'time_s,f0_hz' row per 10 ms "
                                           "(0 = unvoiced). One input -> --out F.csv (default: next to the "
                                           "input); several -> --out DIR/<stem>.csv.")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="AUDIO", help="audio files (any format)")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="AUDIO", help="audio files (any format) or folders")
     p.add_argument("--method", default=None, choices=sorted(F0_METHODS),
                    help="f0 method (default: rmvpe when its weights are present, else fcpe)")
     p.add_argument("--out", type=Path, default=None, help="CSV file (one input) or folder (several inputs)")
@@ -54,30 +55,55 @@ def _csv_targets(inputs: list[Path], out: Path | None) -> list[Path]:
     return [out / f"{stem}.csv" for stem in stems]
 
 
+def _f0_inputs(inputs: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files as given and the audio files inside folders (recursive); (missing path, reason) for the rest."""
+    from voiceapp.audio import find_audio_files
+
+    files, missing = find_audio_files(inputs)
+    empty = [(p, "a folder without audio files") for p in inputs if p.is_dir()
+             and not any(p in f.parents for f in files)]
+    if not files:
+        found = [f"{p}: {why}" for p, why in missing + empty]
+        raise InputError(f"No audio to analyse ({'; '.join(found[:3])}). Check the path(s).")
+    return files, [(p, f"{why}. Check the path.") for p, why in missing + empty]
+
+
 def run_f0(args: argparse.Namespace, services) -> int:
+    """Exit 0 when every input gave a curve; 2 when some could not be read (those are listed, the rest done)."""
     import numpy as np
 
     from voiceapp.audio import load_audio
+    from voiceapp.errors import Cancelled, StorageError, VoiceAppError
     from voiceapp.features.f0 import default_f0_method, f0_csv, load_f0_method
     from voiceapp.workspace import write_text_atomic
 
-    missing = [p for p in args.inputs if not p.is_file()]
-    if missing:
-        raise InputError(f"Not found: {', '.join(str(p) for p in missing[:3])}. Check the path(s).")
-    targets = _csv_targets(list(args.inputs), args.out)
+    files, failed = _f0_inputs(list(args.inputs))
+    targets = _csv_targets(files, args.out)
     name = args.method or default_f0_method(services.workspace)
     method = load_f0_method(name, services.device, services.workspace)
     with TqdmProgress(f"f0 ({name})") as bar:
-        for n, (path, target) in enumerate(zip(args.inputs, targets)):
+        for n, (path, target) in enumerate(zip(files, targets)):
             services.cancel.raise_if_set()
-            audio, _ = load_audio(path, 16000, mono=True)
-            f0 = method(audio)
-            write_text_atomic(target, f0_csv(f0))
-            bar((n + 1) / len(targets), path.name)
+            try:
+                audio, _ = load_audio(path, 16000, mono=True)
+                f0 = method(audio)
+                write_text_atomic(target, f0_csv(f0))
+            except (Cancelled, StorageError):
+                raise
+            except VoiceAppError as err:
+                failed.append((path, str(err)))
+                continue
+            finally:
+                bar((n + 1) / len(targets), path.name)
             voiced = f0[f0 > 0]
             summary = f"median {float(np.median(voiced)):.1f} Hz" if len(voiced) else "unvoiced"
             print(f"{target}  ({len(f0)} frames, {100 * len(voiced) / len(f0):.0f}% voiced, {summary})")
-    return 0
+    for path, why in failed:
+        print(f"FAIL {path}: {why.removeprefix(f'{path.name}: ')}", file=sys.stderr)
+    if failed:
+        written = len(files) - sum(p in files for p, _ in failed)
+        print(f"{written} curve(s) written, {len(failed)} input(s) failed.", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def run_features(args: argparse.Namespace, services) -> int:
