@@ -110,10 +110,18 @@ class TrainConfig:
         if not path.exists():
             raise ConfigError(f"No training config at {path}. Start training from the Train tab or "
                               f"`python -m voiceapp train EXP` first.")
+        own = path.name == "train.json"  # the file the Train tab writes in logs/<exp>/
+        fix = ("delete it and start training again from the Train tab or `python -m voiceapp train EXP`" if own else
+               "give the train.json that the Train tab writes in logs/EXP/, or train by name: "
+               "`python -m voiceapp train EXP`")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} is not valid JSON ({err}); delete it and start training again.") from err
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path} is not a Voiceapp training config (not valid JSON: {err}); {fix}.") from err
+        except OSError as err:
+            raise ConfigError(f"Cannot read the training config {path} ({err.strerror or err}); {fix}.") from err
+        if not isinstance(data, dict) or "experiment" not in data:
+            raise ConfigError(f"{path} is not a Voiceapp training config (no 'experiment' setting); {fix}.")
         return cls.from_json(data)
 
     def replace(self, **changes: Any) -> "TrainConfig":

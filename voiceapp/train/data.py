@@ -50,8 +50,17 @@ def unfinished_features(experiment: str, manifest: FeatureManifest) -> None:
                          f"so far). Run Extract features again (it continues where it stopped), then train.")
 
 
+class _DamagedFeature(Exception):
+    pass
+
+
 def _npy_rows(path: Path) -> int:
-    return int(np.load(path, mmap_mode="r").shape[0])
+    """Row count of a feature file, read from its header; `_DamagedFeature` naming it when it is not a whole .npy."""
+    try:
+        return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
+    except (ValueError, OSError, EOFError, IndexError) as err:  # not .npy (numpy says "pickled data"), truncated
+        raise _DamagedFeature(f"{path}: damaged feature file (not a complete .npy array); this clip is skipped. "
+                              f"Run Extract features again to redo it.") from err
 
 
 def _wav_samples(path: Path) -> tuple[int, int]:
@@ -74,15 +83,28 @@ def scan_clips(exp: ExperimentDir, manifest: FeatureManifest, hop_length: int, s
         if absent:
             skipped[stem] = f"missing {absent[0]}"
             continue
-        samples, rate = _wav_samples(rec.wav)
+        try:
+            samples, rate = _wav_samples(rec.wav)
+        except RuntimeError as err:  # libsndfile: not a readable wav
+            skipped[stem] = f"{rec.wav}: unreadable clip ({str(err).splitlines()[0][:120]}); skipped"
+            continue
         if rate != sample_rate:
             raise ConfigError(f"Clip {rec.wav} is at {rate} Hz but the model trains at {sample_rate} Hz. Choose "
                               f"{rate} as the sample rate, or prepare the dataset again at {sample_rate} Hz.")
-        frames = min(2 * _npy_rows(rec.content), samples // hop_length, max_frames)
-        if use_f0:
-            frames = min(frames, _npy_rows(rec.f0), _npy_rows(rec.f0_coarse))
+        try:
+            frames = min(2 * _npy_rows(rec.content), samples // hop_length, max_frames)
+            if use_f0:
+                frames = min(frames, _npy_rows(rec.f0), _npy_rows(rec.f0_coarse))
+        except _DamagedFeature as err:
+            skipped[stem] = str(err)
+            continue
         records.append(ClipRecord(rec.stem, rec.wav, rec.content, rec.f0, rec.f0_coarse, frames))
     return records, skipped
+
+
+def damaged_clips(skipped: dict[str, str]) -> list[str]:
+    """The reasons in `scan_clips`' skipped map that are damaged files (not merely missing ones)."""
+    return [why for why in skipped.values() if not why.startswith("missing ")]
 
 
 def split_short(records: list[ClipRecord], min_frames: int) -> tuple[list[ClipRecord], list[ClipRecord]]:

@@ -29,7 +29,7 @@ from voiceapp.train import checkpoints as ckpt
 from voiceapp.train.board import Board
 from voiceapp.train.config import TrainConfig
 from voiceapp.train.data import (BucketBatchSampler, FeatureDataset, bucket_boundaries, choose_validation, collate,
-                                 load_manifest, scan_clips, slice_segments, split_short,
+                                 damaged_clips, load_manifest, scan_clips, slice_segments, split_short,
                                  unfinished_features)
 from voiceapp.train.distributed import DistInfo, cleanup_distributed, dist_from_env, init_distributed, rank_device
 from voiceapp.train.events import EventLog
@@ -135,6 +135,10 @@ class Trainer:
         records, missing = scan_clips(self.exp, self.manifest, self.hop, self.sample_rate, cfg.max_frames, cfg.use_f0)
         usable, short = split_short(records, self.segment_frames)
         self.short_clips, self.missing_clips = [r.stem for r in short], missing
+        damaged = damaged_clips(missing)
+        if damaged and self.dist.is_main:
+            log.warning("%d clip(s) skipped: %s", len(damaged), "; ".join(damaged[:3]) + (" ..." if len(damaged) > 3
+                                                                                           else ""))
         if not usable:
             raise InputError(f"No clip in {self.exp.features_dir} is long enough to train on (each needs at least "
                              f"{self.segment_frames * self.hop / self.sample_rate:.2f} s; {len(short)} too short, "

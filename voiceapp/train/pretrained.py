@@ -34,11 +34,20 @@ class PretrainedChoice:
 
 
 def read_pretrained_state(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict of a pretrained G/D file; one-line ConfigError for a torn, foreign or code-carrying file."""
+    import pickle
+
+    again = "Delete it and download it again (Models tab, or `python -m voiceapp assets download`)."
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's text runs to many lines and suggests weights_only=False
+        if "global" in str(err).lower():
+            raise ConfigError(f"Pretrained model {path} was refused: it contains Python code besides weights (a "
+                              f"pickle that would run code when loaded), so it was not loaded. {again}") from None
+        raise ConfigError(f"Cannot read pretrained model {path}: not a readable PyTorch file. {again}") from None
     except Exception as err:  # noqa: BLE001 - turn a torn/foreign file into a message
-        raise ConfigError(f"Cannot read pretrained model {path} ({type(err).__name__}: {err}). Download it again "
-                          f"(Models tab or `python -m voiceapp assets download`).") from err
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise ConfigError(f"Cannot read pretrained model {path} ({type(err).__name__}: {first}). {again}") from err
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"{path.name} holds no model state dict; it is not an RVC pretrained G/D file.")
