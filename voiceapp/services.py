@@ -20,9 +20,14 @@ log = logging.getLogger(__name__)
 
 
 class ModelCache:
-    """A small thread-safe LRU of loaded models keyed by (kind, path, device, ...)."""
+    """A small thread-safe LRU of loaded models keyed by (kind, path, device, ...).
 
-    def __init__(self, max_items: int = 4) -> None:
+    One conversion uses five entries (voice, its fast CPU copy, content encoder, f0 method, index): the cache
+    must hold more than that, or each conversion evicts what the next one needs and everything is loaded
+    again every time (memory then grows with every conversion: bench/soak.py).
+    """
+
+    def __init__(self, max_items: int = 8) -> None:
         self.max_items = max_items
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.RLock()

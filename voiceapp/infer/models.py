@@ -82,7 +82,8 @@ def load_encoder_cached(name: str, voice: Any, services: Services) -> Any:
     from voiceapp.features.encoders import load_encoder
 
     device, workspace = services.device, services.workspace
-    return cached(services, ("encoder", name, voice.version, device),
+    key = ("content-encoder", name, voice.version, device, str(workspace.root))  # feature extraction's key too
+    return cached(services, key,
                   lambda: load_encoder(name, version=voice.version, device=device, workspace=workspace))
 
 
@@ -90,7 +91,8 @@ def load_f0_cached(name: str, services: Services) -> Any:
     from voiceapp.features.f0 import load_f0_method
 
     device, workspace = services.device, services.workspace
-    return cached(services, ("f0", name, device), lambda: load_f0_method(name, device=device, workspace=workspace))
+    key = ("f0-method", name, device, str(workspace.root))  # feature extraction's key too: one copy for both
+    return cached(services, key, lambda: load_f0_method(name, device=device, workspace=workspace))
 
 
 def load_retrieval_cached(path: Path, services: Services) -> Any:

@@ -22,7 +22,7 @@ import numpy as np
 from voiceapp.errors import Cancelled, ConfigError, InputError, StorageError, VoiceAppError
 from voiceapp.infer import steps
 from voiceapp.infer.pitch import pitch_track
-from voiceapp.infer.models import (cached, default_f0, encoder_name_for, load_encoder_cached, load_f0_cached,
+from voiceapp.infer.models import (_mtime, cached, default_f0, encoder_name_for, load_encoder_cached, load_f0_cached,
                                    load_retrieval_cached, load_voice)
 from voiceapp.infer.steps import SAMPLE_RATE, WINDOW, Segmentation
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
@@ -243,7 +243,9 @@ def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, ser
     from voiceapp.infer.speed import for_precision, resolve_precision
 
     precision = resolve_precision(cfg.precision, str(next(voice.net.parameters()).device))
-    run_voice = cached(services, ("voice-fast", str(voice.path), id(voice.net), precision),
+    # keyed like the voice itself (file, modification time, device): an id() could be reused by another net
+    run_voice = cached(services, ("voice-fast", str(voice.path), _mtime(Path(str(voice.path))),
+                                  str(next(voice.net.parameters()).device), precision),
                        lambda: for_precision(voice, precision))
     return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice)
 
