@@ -59,7 +59,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     except OSError as err:
-        raise (storage_error(err, target.parent) or err) from err
+        raise (write_failure(err, target) or err) from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -86,6 +86,8 @@ def write_failure(err: BaseException, target: Path | str) -> StorageError | None
     """
     if isinstance(err, VoiceAppError):
         return err if isinstance(err, StorageError) else None
+    if isinstance(err, OSError) and err.filename is not None and is_temporary(Path(os.fsdecode(err.filename))):
+        err = OSError(err.errno, err.strerror, str(target))  # name the file the user asked for, not our temp name
     found = storage_error(err, target)
     if found is not None or not isinstance(err, (OSError, RuntimeError)):
         return found
@@ -384,9 +386,10 @@ class Workspace:
         resolved = (path if path.is_absolute() else self.root / path).resolve()
         limit = Path(inside).resolve() if inside is not None else self.root
         if not is_inside(resolved, limit):
+            todo = (f"Leave it empty for the default, or give a folder inside {limit}" if inside is not None else
+                    f"Copy the files into {limit} (or upload them)")
             raise InputError(f"The {what} {raw!r} is outside {limit}; the web app only uses folders inside it. "
-                             f"Copy the files into {limit} (or upload them), or use the command line "
-                             f"(`python -m voiceapp ...`) for other folders.")
+                             f"{todo}, or use the command line (`python -m voiceapp ...`) for other folders.")
         return resolved
 
     def list_datasets(self) -> list[str]:
