@@ -26,6 +26,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "train": ["--steps", "1"],
     "infer": ["--seconds", "30", "--methods", "harvest,fcpe", "--configs", "rvc,voiceapp,voiceapp-fp32"],
     "quality": ["--train-minutes", "6", "--files-per-source", "1"],
+    "soak": ["--n", "20", "--size", "light"],
 }
 
 

@@ -62,8 +62,9 @@ def typed_folder(services: Any, text: str | None, what: str = "folder", inside: 
     if not (text or "").strip():
         return None
     if getattr(services, "shared", False):
-        raise gr.Error(f"Typing a {what} of the server is turned off while the app is shared (--share or a --host "
-                       f"other than 127.0.0.1): upload the files instead, or run the app on 127.0.0.1.")
+        raise gr.Error(f"Folders of the server cannot be typed while the app is shared (--share or a --host other "
+                       f"than 127.0.0.1), so the {what} {text.strip()!r} was not used: upload the files instead, or "
+                       f"run the app on 127.0.0.1.")
     try:
         return services.workspace.server_path(text, what, inside)
     except VoiceAppError as err:
