@@ -71,14 +71,15 @@ def _clip_paths(manifest: FeatureManifest, stem: str) -> tuple[Path, Path]:
 def _analyze_clip(exp: ExperimentDir, manifest: FeatureManifest, stem: str, encoder: Any, out: Path) -> None:
     from voiceapp.audio import load_audio, resample
     from voiceapp.audio.world import analyze
+    from voiceapp.train.data import load_feature
 
     wav, wav16 = _clip_paths(manifest, stem)
     audio, rate = load_audio(wav)
-    f0 = np.load(exp.f0_dir / f"{stem}.npy").astype(np.float32)
+    f0 = load_feature(exp.f0_dir / f"{stem}.npy").astype(np.float32)
     frames = analyze(audio, rate, f0)
     extracted = exp.content_dir / f"{stem}.npy"
     if manifest.encoder == encoder.name and extracted.is_file():   # features made with whisper-mid
-        content = np.load(extracted).astype(np.float32)
+        content = load_feature(extracted).astype(np.float32)
     else:
         content = encoder.encode(load_audio(wav16, 16000)[0] if wav16.is_file() else resample(audio, rate, 16000))
     n = min(len(content), len(frames) // 2, len(f0) // 2)
@@ -93,7 +94,7 @@ def analyze_target(exp: ExperimentDir, workspace: Any, progress: Progress = no_p
     """Write the voice frames of every clip of `exp`'s features (skipping those already written); returns their
     files and the content encoder's name."""
     from voiceapp.features.encoders import load_encoder
-    from voiceapp.train.data import load_manifest, unfinished_features
+    from voiceapp.train.data import DamagedFeatureError, load_manifest, unfinished_features
 
     manifest = load_manifest(exp)
     unfinished_features(exp.name, manifest)
@@ -112,13 +113,21 @@ def analyze_target(exp: ExperimentDir, workspace: Any, progress: Progress = no_p
     done = len(stems) - len(todo)
     encoder = load_encoder(name, workspace=workspace) if todo else None
 
+    damaged: list[str] = []
+
     def one(stem: str) -> None:
         cancel.raise_if_set()
-        _analyze_clip(exp, manifest, stem, encoder, folder / f"{stem}.npz")
+        try:
+            _analyze_clip(exp, manifest, stem, encoder, folder / f"{stem}.npz")
+        except DamagedFeatureError as err:  # skip the clip, name the file
+            damaged.append(str(err))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for i, _ in enumerate(pool.map(one, todo)):
             progress((done + i + 1) / len(stems), f"voice frames: clip {done + i + 1}/{len(stems)}")
+    if damaged:
+        log.warning("%d clip(s) skipped: %s", len(damaged), "; ".join(damaged[:3]) + (" ..." if len(damaged) > 3
+                                                                                       else ""))
     return [folder / f"{s}.npz" for s in stems if (folder / f"{s}.npz").is_file()], name
 
 

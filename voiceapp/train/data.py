@@ -50,17 +50,31 @@ def unfinished_features(experiment: str, manifest: FeatureManifest) -> None:
                          f"so far). Run Extract features again (it continues where it stopped), then train.")
 
 
-class _DamagedFeature(Exception):
-    pass
+class DamagedFeatureError(InputError):
+    """A feature file that is not a whole .npy array (truncated, overwritten, not written by Voiceapp)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: damaged feature file (not a complete .npy array); this clip is skipped. "
+                         f"Run Extract features again to redo it.")
+
+
+_NOT_NPY = (ValueError, OSError, EOFError, IndexError)  # numpy says "pickled data" for a non-.npy file
 
 
 def _npy_rows(path: Path) -> int:
-    """Row count of a feature file, read from its header; `_DamagedFeature` naming it when it is not a whole .npy."""
+    """Row count of a feature file, read from its header; `DamagedFeatureError` naming it when it is no .npy."""
     try:
         return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
-    except (ValueError, OSError, EOFError, IndexError) as err:  # not .npy (numpy says "pickled data"), truncated
-        raise _DamagedFeature(f"{path}: damaged feature file (not a complete .npy array); this clip is skipped. "
-                              f"Run Extract features again to redo it.") from err
+    except _NOT_NPY as err:
+        raise DamagedFeatureError(path) from err
+
+
+def load_feature(path: Path) -> np.ndarray:
+    """A feature array; `DamagedFeatureError` naming the file when it is not a whole .npy array."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except _NOT_NPY as err:
+        raise DamagedFeatureError(path) from err
 
 
 def _wav_samples(path: Path) -> tuple[int, int]:
@@ -95,7 +109,7 @@ def scan_clips(exp: ExperimentDir, manifest: FeatureManifest, hop_length: int, s
             frames = min(2 * _npy_rows(rec.content), samples // hop_length, max_frames)
             if use_f0:
                 frames = min(frames, _npy_rows(rec.f0), _npy_rows(rec.f0_coarse))
-        except _DamagedFeature as err:
+        except DamagedFeatureError as err:
             skipped[stem] = str(err)
             continue
         records.append(ClipRecord(rec.stem, rec.wav, rec.content, rec.f0, rec.f0_coarse, frames))
