@@ -30,27 +30,6 @@ if TYPE_CHECKING:
 
 NEIGHBOURS = 4           # k of the content matching (k = 1 and 2 were less intelligible, 8 less like the target)
 CROSSFADE_S = 0.01       # raised-cosine overlap at each join between pieces
-SMOOTH_FRAMES = 1        # instant: moving average of the matched frames over this many 10 ms frames (1 = none)
-GV_STRENGTH = 0.0        # variance compensation of the envelope codes towards the target's own (0 = off, 1 = full)
-
-
-def _target_std(voice: Any) -> np.ndarray:
-    cached_std = voice.meta.get("_sp_std")
-    if cached_std is None:
-        cached_std = voice.sp.reshape(-1, voice.sp.shape[-1]).std(axis=0)
-        voice.meta["_sp_std"] = cached_std
-    return cached_std
-
-
-def _global_variance(voice: Any, sp: np.ndarray) -> np.ndarray:
-    """Scale the envelope codes' deviations from their piece mean towards the target's per-coefficient spread
-    (averages of matched frames and network outputs are flatter than real speech); c0 (energy) is kept."""
-    if GV_STRENGTH <= 0 or len(sp) < 10:
-        return sp
-    mean, std = sp.mean(axis=0), sp.std(axis=0) + 1e-6
-    gain = (_target_std(voice) / std) ** GV_STRENGTH
-    gain[0] = 1.0
-    return mean + (sp - mean) * gain
 
 
 @dataclass
@@ -75,7 +54,8 @@ def _load_parts(voice: Any, cfg: Any, services: Services) -> _Parts:
     from voiceapp.index.neighbours import FrameMatcher
 
     encoder = load_encoder_cached(voice.embedder, voice, services)
-    matcher = cached(services, ("matcher", str(voice.path), id(voice.content)), lambda: FrameMatcher(voice.content))
+    stamp = voice.path.stat().st_mtime if voice.path.exists() else 0.0
+    matcher = cached(services, ("matcher", str(voice.path), stamp), lambda: FrameMatcher(voice.content))
     method = cfg.f0_method or default_f0(services)
     return _Parts(encoder, matcher, load_f0_cached(method, services), method)
 
@@ -89,11 +69,8 @@ def _acoustic_frames(voice: Any, parts: _Parts, content: np.ndarray, f0_hz: np.n
     if voice.net is None:                                                             # instant
         sp = voice.sp[idx].mean(axis=1).reshape(-1, voice.sp.shape[-1])[:n]           # (n, sp_dims)
         ap = voice.ap[idx].mean(axis=1).reshape(-1, voice.ap.shape[-1])[:n]
-        if SMOOTH_FRAMES > 1:
-            from scipy.ndimage import uniform_filter1d
-
-            sp = uniform_filter1d(sp, SMOOTH_FRAMES, axis=0, mode="nearest")
-            ap = uniform_filter1d(ap, SMOOTH_FRAMES, axis=0, mode="nearest")
+        # (smoothing these frames over time, or scaling their spread towards the target's, raised DNSMOS a
+        # little and cost similarity more, on bench/quality.py's sources)
         return sp, ap
     import torch
 
@@ -152,7 +129,6 @@ def convert_world(x16: np.ndarray, expected: int, voice: Any, cfg: Any, *, servi
         content = np.asarray(parts.encoder.encode(piece), dtype=np.float32)
         t0 = lap("features", t0)
         sp, ap = _acoustic_frames(voice, parts, content, f0, cfg, cfg.neighbour_blend)
-        sp = _global_variance(voice, sp)
         t0 = lap("retrieval", t0)
         wav = synthesize(f0, WorldFrames(sp, ap, rate))
         # this piece's kept part [s, e) of the input, with half a crossfade more on each inner side
