@@ -54,7 +54,6 @@ def song_stems(sample_rate: int = 22_050, seconds: float = 6.0, seed: int = 0, s
     """
     rng = np.random.default_rng(seed)
     n = int(seconds * sample_rate)
-    t = np.arange(n) / sample_rate
     notes = [1.0, 9 / 8, 5 / 4, 4 / 3, 3 / 2, 4 / 3, 5 / 4, 9 / 8]
     note_s = 0.75
     voice = np.zeros(n, dtype=np.float32)

@@ -3,7 +3,6 @@
 Tiny shapes and the fake content encoder keep this fast; one test uses RVC's full v2 40k shapes.
 """
 
-import json
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ must not reload everything on every conversion.
 
 from __future__ import annotations
 
-import json
 import pickle
 
 import numpy as np

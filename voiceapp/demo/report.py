@@ -193,7 +193,7 @@ def _markdown(out: Path, material: Any, takes: dict[str, Any], facts: dict[str, 
     for name, take in takes.items():
         full += [f"- {take.label}: [{rel(take.path)}]({rel(take.path)})",
                  f"  <audio controls src=\"{rel(take.path)}\"></audio>"]
-    full += [f"- voice files: " + ", ".join(f"[{rel(p)}]({rel(p)})" for p in facts["voices"].values()), "",
+    full += ["- voice files: " + ", ".join(f"[{rel(p)}]({rel(p)})" for p in facts["voices"].values()), "",
              "How to read it: speaker similarity is the cosine of resemblyzer speaker embeddings against the held-out "
              "LJ clips (the source's own score is the do-nothing baseline; 1 = same voice). WER compares Whisper "
              "tiny.en's transcript of each output with its transcript of the input (0 = every word kept). DNSMOS "

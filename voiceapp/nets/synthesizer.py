@@ -31,7 +31,7 @@ from voiceapp.nets.discriminator import DISCRIMINATOR_WIDTHS
 from voiceapp.nets.commons import rand_slice_segments, randn, sequence_mask, slice_segments
 from voiceapp.nets.modules import WN, Flip, ResidualCouplingLayer
 from voiceapp.nets.nsf import Generator, GeneratorNSF
-from voiceapp.nets.presets import CONTENT_DIMS, SAMPLE_RATES, SIZES, VERSIONS
+from voiceapp.nets.presets import CONTENT_DIMS, SIZES, VERSIONS
 
 Size = Literal["full", "light", "tiny"]
 F0_BINS = 256  # coarse pitch values 1..255 (0 unused)

@@ -19,12 +19,12 @@ import numpy as np
 from voiceapp.errors import InputError, MissingArtifactError
 from voiceapp.manifests import FeatureManifest
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.voices.world import CONTENT_ENCODER as ENGINE_ENCODER
 from voiceapp.workspace import ExperimentDir, atomic_path
 
 log = logging.getLogger(__name__)
 
 MIN_MINUTES = 0.25        # less target speech than this cannot make a voice
-ENGINE_ENCODER = "whisper-mid"
 
 
 def engine_encoder_name(manifest: FeatureManifest) -> str:

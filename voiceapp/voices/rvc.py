@@ -27,8 +27,8 @@ import torch
 from voiceapp.errors import ConfigError, InputError
 from voiceapp.features.f0 import coarse_f0
 from voiceapp.nets.commons import to_rvc_keys
-from voiceapp.nets.synthesizer import (NOISE_SCALE, SAMPLE_RATES, VERSIONS, SynthConfig, Synthesizer,
-                                       parse_sample_rate, rate_label)
+from voiceapp.nets.presets import SAMPLE_RATES, VERSIONS
+from voiceapp.nets.synthesizer import NOISE_SCALE, SynthConfig, Synthesizer, parse_sample_rate, rate_label
 from voiceapp.voices.file import DEFAULT_ENCODER, FORMAT_VERSION, VOCODER, int_flag, read_checkpoint, state_of
 from voiceapp.workspace import atomic_path
 

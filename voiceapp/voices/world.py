@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from voiceapp.errors import InputError
-from voiceapp.voices.file import load_voice_tensors, save_voice_tensors
+from voiceapp.voices.file import OWN_ENGINES, load_voice_tensors, save_voice_tensors
 
 log = logging.getLogger(__name__)
 
-WORLD_ENGINES: tuple[str, ...] = ("instant", "quick")
-CONTENT_ENCODER = "whisper-mid"
+WORLD_ENGINES: tuple[str, ...] = OWN_ENGINES
+CONTENT_ENCODER = "whisper-mid"        # the content encoder of these engines
 _TARGET_KEYS = ("target.content", "target.sp", "target.ap", "target.f0")
 
 
