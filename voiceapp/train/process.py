@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ _LOG_TAIL_BYTES = 20_000
 class RunStatus:
     """What the tab shows about one experiment's training."""
 
-    state: str                       # "idle" | "running" | "done" | "stopped" | "failed"
+    state: str                       # "idle" | "running" | "stopping" | "done" | "stopped" | "failed"
     message: str
     epoch: int = 0
     epochs: int = 0
@@ -52,7 +53,7 @@ class RunStatus:
 
     @property
     def running(self) -> bool:
-        return self.state == "running"
+        return self.state in ("running", "stopping")
 
 
 def _new_group_kwargs() -> dict[str, Any]:
@@ -101,15 +102,21 @@ class TrainingRunner:
         proc = self._procs.get(self.workspace.experiment(experiment).name)
         return proc.poll() if proc is not None else None
 
-    def start(self, cfg: TrainConfig) -> int:
-        """Write train.json and start the child; returns its pid. Refuses while this experiment trains."""
+    def start(self, cfg: TrainConfig, stop_wait_s: float = 30.0) -> int:
+        """Write train.json and start the child; returns its pid. Refuses while this experiment trains (after
+        waiting up to `stop_wait_s` for a run that is stopping), and refuses a model that does not fit the
+        experiment's checkpoints before anything is written."""
         exp = self.workspace.experiment(cfg.experiment)
+        if self.is_stopping(exp.name):
+            self.wait_stopped(exp.name, stop_wait_s)
         if self.is_running(exp.name):
             raise InputError(f"{exp.name} is already training. Stop it first, or pick another experiment name.")
         if not exp.features_manifest_path.exists():
             raise MissingArtifactError(f"No features in {exp.features_dir}. Run 1. Extract features for "
                                        f"{exp.name} first.")
-        check_against_features(cfg, FeatureManifest.read(exp))
+        manifest = FeatureManifest.read(exp)
+        check_against_features(cfg, manifest)
+        check_against_checkpoints(cfg, exp, manifest)
         write_json_atomic(exp.train_config_path, cfg.to_json())
         processes = wanted_processes(self.device, cfg.gpus) if cfg.engine == "rvc" else 1   # quick: one process
         command = launch_command(exp.train_config_path, self.workspace.root, self.device, processes)
@@ -133,15 +140,40 @@ class TrainingRunner:
         cfg = TrainConfig.load(exp.train_config_path)
         return self.start(cfg.replace(**changes) if changes else cfg)
 
-    def stop(self, experiment: str, timeout_s: float = 20.0) -> bool:
-        """Ask the child (its whole process group) to stop; kill it if it has not stopped after `timeout_s`."""
+    def is_stopping(self, experiment: str) -> bool:
+        """Stop was asked and the child has not ended yet (it finishes its step and saves)."""
+        exp = self.workspace.experiment(experiment)
+        return bool((read_json(exp.train_pid_path) or {}).get("stop_requested")) and self.is_running(exp.name)
+
+    def wait_stopped(self, experiment: str, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the child to end; True when it has."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.is_running(experiment):
+            time.sleep(0.2)
+        return not self.is_running(experiment)
+
+    def stop(self, experiment: str, timeout_s: float = 20.0, wait: bool = True) -> bool:
+        """Ask the child (its whole process group) to stop; kill it if it has not stopped after `timeout_s`.
+        `wait=False` returns at once (the status says "stopping" until the child has ended)."""
         exp = self.workspace.experiment(experiment)
         proc = self._procs.get(exp.name)
-        pid = proc.pid if proc is not None else int((read_json(exp.train_pid_path) or {}).get("pid") or 0)
+        info = read_json(exp.train_pid_path) or {}
+        pid = proc.pid if proc is not None else int(info.get("pid") or 0)
         if not pid or not self.is_running(exp.name):
             return False
         requested = time.time()
+        if info.get("pid") == pid:
+            write_json_atomic(exp.train_pid_path, {**info, "stop_requested": requested})
         _signal_group(pid, signal.SIGTERM)
+        if not wait:
+            threading.Thread(target=self._finish_stop, args=(exp, pid, proc, requested, timeout_s), daemon=True,
+                             name=f"stop-{exp.name}").start()
+            return True
+        self._finish_stop(exp, pid, proc, requested, timeout_s)
+        return True
+
+    def _finish_stop(self, exp: ExperimentDir, pid: int, proc: subprocess.Popen | None, requested: float,
+                     timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self.is_running(exp.name):
             time.sleep(0.2)
@@ -154,13 +186,19 @@ class TrainingRunner:
         elif not any(e.get("time", 0) >= requested for e in read_events(exp.events_path, {"stopped", "done", "error"})):
             # The signal ended the child before it could say so (e.g. while it was still starting up).
             EventLog(exp.events_path).write("stopped", message="Stopped. Resume continues from the last save.")
-        return True
 
     # ------------------------------------------------------------ status
     def status(self, experiment: str) -> RunStatus:
         exp = self.workspace.experiment(experiment)
-        started = (read_json(exp.train_pid_path) or {}).get("started")
-        return run_status(exp, self.is_running(exp.name), self.exit_code(exp.name), started)
+        info = read_json(exp.train_pid_path) or {}
+        running = self.is_running(exp.name)
+        status = run_status(exp, running, self.exit_code(exp.name), info.get("started"))
+        if running and info.get("stop_requested") and status.state == "running":
+            unit = "minute" if status.message.startswith("Training: minute") else "epoch"
+            status.state = "stopping"
+            status.message = (f"Stopping… (finishing the current step and saving; {unit} {status.epoch}, step "
+                              f"{status.step}). Resume is possible once it has stopped.")
+        return status
 
     # ------------------------------------------------------------ TensorBoard
     def start_tensorboard(self, logdir: Path) -> str:
@@ -207,6 +245,55 @@ def check_against_features(cfg: TrainConfig, manifest: FeatureManifest) -> None:
     if cfg.version and version and version != cfg.version:
         raise ConfigError(f"The features of {cfg.experiment} were extracted for a {version} model; choose {version}, "
                           f"or extract features again for {cfg.version}.")
+
+
+# What fixes the shape of the networks: a checkpoint of one cannot continue as another.
+ARCHITECTURE_FIELDS: tuple[str, ...] = ("engine", "preset", "version", "sample_rate", "use_f0")
+
+
+def has_checkpoints(exp: ExperimentDir) -> bool:
+    return any(exp.checkpoints_dir.glob(pattern) for pattern in ("G_*.pth", "D_*.pth", "Q_*.pth"))
+
+
+def describe_model(cfg: TrainConfig, manifest: FeatureManifest | None = None) -> str:
+    """"a light v2 40000 Hz rvc model" / "a quick model"."""
+    if cfg.engine != "rvc":
+        return f"a {cfg.engine} model"
+    rate = cfg.sample_rate or (manifest.sample_rate if manifest else None)
+    version = cfg.version or (manifest.version if manifest else None)
+    pitch = "" if cfg.use_f0 else " without pitch"
+    return f"a {cfg.preset} {version or ''} {rate or ''} Hz rvc model{pitch}".replace("  ", " ")
+
+
+def architecture_changes(saved: TrainConfig, cfg: TrainConfig,
+                         manifest: FeatureManifest | None = None) -> list[tuple[str, Any, Any]]:
+    """(field, saved, asked) for each field that fixes the networks' shapes and differs."""
+    def value(c: TrainConfig, name: str) -> Any:
+        found = getattr(c, name)
+        if found is None and manifest is not None and name in ("sample_rate", "version"):
+            found = manifest.sample_rate if name == "sample_rate" else manifest.version
+        return int(found) if name == "sample_rate" and found else found
+
+    fields = ARCHITECTURE_FIELDS if "rvc" in (saved.engine, cfg.engine) and saved.engine == cfg.engine \
+        else ("engine",)
+    return [(f, value(saved, f), value(cfg, f)) for f in fields if value(saved, f) != value(cfg, f)]
+
+
+def check_against_checkpoints(cfg: TrainConfig, exp: ExperimentDir, manifest: FeatureManifest | None = None) -> None:
+    """Refuse, before train.json is written, a model that cannot continue from the experiment's checkpoints."""
+    if not exp.train_config_path.exists() or not has_checkpoints(exp):
+        return
+    try:
+        saved = TrainConfig.load(exp.train_config_path)
+    except (ConfigError, InputError):
+        return   # an unreadable train.json: the child says what is wrong with it
+    changes = architecture_changes(saved, cfg, manifest)
+    if changes:
+        listed = ", ".join(f"{name} {old} → {new}" for name, old, new in changes)
+        raise ConfigError(f"{exp.name} already has checkpoints of {describe_model(saved, manifest)}; this Start asks "
+                          f"for {describe_model(cfg, manifest)} ({listed}), which cannot continue from them. Nothing "
+                          f"was changed. Pick {exp.name} again to load its saved settings and press Resume, or type a "
+                          f"new experiment name to train this model from scratch.")
 
 
 def _signal_group(pid: int, sig: int) -> None:

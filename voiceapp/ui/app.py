@@ -9,11 +9,12 @@ import gradio as gr
 
 from voiceapp import __version__
 from voiceapp.services import Services
-from voiceapp.ui import dataset_tab, demo_section, infer_tab, models_tab, separate_tab, train_tab, tts_tab
+from voiceapp.ui import dataset_tab, demo_section, infer_tab, models_tab, pickers, separate_tab, train_tab, tts_tab
 
 log = logging.getLogger(__name__)
 
-# (tab title, module with `build(services)`), in the order a user works.
+# (tab title, module with `build(services)`), in the order a user works. `build` may return the `pickers.Picker`s
+# it made: they are read again when the page loads and when the tab is shown.
 TAB_MODULES: list[tuple[str, ModuleType]] = [
     ("Dataset", dataset_tab),
     ("Separate", separate_tab),
@@ -27,6 +28,8 @@ TABS: list[tuple[str, str]] = [(title, module.__name__) for title, module in TAB
 CSS = """
 .va-small {font-size: 0.85em; opacity: 0.8}
 footer {display: none !important}
+.va-message {border-left: 4px solid #dc2626; background: rgba(220, 38, 38, 0.08); padding: 6px 12px;
+             border-radius: 6px}
 """
 
 
@@ -38,8 +41,9 @@ def build_app(services: Services) -> gr.Blocks:
                     f"device `{services.device}`</span>")
         demo_section.build(services)
         for title, module in TAB_MODULES:
-            with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):
-                module.build(services)
+            with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}") as tab:
+                followers = module.build(services) or []
+            pickers.wire([app.load, tab.select], followers)
     return app
 
 

@@ -124,7 +124,9 @@ def clip_path(services: Services, name: str, clip: str | None) -> str | None:
     return str(path) if path.exists() else None
 
 
-def build(services: Services) -> None:
+def build(services: Services) -> list[Any]:
+    from voiceapp.ui.pickers import follow
+
     gr.Markdown("Turn recordings of one voice into a training set: cut at pauses, split into short clips, "
                 "normalise. Any format and sample rate; folders are searched recursively.")
     with gr.Row():
@@ -191,3 +193,5 @@ def build(services: Services) -> None:
     name.change(lambda n: show_dataset(services, n), [name], [report, histogram, source, clip])
     source.change(lambda n, s: show_cuts(services, n, s), [name, source], [waveform])
     clip.change(lambda n, c: clip_path(services, n, c), [name, clip], [player])
+    return [follow(services, name, services.workspace.list_datasets, fallback="keep"),
+            follow(services, separator, lambda: _separators(services))]

@@ -78,7 +78,10 @@ def datasets(services: Services) -> Any:
     return gr.update(choices=services.workspace.list_datasets())
 
 
-def build(services: Services) -> None:
+def build(services: Services) -> tuple[list[Any], Any]:
+    """The section's layout; returns (its pickers, the extraction event, for what follows it to chain on)."""
+    from voiceapp.ui.pickers import follow
+
     ws = services.workspace
     gr.Markdown("Turn a dataset's clips into what training reads: content features (what is said) and the "
                 "pitch curve (how it is sung or spoken). Stop any time; running it again continues.")
@@ -121,7 +124,7 @@ def build(services: Services) -> None:
     def _curve(path_: str, method_: str, progress=gr.Progress()) -> tuple[Any, Any, str]:
         return f0_curve(services, path_, method_, progress=progress)
 
-    run.click(_extract, [dataset, experiment, f0_method, encoder, version], [status], **COMPUTE_QUEUE)
+    extracted = run.click(_extract, [dataset, experiment, f0_method, encoder, version], [status], **COMPUTE_QUEUE)
     halt.click(lambda: stop(services), None, [status], queue=False)
-    dataset.focus(lambda: datasets(services), None, [dataset])
     show.click(_curve, [audio, curve_method], [plot, csv, summary], **COMPUTE_QUEUE)
+    return [follow(services, dataset, ws.list_datasets, key="features-dataset", fallback="keep")], extracted

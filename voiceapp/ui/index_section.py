@@ -41,7 +41,9 @@ def index_status(services: Services, experiment: str | None) -> str:
     return ("Current index: " + index_summary(found)) if found else "No index built yet for this experiment."
 
 
-def build(services: Services) -> None:
+def build(services: Services) -> list[Any]:
+    from voiceapp.ui.pickers import follow
+
     gr.Markdown("**Index** — a searchable copy of the training features. At conversion it pulls the output "
                 "towards sounds the voice really made (the Inference tab's 'Index rate').")
     names = experiments_with_features(services)
@@ -49,7 +51,6 @@ def build(services: Services) -> None:
         experiment = gr.Dropdown(names, value=names[-1] if names else None, label="Experiment", scale=3,
                                  allow_custom_value=True,
                                  info="An experiment whose features are extracted (Train > Extract features).")
-        refresh = gr.Button("Refresh", size="sm", scale=1)
         run = gr.Button("Build index", variant="secondary", scale=1)
     status = gr.Textbox(label="Index status", interactive=False, lines=2,
                         value=index_status(services, names[-1] if names else None),
@@ -59,6 +60,6 @@ def build(services: Services) -> None:
         return build_index_for(services, name, progress=progress)
 
     run.click(_build, [experiment], [status], **COMPUTE_QUEUE)
-    refresh.click(lambda n: gr.update(choices=experiments_with_features(services), value=n), [experiment],
-                  [experiment])
     experiment.change(lambda n: index_status(services, n), [experiment], [status])
+    return [follow(services, experiment, lambda: experiments_with_features(services), key="index-experiment",
+                   fallback="last")]

@@ -198,7 +198,9 @@ def _settings(services: Services) -> dict[str, Any]:
             "speaker_id": speaker, "seed": seed, "f0_curve": f0_curve, "neighbour_blend": blend}
 
 
-def build(services: Services) -> None:
+def build(services: Services) -> list[Any]:
+    from voiceapp.ui.pickers import follow
+
     gr.Markdown("Convert speech or singing into a trained voice. Clean, dry vocals work best; separate "
                 "songs first in the Separate tab.")
     models = model_choices(services)
@@ -207,7 +209,6 @@ def build(services: Services) -> None:
     with gr.Row():
         model = gr.Dropdown(models, value=first, label="Voice model", scale=4,
                             info="Models in models/voices/ (train one, or import a .pth in the Models tab).")
-        refresh_btn = gr.Button("Refresh", scale=1, size="sm")
         index = gr.Dropdown(index_choices(services), value=index_start.get("value", NO_INDEX), label="Index",
                             scale=4, info="The model's feature index; picked automatically by name. 'no index' = off.")
     fmt = gr.Radio(list(SAVE_FORMATS), value="wav", label="Output format",
@@ -255,6 +256,7 @@ def build(services: Services) -> None:
                    **COMPUTE_QUEUE)
     for stop in (stop_one, stop_many):
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
-    refresh_btn.click(lambda m: refresh(services, m), [model], [model, index])
     model.change(lambda m: select_model(services, m), [model], [index, description, settings["speaker_id"]])
     model.change(engine_controls, [model], engine_outputs)
+    return [follow(services, model, lambda: model_choices(services), key="voice-model"),
+            follow(services, index, lambda: index_choices(services))]

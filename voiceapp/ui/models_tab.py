@@ -173,8 +173,9 @@ def import_asset_ui(services: Services, files: list[str] | None, as_name: str | 
 # --- layout --------------------------------------------------------------------------------------------------
 
 
-def build(services: Services) -> None:
+def build(services: Services) -> list[Any]:
     from voiceapp.assets import ASSETS, GROUPS
+    from voiceapp.ui.pickers import follow
     from voiceapp.voices.store import voice_choices
 
     gr.Markdown("Voice models live in `models/voices/<name>/`: RVC models as a `.pth` and its `.index`, Voiceapp's "
@@ -202,7 +203,6 @@ def build(services: Services) -> None:
         choices = voice_choices(services.workspace)
         picked = gr.Dropdown(label="Model", choices=choices, value=choices[0] if choices else None,
                              info="The model the buttons below act on; its details appear underneath.")
-        refresh = gr.Button("Refresh list", size="sm")
     info = gr.Markdown()
     with gr.Row():
         new_name = gr.Textbox(label="New name", info="Renames the folder and the files named after the model.")
@@ -215,7 +215,7 @@ def build(services: Services) -> None:
         do_export = gr.Button("Export as zip")
         export_file = gr.File(label="Exported zip (the model file + its index)", interactive=False)
     manage_msg = gr.Markdown()
-    assets_section(services, ASSETS, GROUPS)
+    asset_table = assets_section(services, ASSETS, GROUPS)
 
     def _import(f, u, n, o, progress=gr.Progress()):
         return import_voice(services, f, u, n, o, progress=progress)
@@ -225,16 +225,19 @@ def build(services: Services) -> None:
 
     do_import.click(_import, [files, url, name, overwrite], [import_msg, table, picked], **DOWNLOAD_QUEUE)
     stop.click(lambda: services.cancel_job("models") and None, None, None, queue=False)
-    refresh.click(lambda p: _refreshed(services, p), [picked], [table, picked])
     picked.change(lambda n: show_info(services, n), [picked], [info])
     do_rename.click(lambda o, n: rename_voice(services, o, n), [picked, new_name], [manage_msg, table, picked])
     do_delete.click(lambda n, c: delete_voice(services, n, c), [picked, confirm],
                     [manage_msg, table, picked, confirm])
     do_export.click(_export, [picked], [export_file])
     do_export.click(lambda n: export_note(services, n), [picked], [manage_msg])
+    return [follow(services, table, lambda: voice_rows(services)),
+            follow(services, picked, lambda: voice_choices(services.workspace), key="models-model"),
+            follow(services, asset_table, lambda: asset_rows(services))]
 
 
-def assets_section(services: Services, assets: dict, groups: dict) -> None:
+def assets_section(services: Services, assets: dict, groups: dict) -> Any:
+    """The base-asset table, downloads and imports; returns the status table."""
     gr.Markdown("### Base assets\nShared weights that features, pitch tracking and training use, downloaded once "
                 "into `models/base/`. Without internet, download them elsewhere and import the files here.")
     table = gr.Dataframe(headers=ASSET_HEADERS, value=lambda: asset_rows(services), interactive=False, wrap=True)
@@ -262,3 +265,4 @@ def assets_section(services: Services, assets: dict, groups: dict) -> None:
     download.click(_download, [names], [message, table], **DOWNLOAD_QUEUE)
     do_import.click(_import, [files, as_name], [message, table], **DOWNLOAD_QUEUE)
     refresh.click(lambda: gr.update(value=asset_rows(services)), None, [table])
+    return table

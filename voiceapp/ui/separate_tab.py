@@ -113,7 +113,9 @@ def _train_section(services: Services, model: Any) -> None:
     stop.click(lambda: services.cancel_job("separator-train") and None, None, None, queue=False)
 
 
-def build(services: Services) -> None:
+def build(services: Services) -> list[Any]:
+    from voiceapp.ui.pickers import follow
+
     gr.Markdown("Split songs into **vocals** and **instrumental**. Use the vocals to build a clean training set, "
                 "and the instrumental to put a converted voice back on the music. Any format and sample rate; "
                 "the output keeps the song's rate and channels.")
@@ -131,7 +133,6 @@ def build(services: Services) -> None:
                                      "from models/separators/ appear here too.")
             fmt = gr.Radio(list(OUTPUT_FORMATS), value=SeparateConfig().output_format, label="Output format",
                            info="wav keeps full precision; flac is smaller (24-bit).")
-            refresh = gr.Button("Refresh model list", size="sm")
     with gr.Row():
         run = gr.Button("Separate", variant="primary")
         stop = gr.Button("Stop", variant="stop")
@@ -154,4 +155,4 @@ def build(services: Services) -> None:
               [summary, song, results, vocals, instrumental, downloads, before, after], **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("separate") and None, None, None, queue=False)
     song.input(show_song, [results, song], [vocals, instrumental, downloads, before, after])
-    refresh.click(lambda: gr.update(choices=model_choices(services)), None, [model])
+    return [follow(services, model, lambda: model_choices(services), key="separator")]

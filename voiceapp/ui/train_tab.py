@@ -68,11 +68,13 @@ def resume_training(runner: Any, experiment: str, epochs: float, batch_size: flo
 
 
 def stop_training(runner: Any, experiment: str) -> str:
+    """Handler of Stop: asks the child to stop and returns at once; the status then says "Stopping…" until
+    the child has saved and ended, and "Stopped at epoch N" after."""
     if not experiment:
         return "Nothing to stop."
-    stopped = runner.stop(experiment)
-    return ("Stopped. **Resume** continues from the last save." if stopped else
-            f"{experiment} is not training.")
+    stopped = runner.stop(experiment, wait=False)
+    return (f"**Stopping…** {experiment} finishes its current step and saves; **Resume** continues from there." if
+            stopped else f"{experiment} is not training.")
 
 
 def status_markdown(runner: Any, experiment: str) -> str:
@@ -82,7 +84,7 @@ def status_markdown(runner: Any, experiment: str) -> str:
         status = runner.status(experiment)
     except Exception as err:  # noqa: BLE001 - a status line must never break the page
         return f"Status unavailable: {err}"
-    lines = [f"**{status.state.capitalize()}** — {status.message}"]
+    lines = [f"**{status.state.capitalize()}** — {status.message}"]  # Running, Stopping, Stopped, Done, Failed
     if status.pretrained:
         lines.append(status.pretrained)
     if status.last_mel_l1 is not None:
@@ -136,6 +138,44 @@ def experiment_settings(services: Services, experiment: str) -> tuple[Any, Any, 
             note)
 
 
+# The form's settings (TrainConfig field names), in the order `_train_section` lists their components.
+SETTING_NAMES: tuple[str, ...] = ("sample_rate", "version", "preset", "epochs", "save_every_epochs", "batch_size",
+                                  "save_latest_only", "save_voice_each_save", "pretrained", "engine", "minutes")
+
+
+def saved_settings(services: Services, experiment: str | None) -> dict[str, Any]:
+    """The settings saved with an experiment (logs/<exp>/train.json), by TrainConfig field name; {} when it has
+    none. Read as plain JSON, so an older experiment's settings show even when this version would refuse them."""
+    from voiceapp.workspace import read_json
+
+    if not (experiment or "").strip():
+        return {}
+    try:
+        data = read_json(services.workspace.experiment(experiment).train_config_path) or {}
+    except Exception:  # noqa: BLE001 - an unreadable file: the form keeps its values, Start says what is wrong
+        return {}
+    return {k: data[k] for k in SETTING_NAMES if k in data and data[k] is not None} if isinstance(data, dict) else {}
+
+
+def load_experiment(services: Services, experiment: str | None) -> list[Any]:
+    """Handler of the experiment picker: the form shows the experiment's saved settings (the features' rate and
+    version when it has none); returns one update per SETTING_NAMES, then the note under the form."""
+    rate, version, note = experiment_settings(services, experiment)
+    saved = saved_settings(services, experiment)
+    updates: dict[str, Any] = {"sample_rate": rate, "version": version}
+    for key, value in saved.items():
+        if key == "sample_rate":
+            updates[key] = gr.update(value=str(value))
+        elif key == "preset":   # RVC's one trainable size; an older experiment's other size is shown as it is
+            updates[key] = gr.update(choices=sorted({"full", str(value)}), value=value, visible=value != "full")
+        else:
+            updates[key] = gr.update(value=value)
+    if saved:
+        note = (note + "\n\n" if note else "") + (f"Showing the settings saved with **{experiment}** "
+                                                  f"(`logs/{experiment}/train.json`).")
+    return [updates.get(key, gr.update()) for key in SETTING_NAMES] + [note]
+
+
 ENGINE_CHOICES = [
     ("quick: learns the voice in CPU minutes (Voiceapp only)", "quick"),
     ("instant: no training, ready in seconds (Voiceapp only)", "instant"),
@@ -148,8 +188,9 @@ def engine_visibility(engine: str) -> tuple[Any, Any]:
     return gr.update(visible=engine == "quick"), gr.update(visible=engine == "rvc")
 
 
-def _train_section(services: Services, runner: Any) -> None:
+def _train_section(services: Services, runner: Any) -> list[Any]:
     from voiceapp.train.cli import default_engine
+    from voiceapp.ui.pickers import follow
 
     names = services.workspace.list_experiments()
     chosen, why = default_engine(services.workspace)
@@ -209,23 +250,27 @@ def _train_section(services: Services, runner: Any) -> None:
                  [status])
     stop.click(lambda exp: stop_training(runner, exp), [experiment], [status])
     board.click(lambda exp: open_tensorboard(runner, services, exp), [experiment], [board_link])
-    experiment.change(lambda exp: experiment_settings(services, exp), [experiment],
-                      [sample_rate, version, features_note])
+    experiment.change(lambda exp: load_experiment(services, exp), [experiment],
+                      [*(settings[k] for k in SETTING_NAMES), features_note])
     experiment.change(lambda exp: refresh(runner, services, exp, None), [experiment], [status, curves, seen])
-    experiment.focus(lambda: gr.update(choices=services.workspace.list_experiments()), None, [experiment])
     timer.tick(lambda exp, last: refresh(runner, services, exp, last), [experiment, seen], [status, curves, seen],
                show_progress="hidden")
+    return [follow(services, experiment, services.workspace.list_experiments, key="train-experiment",
+                   fallback="last")]
 
 
-def build(services: Services) -> None:
+def build(services: Services) -> list[Any]:
     from voiceapp.train.process import TrainingRunner
+    from voiceapp.ui.pickers import after
 
     runner = TrainingRunner(services.workspace, services.device)
     gr.Markdown("Train a voice model from a dataset: extract features, train (checkpoints every few epochs; "
                 "Stop and Resume any time), then build the retrieval index.")
     with gr.Accordion("1. Extract features", open=True):
-        extract_section.build(services)
+        followers, extracted = extract_section.build(services)
     with gr.Accordion("2. Train", open=True):
-        _train_section(services, runner)
+        experiments = _train_section(services, runner)
     with gr.Accordion("3. Index", open=True):
-        index_section.build(services)
+        followers += experiments + index_section.build(services)
+    after(extracted, followers[1:])   # a new experiment appears in both lists once its features are extracted
+    return followers

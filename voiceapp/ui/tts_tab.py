@@ -176,7 +176,9 @@ def _conversion_controls(services: Services) -> dict[str, Any]:
     return c
 
 
-def build(services: Services) -> None:
+def build(services: Services) -> list[Any]:
+    from voiceapp.ui.pickers import follow
+
     gr.Markdown("Type a text (or upload a .txt), hear it spoken by an offline speech engine, and convert it "
                 "into one of your voice models with the same settings as the Inference tab.")
     engines = engine_choices(services)
@@ -202,7 +204,6 @@ def build(services: Services) -> None:
                             info="Converts the speech into this voice. None: keep the engine's voice.")
         index = gr.Dropdown(index_choices(services), value=AUTO, label="Index",
                             info="The model's retrieval index (its timbre); auto picks the one beside the model.")
-        refresh = gr.Button("Refresh models", size="sm")
     with gr.Accordion("Conversion settings", open=False):
         controls = _conversion_controls(services)
     with gr.Row():
@@ -218,7 +219,6 @@ def build(services: Services) -> None:
             converted_file = gr.File(label="Download converted speech", interactive=False)
 
     engine.change(lambda e: engine_changed(services, e), [engine], [voice, notice])
-    refresh.click(lambda m: refresh_models(services, m), [model], [model, index])
     settings = {"rate_percent": rate, "pause_s": pause, **controls}
     names = list(settings)
 
@@ -231,3 +231,5 @@ def build(services: Services) -> None:
              [status, base_audio, base_file, converted_audio, converted_file, controls["transpose_semitones"]],
              **COMPUTE_QUEUE)
     stop.click(lambda: stop_clicked(services), None, [status])
+    return [follow(services, model, lambda: model_choices(services), key="tts-model"),
+            follow(services, index, lambda: index_choices(services))]
