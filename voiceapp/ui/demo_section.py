@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job
 
 PLAYERS: tuple[tuple[str, str], ...] = (
     ("source", "Source speaker (before)"),
@@ -58,6 +58,7 @@ def build(services: Services) -> None:
                                      f"{d.quick_minutes + 4:.0f} minutes on 2 cores.")
             source = gr.Audio(label="Your own recording as the source (optional)", type="filepath",
                               sources=["upload", "microphone"], scale=3)
+        message = message_box()
         report = gr.Markdown()
         with gr.Row():
             players = [gr.Audio(label=label, type="filepath", interactive=False) for _, label in PLAYERS]
@@ -67,5 +68,6 @@ def build(services: Services) -> None:
     def _run(m, s, progress=gr.Progress()):
         return run(services, m, s, progress=progress)
 
-    start.click(_run, [minutes, source], [report, pictures, *players], **COMPUTE_QUEUE)
+    start.click(beside(_run, 2 + len(PLAYERS)), [minutes, source], [message, report, pictures, *players],
+                **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("demo") and None, None, None, queue=False)

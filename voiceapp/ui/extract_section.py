@@ -13,7 +13,7 @@ from voiceapp.features.encoders import ENCODERS, VERSIONS, default_encoder
 from voiceapp.features.extract import FeatureConfig
 from voiceapp.features.f0 import default_f0_method, f0_method_choices
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job
 
 JOB = "features"
 _D = FeatureConfig()
@@ -103,6 +103,7 @@ def build(services: Services) -> tuple[list[Any], Any]:
     with gr.Row():
         run = gr.Button("Extract features", variant="primary")
         halt = gr.Button("Stop", variant="stop")
+    message = message_box()
     status = gr.Markdown()
     with gr.Accordion("F0 curve", open=False):
         gr.Markdown("See the pitch a method finds in any audio, over its spectrogram, and download it as CSV "
@@ -124,7 +125,8 @@ def build(services: Services) -> tuple[list[Any], Any]:
     def _curve(path_: str, method_: str, progress=gr.Progress()) -> tuple[Any, Any, str]:
         return f0_curve(services, path_, method_, progress=progress)
 
-    extracted = run.click(_extract, [dataset, experiment, f0_method, encoder, version], [status], **COMPUTE_QUEUE)
+    extracted = run.click(beside(_extract, 1), [dataset, experiment, f0_method, encoder, version], [message, status],
+                          **COMPUTE_QUEUE)
     halt.click(lambda: stop(services), None, [status], queue=False)
     show.click(_curve, [audio, curve_method], [plot, csv, summary], **COMPUTE_QUEUE)
     return [follow(services, dataset, ws.list_datasets, key="features-dataset", fallback="keep")], extracted

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job
 
 
 def experiments_with_features(services: Services) -> list[str]:
@@ -52,6 +52,7 @@ def build(services: Services) -> list[Any]:
                                  allow_custom_value=True,
                                  info="An experiment whose features are extracted (Train > Extract features).")
         run = gr.Button("Build index", variant="secondary", scale=1)
+    message = message_box()
     status = gr.Textbox(label="Index status", interactive=False, lines=2,
                         value=index_status(services, names[-1] if names else None),
                         info="Rows, inverted lists and build time; the index is also copied beside the voice model.")
@@ -59,7 +60,7 @@ def build(services: Services) -> list[Any]:
     def _build(name, progress=gr.Progress()):
         return build_index_for(services, name, progress=progress)
 
-    run.click(_build, [experiment], [status], **COMPUTE_QUEUE)
+    run.click(beside(_build, 1), [experiment], [message, status], **COMPUTE_QUEUE)
     experiment.change(lambda n: index_status(services, n), [experiment], [status])
     return [follow(services, experiment, lambda: experiments_with_features(services), key="index-experiment",
                    fallback="last")]

@@ -11,7 +11,7 @@ import gradio as gr
 from voiceapp.audio import SAVE_FORMATS
 from voiceapp.infer.pipeline import InferConfig
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, named, run_job, typed_folder
+from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, named, run_job, typed_folder
 
 _D = InferConfig()
 NO_INDEX = ""
@@ -226,6 +226,7 @@ def build(services: Services) -> list[Any]:
         with gr.Row():
             run_one = gr.Button("Convert", variant="primary")
             stop_one = gr.Button("Stop", variant="stop")
+        message_one = message_box()
         result = gr.Textbox(label="Result", lines=4, interactive=False,
                             info="Time per step and the real-time factor (below 1 = faster than real time).")
     with gr.Tab("Many files"):
@@ -241,6 +242,7 @@ def build(services: Services) -> list[Any]:
         with gr.Row():
             run_many = gr.Button("Convert all", variant="primary")
             stop_many = gr.Button("Stop", variant="stop")
+        message_many = message_box()
         summary = gr.Markdown()
         table = gr.Dataframe(headers=STATUS_HEADERS, label="Files", interactive=False, wrap=True)
 
@@ -251,9 +253,10 @@ def build(services: Services) -> list[Any]:
         return convert_many(services, model_, index_, files_, folder_, out_, fmt_, named(names, values),
                             progress=progress)
 
-    run_one.click(_one, [model, index, audio, fmt, *components], [output, result], **COMPUTE_QUEUE)
-    run_many.click(_many, [model, index, files, folder, out_folder, fmt, *components], [table, summary],
-                   **COMPUTE_QUEUE)
+    run_one.click(beside(_one, 2), [model, index, audio, fmt, *components], [message_one, output, result],
+                  **COMPUTE_QUEUE)
+    run_many.click(beside(_many, 2), [model, index, files, folder, out_folder, fmt, *components],
+                   [message_many, table, summary], **COMPUTE_QUEUE)
     for stop in (stop_one, stop_many):
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
     model.change(lambda m: select_model(services, m), [model], [index, description, settings["speaker_id"]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,21 +35,52 @@ def gradio_progress(progress: Any) -> Progress:
     return report
 
 
+def message_box() -> Any:
+    """The box beside a button where its job's error stays readable until the user acts again (hidden when empty)."""
+    return gr.Markdown(visible=False, elem_classes=["va-message"])
+
+
+def _shown(err: gr.Error) -> Any:
+    title = getattr(err, "title", "Error") or "Error"
+    mark = "⏹" if title == "Stopped" else "⚠"
+    return gr.update(value=f"{mark} **{title}** — {err.message}", visible=True)
+
+
+def beside(fn: Callable[..., Any], n_outputs: int) -> Callable[..., Any]:
+    """Wrap a handler so that an expected error (gr.Error) is shown in a `message_box` (the event's first output)
+    and stays there until the button is pressed again, instead of a toast that fades and red "Error" badges over
+    the outputs; the other `n_outputs` outputs keep their values. The error is logged as one line."""
+    takes_progress = "progress" in inspect.signature(fn).parameters
+
+    def handler(*args: Any, progress: Any = gr.Progress()) -> Any:
+        try:
+            result = fn(*args, progress=progress) if takes_progress else fn(*args)
+        except gr.Error as err:
+            log.info("%s: %s", getattr(err, "title", "Error"), " ".join(str(err.message).split()))
+            return (_shown(err), *([gr.skip()] * n_outputs))
+        values = (result if n_outputs > 1 else (result,)) if n_outputs else ()
+        return (gr.update(value="", visible=False), *values)
+
+    return handler
+
+
 def run_job(fn: Callable[..., Any], *args: Any, progress: Any = None, **kwargs: Any) -> Any:
     """Call `fn(*args, progress=..., **kwargs)`; show expected failures as a message in the browser."""
     try:
         report = gradio_progress(progress) if progress is not None else (lambda f, m: None)
         return fn(*args, progress=report, **kwargs)
     except Cancelled as err:
-        raise gr.Error(str(err), title="Stopped") from err
-    except VoiceAppError as err:
-        raise gr.Error(str(err)) from err
+        raise gr.Error(str(err), title="Stopped", print_exception=False) from err
+    except VoiceAppError as err:   # expected: the message says what to do, no traceback in the log
+        log.info("%s: %s", type(err).__name__, " ".join(str(err).split()))
+        raise gr.Error(str(err), print_exception=False) from err
     except gr.Error:
         raise
     except Exception as err:  # noqa: BLE001 - the one place that turns crashes into a message
         setup = storage_error(err)  # a full, read-only or forbidden disk: the user's setup, not a crash
         if setup is not None:
-            raise gr.Error(str(setup)) from err
+            log.info("%s", setup)
+            raise gr.Error(str(setup), print_exception=False) from err
         log.exception("job failed")
         raise gr.Error(f"Unexpected error ({type(err).__name__}: {err}). Details in logs/app.log.") from err
 

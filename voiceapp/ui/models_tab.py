@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.services import Services
-from voiceapp.ui.jobs import run_job
+from voiceapp.ui.jobs import beside, message_box, run_job
 
 DOWNLOAD_QUEUE: dict[str, Any] = {"concurrency_id": "downloads", "concurrency_limit": 1}
 VOICE_HEADERS = ["name", "version", "sample rate", "f0", "epochs", "encoder", "size (MB)", "index", "engine",
@@ -196,6 +196,7 @@ def build(services: Services) -> list[Any]:
         with gr.Row():
             do_import = gr.Button("Import", variant="primary")
             stop = gr.Button("Stop", variant="stop")
+        import_error = message_box()
         import_msg = gr.Markdown()
     gr.Markdown("### Your voice models")
     table = gr.Dataframe(headers=VOICE_HEADERS, value=lambda: voice_rows(services), interactive=False, wrap=True)
@@ -214,6 +215,7 @@ def build(services: Services) -> list[Any]:
     with gr.Row():
         do_export = gr.Button("Export as zip")
         export_file = gr.File(label="Exported zip (the model file + its index)", interactive=False)
+    manage_error = message_box()
     manage_msg = gr.Markdown()
     asset_table = assets_section(services, ASSETS, GROUPS)
 
@@ -223,13 +225,15 @@ def build(services: Services) -> list[Any]:
     def _export(n, progress=gr.Progress()):
         return export_voice(services, n, progress=progress)
 
-    do_import.click(_import, [files, url, name, overwrite], [import_msg, table, picked], **DOWNLOAD_QUEUE)
+    do_import.click(beside(_import, 3), [files, url, name, overwrite], [import_error, import_msg, table, picked],
+                    **DOWNLOAD_QUEUE)
     stop.click(lambda: services.cancel_job("models") and None, None, None, queue=False)
     picked.change(lambda n: show_info(services, n), [picked], [info])
-    do_rename.click(lambda o, n: rename_voice(services, o, n), [picked, new_name], [manage_msg, table, picked])
-    do_delete.click(lambda n, c: delete_voice(services, n, c), [picked, confirm],
-                    [manage_msg, table, picked, confirm])
-    do_export.click(_export, [picked], [export_file])
+    do_rename.click(beside(lambda o, n: rename_voice(services, o, n), 3), [picked, new_name],
+                    [manage_error, manage_msg, table, picked])
+    do_delete.click(beside(lambda n, c: delete_voice(services, n, c), 4), [picked, confirm],
+                    [manage_error, manage_msg, table, picked, confirm])
+    do_export.click(beside(_export, 1), [picked], [manage_error, export_file])
     do_export.click(lambda n: export_note(services, n), [picked], [manage_msg])
     return [follow(services, table, lambda: voice_rows(services)),
             follow(services, picked, lambda: voice_choices(services.workspace), key="models-model"),
@@ -254,6 +258,7 @@ def assets_section(services: Services, assets: dict, groups: dict) -> Any:
         as_name = gr.Dropdown(label="They belong to", choices=["", *assets], value="",
                               info="Leave empty to recognise each file by its checksum.")
         do_import = gr.Button("Import files")
+    error = message_box()
     message = gr.Markdown()
 
     def _download(n, progress=gr.Progress()):
@@ -262,7 +267,7 @@ def assets_section(services: Services, assets: dict, groups: dict) -> Any:
     def _import(f, a, progress=gr.Progress()):
         return import_asset_ui(services, f, a, progress=progress)
 
-    download.click(_download, [names], [message, table], **DOWNLOAD_QUEUE)
-    do_import.click(_import, [files, as_name], [message, table], **DOWNLOAD_QUEUE)
+    download.click(beside(_download, 2), [names], [error, message, table], **DOWNLOAD_QUEUE)
+    do_import.click(beside(_import, 2), [files, as_name], [error, message, table], **DOWNLOAD_QUEUE)
     refresh.click(lambda: gr.update(value=asset_rows(services)), None, [table])
     return table

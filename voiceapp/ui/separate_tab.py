@@ -10,7 +10,7 @@ import gradio as gr
 from voiceapp.separate.separator import DEFAULT_SEPARATOR, OUTPUT_FORMATS, SeparateConfig
 from voiceapp.separate.train import SeparatorTrainConfig
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, run_job, typed_folder
+from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job, typed_folder
 
 _T = SeparatorTrainConfig()
 
@@ -104,12 +104,13 @@ def _train_section(services: Services, model: Any) -> None:
         with gr.Row():
             start = gr.Button("Start training", variant="primary")
             stop = gr.Button("Stop", variant="stop")
+        message = message_box()
         summary = gr.Markdown()
 
     def _train(stems_, name_, epochs_, size_, progress=gr.Progress()):
         return train_separator_ui(services, stems_, name_, epochs_, size_, progress=progress)
 
-    start.click(_train, [stems, name, epochs, size], [summary, model], **COMPUTE_QUEUE)
+    start.click(beside(_train, 2), [stems, name, epochs, size], [message, summary, model], **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("separator-train") and None, None, None, queue=False)
 
 
@@ -136,6 +137,7 @@ def build(services: Services) -> list[Any]:
     with gr.Row():
         run = gr.Button("Separate", variant="primary")
         stop = gr.Button("Stop", variant="stop")
+    message = message_box()
     summary = gr.Markdown()
     results = gr.State([])
     song = gr.Dropdown(label="Song", choices=[], info="Pick a separated song to listen to and inspect.")
@@ -151,8 +153,8 @@ def build(services: Services) -> list[Any]:
     def _separate(files_, folder_, model_, fmt_, progress=gr.Progress()):
         return separate_songs(services, files_, folder_, model_, fmt_, progress=progress)
 
-    run.click(_separate, [files, folder, model, fmt],
-              [summary, song, results, vocals, instrumental, downloads, before, after], **COMPUTE_QUEUE)
+    run.click(beside(_separate, 8), [files, folder, model, fmt],
+              [message, summary, song, results, vocals, instrumental, downloads, before, after], **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("separate") and None, None, None, queue=False)
     song.input(show_song, [results, song], [vocals, instrumental, downloads, before, after])
     return [follow(services, model, lambda: model_choices(services), key="separator")]

@@ -16,7 +16,7 @@ from voiceapp.services import Services
 from voiceapp.nets.presets import SAMPLE_RATES, VERSIONS
 from voiceapp.train.config import PRETRAINED_CHOICES, TrainConfig
 from voiceapp.ui import extract_section, index_section
-from voiceapp.ui.jobs import named, run_job
+from voiceapp.ui.jobs import beside, message_box, named, run_job
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,7 @@ def _train_section(services: Services, runner: Any) -> list[Any]:
         stop = gr.Button("Stop", variant="stop")
         resume = gr.Button("Resume")
         board = gr.Button("Open TensorBoard")
+    message = message_box()
     status = gr.Markdown("Pick an experiment.")
     board_link = gr.Markdown()
     curves = gr.Plot(label="Losses (training by step; validation at each save)")
@@ -244,12 +245,12 @@ def _train_section(services: Services, runner: Any) -> list[Any]:
                 "minutes": minutes}   # by TrainConfig field name: make_config's keywords
     names = list(settings)
     engine.change(engine_visibility, [engine], [quick_row, rvc_rows])
-    start.click(lambda exp, *values: start_training(runner, exp, named(names, values)),
-                [experiment, *settings.values()], [status])
-    resume.click(lambda exp, e, b, m: resume_training(runner, exp, e, b, m), [experiment, epochs, batch_size, minutes],
-                 [status])
+    start.click(beside(lambda exp, *values: start_training(runner, exp, named(names, values)), 1),
+                [experiment, *settings.values()], [message, status])
+    resume.click(beside(lambda exp, e, b, m: resume_training(runner, exp, e, b, m), 1),
+                 [experiment, epochs, batch_size, minutes], [message, status])
     stop.click(lambda exp: stop_training(runner, exp), [experiment], [status])
-    board.click(lambda exp: open_tensorboard(runner, services, exp), [experiment], [board_link])
+    board.click(beside(lambda exp: open_tensorboard(runner, services, exp), 1), [experiment], [message, board_link])
     experiment.change(lambda exp: load_experiment(services, exp), [experiment],
                       [*(settings[k] for k in SETTING_NAMES), features_note])
     experiment.change(lambda exp: refresh(runner, services, exp, None), [experiment], [status, curves, seen])

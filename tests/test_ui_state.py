@@ -1,0 +1,159 @@
+"""The app's state as a user meets it (issue #16), at handler level: pickers that follow the workspace, errors
+that stay beside their button, the Train form showing an experiment's saved settings, a Start that cannot
+continue the checkpoints refused before train.json is touched, and Stop that answers at once."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import gradio as gr
+import pytest
+
+from helpers import make_dataset, make_feature_experiment
+from voiceapp.train.config import TrainConfig
+from voiceapp.ui import pickers, train_tab
+from voiceapp.ui.jobs import beside
+
+
+def test_pick_value_prefers_the_remembered_choice_then_the_current_one():
+    choices = [("alice", "/m/alice.pth"), ("bob", "/m/bob.pth")]
+    assert pickers.pick_value(choices, "/m/alice.pth", "/m/bob.pth") == "/m/bob.pth"
+    assert pickers.pick_value(choices, "/m/bob.pth", "/m/gone.pth") == "/m/bob.pth"
+    assert pickers.pick_value(choices, None, None) == "/m/alice.pth"
+    assert pickers.pick_value(["a", "b"], None, None, fallback="last") == "b"
+    assert pickers.pick_value(["a"], "new name", None, fallback="keep") == "new name"
+    assert pickers.pick_value([], "x", "y") is None
+    assert pickers.pick_value([("none", ""), ("a", "a")], "", None) == ""
+
+
+def test_a_picker_reads_the_workspace_again(services):
+    with gr.Blocks():
+        box = gr.Dropdown(choices=[], value=None, allow_custom_value=True)
+        picker = pickers.follow(services, box, services.workspace.list_datasets, key="t-dataset")
+    assert picker.memory is not None
+    assert pickers.refreshed(picker, None, None)["choices"] == []
+    make_dataset(services.workspace, "fresh")
+    update = pickers.refreshed(picker, None, None)
+    assert update["choices"] == ["fresh"] and update["value"] == "fresh"
+
+
+def test_every_tab_returns_pickers_that_list_a_new_model(services):
+    """The lists a newcomer saw empty after a training: each tab gives its pickers to the app to re-read."""
+    from helpers import make_voice
+    from voiceapp.ui.app import TAB_MODULES
+
+    found = {}
+    with gr.Blocks():
+        for title, module in TAB_MODULES:
+            with gr.Tab(title):
+                found[title] = module.build(services) or []
+    make_voice(services.workspace, "fresh")
+    make_feature_experiment(services.workspace, "fresh")
+    for title in ("Inference", "TTS", "Models", "Train"):
+        listed = [str(pickers.refreshed(p, None, None)) for p in found[title]]
+        assert any("fresh" in text for text in listed), title
+
+
+def test_beside_shows_an_error_in_the_message_box_and_keeps_the_outputs():
+    def fails(name):
+        raise gr.Error(f"No dataset called {name}; make one in the Dataset tab first.", print_exception=False)
+
+    message, *rest = beside(fails, 2)("alice")
+    assert message["visible"] is True and "No dataset called alice" in message["value"]
+    assert all(isinstance(r, type(gr.skip())) for r in rest) and len(rest) == 2
+    message, value = beside(lambda x: x * 2, 1)(21)
+    assert message["visible"] is False and value == 42
+    message, a, b = beside(lambda x, progress=None: (x, progress is not None), 2)(1)
+    assert (a, b) == (1, True)
+
+
+def test_expected_errors_are_logged_as_one_line(caplog):
+    from voiceapp.errors import InputError
+    from voiceapp.ui.jobs import run_job
+
+    def job(progress):
+        raise InputError("bad.wav is not audio.\nUpload a wav, flac or mp3.")
+
+    with caplog.at_level("INFO", logger="voiceapp.ui.jobs"), pytest.raises(gr.Error):
+        run_job(job)
+    lines = [r for r in caplog.records if "bad.wav" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0].getMessage() and lines[0].exc_info is None
+
+
+def _saved(services, name: str, **changes) -> TrainConfig:
+    cfg = TrainConfig(experiment=name, **changes)
+    exp = services.workspace.experiment(name)
+    exp.root.mkdir(parents=True, exist_ok=True)
+    exp.train_config_path.write_text(__import__("json").dumps(cfg.to_json(), indent=2))
+    return cfg
+
+
+def test_picking_an_experiment_shows_its_saved_settings(services):
+    make_feature_experiment(services.workspace, "alice")
+    _saved(services, "alice", engine="rvc", epochs=3, save_every_epochs=1, batch_size=2, save_latest_only=False)
+    updates = dict(zip((*train_tab.SETTING_NAMES, "note"), train_tab.load_experiment(services, "alice")))
+    assert updates["epochs"]["value"] == 3 and updates["save_every_epochs"]["value"] == 1
+    assert updates["batch_size"]["value"] == 2 and updates["save_latest_only"]["value"] is False
+    assert updates["engine"]["value"] == "rvc" and updates["sample_rate"]["value"] == "40000"
+    assert "train.json" in updates["note"]
+    # an experiment without saved settings keeps the form and fills in the features' rate and version
+    make_feature_experiment(services.workspace, "bob", sample_rate=32000)
+    updates = dict(zip((*train_tab.SETTING_NAMES, "note"), train_tab.load_experiment(services, "bob")))
+    assert updates["sample_rate"]["value"] == "32000" and "value" not in updates["epochs"]
+
+
+def test_a_start_that_cannot_continue_the_checkpoints_leaves_train_json_untouched(services):
+    from voiceapp.train.process import TrainingRunner
+
+    exp = make_feature_experiment(services.workspace, "alice")
+    _saved(services, "alice", engine="quick", minutes=3)
+    (exp.root / "Q_40.pth").write_bytes(b"checkpoint")
+    before = exp.train_config_path.read_bytes()
+    runner = TrainingRunner(services.workspace, "cpu")
+    settings = dict(sample_rate="40000", version="v2", preset="full", epochs=200, save_every_epochs=10,
+                    batch_size=4, save_latest_only=True, save_voice_each_save=True, pretrained="none", engine="rvc",
+                    minutes=15)
+    with pytest.raises(gr.Error) as err:
+        train_tab.start_training(runner, "alice", settings)
+    text = str(err.value.message)
+    assert "quick model" in text and "cannot continue" in text and "Nothing was changed" in text
+    assert exp.train_config_path.read_bytes() == before
+    assert not exp.train_pid_path.exists()
+
+
+SLOW_TO_STOP = ("import signal, sys, time\n"
+                "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.5), sys.exit(0)))\n"
+                "time.sleep(60)\n")
+
+
+@pytest.mark.slow   # child processes
+def test_stop_answers_at_once_then_the_status_says_stopped(services, monkeypatch):
+    """A child that takes 1.5 s to finish its step: Stop returns "Stopping…" at once, the status says
+    Stopping while it finishes, then "Stopped at …"; a Resume pressed meanwhile waits instead of refusing."""
+    from voiceapp.train import process
+
+    make_feature_experiment(services.workspace, "alice")
+    monkeypatch.setattr(process, "launch_command",
+                        lambda *a, **k: [sys.executable, "-c", SLOW_TO_STOP, "voiceapp"])
+    runner = process.TrainingRunner(services.workspace, "cpu")
+    runner.start(TrainConfig(experiment="alice", engine="quick", minutes=1))
+    time.sleep(0.5)
+    began = time.monotonic()
+    said = train_tab.stop_training(runner, "alice")
+    assert time.monotonic() - began < 1.0 and "Stopping" in said
+    assert train_tab.status_markdown(runner, "alice").startswith("**Stopping**")
+    assert runner.wait_stopped("alice", 15)
+    for _ in range(50):   # the stopping thread writes the "stopped" event just after the child ended
+        if "Stopped at" in train_tab.status_markdown(runner, "alice"):
+            break
+        time.sleep(0.1)
+    assert "Stopped at epoch 0" in train_tab.status_markdown(runner, "alice")
+    # Resume pressed while the run is still stopping waits for it, instead of "already training"
+    runner.start(TrainConfig(experiment="alice", engine="quick", minutes=1))
+    time.sleep(0.3)
+    train_tab.stop_training(runner, "alice")
+    said = train_tab.resume_training(runner, "alice", 200, 4, 1)
+    assert "Resumed" in said
+    runner.stop("alice")
+    runner.close()
