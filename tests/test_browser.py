@@ -185,8 +185,7 @@ def test_whole_workflow_dataset_extract_train_convert_tts(page, app_url, tmp_pat
     _wait_file("models/voices/flow/flow.safetensors", root, 120)
     page.screenshot(path=str(tmp_path / "trained.png"), full_page=True)
 
-    panel = open_tab(page, "Inference")
-    panel.get_by_role("button", name="Refresh").first.click()
+    panel = open_tab(page, "Inference")   # its lists are read again when the tab is shown
     page.wait_for_timeout(1500)
     _pick(page, panel, "Voice model", "flow")
     _block(panel, "Input (upload or record)").locator("input[type=file]").set_input_files(str(src))

@@ -77,10 +77,11 @@ def updater(pickers: Sequence[Picker]) -> tuple[Callable[..., list[Any]], list[A
     components = [p.component for p in pickers]
     memories = [p.memory for p in pickers if p.memory is not None]
 
-    def update(*values: Any) -> list[Any]:
+    def update(*values: Any) -> Any:
         currents, remembered = values[:len(pickers)], iter(values[len(pickers):])
-        return [refreshed(p, current, next(remembered) if p.memory is not None else None)
-                for p, current in zip(pickers, currents)]
+        found = tuple(refreshed(p, current, next(remembered) if p.memory is not None else None)
+                      for p, current in zip(pickers, currents))
+        return found if len(found) > 1 else found[0]   # Gradio takes one output's value as it is
 
     return update, [*components, *memories], components
 

@@ -1,0 +1,204 @@
+"""Browser tests of the app's state as a person meets it (issue #16): lists that follow the workspace and
+remember the last choice, errors that stay readable beside a clickable field, the Train form showing an
+experiment's saved settings, a refused Start that leaves train.json byte-identical, honest labels for a
+Voiceapp-only model, and screenshots of every tab at 1400 px and 800 px.
+
+Screenshots go to tests/artifacts/ (ignored by git; the folder is printed). The app runs in a subprocess on a
+temporary workspace (the `app_url` fixture of test_browser.py); what a training would leave on disk is
+written there directly, as the training child does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import make_dataset, make_feature_experiment, make_voice
+from test_browser import app_url, browser, open_tab, page  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def _workspace(root: Path):
+    from voiceapp.workspace import Workspace
+
+    return Workspace(root)
+
+
+def _quick_voice(ws, name: str) -> Path:
+    import torch
+
+    from voiceapp.voices.file import save_voice_tensors
+
+    meta = {"engine": "quick", "sample_rate": 24000, "encoder": "whisper-tiny", "f0": True, "steps": 40,
+            "epochs": 0, "minutes_of_data": 1.0, "version": "1", "config": {"content_dim": 384, "hop": 240}}
+    g = torch.Generator().manual_seed(0)
+    tensors = {"frames": torch.randn(50, 384, generator=g), "count": torch.tensor([50], dtype=torch.int64)}
+    path = ws.voice_dir(name) / f"{name}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_voice_tensors(path, tensors, meta)
+
+
+def _value(panel, label: str) -> str:
+    return panel.get_by_label(label, exact=True).first.input_value()
+
+
+def _options(page, panel, label: str) -> list[str]:
+    panel.get_by_label(label, exact=True).first.click()
+    page.wait_for_selector("[role=option]")
+    names = [o.inner_text().replace("✓", "").strip() for o in page.get_by_role("option").all()]
+    page.keyboard.press("Escape")
+    return names
+
+
+def _wait_value(page, panel, label: str, expected: str, timeout_ms: int = 20_000) -> None:
+    box = panel.get_by_label(label, exact=True).first
+    for _ in range(timeout_ms // 250):
+        if box.input_value() == expected:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{label}: {box.input_value()!r}, expected {expected!r}")
+
+
+def test_lists_follow_the_workspace_after_a_reload_and_remember_the_choice(page, app_url):  # noqa: F811
+    """A model, an experiment and a dataset that appear on disk while the app runs (as a training leaves them)
+    are in every picker after a reload, with no Refresh button; the model the user picked is picked again."""
+    url, root = app_url
+    ws = _workspace(root)
+    make_dataset(ws, "newds")
+    make_feature_experiment(ws, "trained")
+    _quick_voice(ws, "trained")
+    make_voice(ws, "second")
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+
+    panel = open_tab(page, "Inference")
+    assert {"trained", "second"} <= set(_options(page, panel, "Voice model"))
+    panel = open_tab(page, "TTS")
+    assert {"trained", "second"} <= set(_options(page, panel, "Voice model"))
+    panel = open_tab(page, "Models")
+    assert {"trained", "second"} <= set(_options(page, panel, "Model"))
+    page.wait_for_function("document.querySelector('#tab-models').innerText.includes('own frames')")  # its row
+    panel = open_tab(page, "Train")
+    assert "trained" in _options(page, panel, "Experiment")
+    assert "newds" in _options(page, panel, "Dataset")
+    panel = open_tab(page, "Dataset")
+    assert "newds" in _options(page, panel, "Dataset name")
+
+    panel = open_tab(page, "Inference")
+    panel.get_by_label("Voice model", exact=True).first.click()
+    page.get_by_role("option", name="trained", exact=True).first.click()
+    page.wait_for_timeout(1500)
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+    panel = open_tab(page, "Inference")
+    _wait_value(page, panel, "Voice model", "trained")
+
+
+def test_an_error_stays_readable_and_the_field_stays_clickable(page):  # noqa: F811
+    panel = open_tab(page, "Dataset")
+    box = panel.get_by_label("Dataset name")
+    box.fill("nothing_uploaded")
+    box.press("Enter")
+    panel.get_by_role("button", name="Prepare dataset").click()
+    message = panel.locator(".block.va-message")
+    message.wait_for(state="visible")
+    assert "Upload recordings" in message.inner_text()
+    page.wait_for_timeout(12_000)   # longer than a toast lasts
+    assert message.is_visible() and "Upload recordings" in message.inner_text()
+    box.click(timeout=5_000)        # no badge over the box
+    box.fill("still_clickable")
+    assert box.input_value() == "still_clickable"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "error_beside_button.png"), full_page=True)
+
+
+def _saved_settings(ws, name: str, **settings) -> Path:
+    from voiceapp.train.config import TrainConfig
+
+    exp = ws.experiment(name)
+    exp.root.mkdir(parents=True, exist_ok=True)
+    exp.train_config_path.write_text(json.dumps(TrainConfig(experiment=name, **settings).to_json(), indent=2))
+    return exp.train_config_path
+
+
+def _pick_experiment(page, panel, name: str) -> None:
+    panel.get_by_label("Experiment", exact=True).first.click()
+    page.get_by_role("option", name=name, exact=True).first.click()
+
+
+def test_picking_an_experiment_after_a_reload_shows_its_settings(page, app_url):  # noqa: F811
+    url, root = app_url
+    ws = _workspace(root)
+    make_feature_experiment(ws, "saved_rvc")
+    _saved_settings(ws, "saved_rvc", engine="rvc", epochs=3, save_every_epochs=1, pretrained="none")
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+    panel = open_tab(page, "Train")
+    _pick_experiment(page, panel, "saved_rvc")
+    _wait_value(page, panel, "number input for Epochs", "3")
+    assert _value(panel, "number input for Save every N epochs") == "1"
+    assert panel.get_by_text("Showing the settings saved with").first.is_visible()
+
+
+def test_a_failed_start_leaves_train_json_byte_identical(page, app_url):  # noqa: F811
+    url, root = app_url
+    ws = _workspace(root)
+    exp = make_feature_experiment(ws, "quick_exp")
+    saved = _saved_settings(ws, "quick_exp", engine="quick", minutes=3)
+    (exp.root / "Q_40.pth").write_bytes(b"a quick checkpoint")
+    before = saved.read_bytes()
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+    panel = open_tab(page, "Train")
+    _pick_experiment(page, panel, "quick_exp")
+    _wait_value(page, panel, "number input for Training minutes", "3")
+    panel.get_by_label("rvc: RVC's model", exact=False).first.check()
+    panel.get_by_role("button", name="Start", exact=True).click()
+    message = panel.locator(".block.va-message").filter(has_text="cannot continue")
+    message.wait_for(state="visible")
+    assert "Nothing was changed" in message.inner_text()
+    assert saved.read_bytes() == before
+
+
+def test_labels_of_a_voiceapp_only_model_do_not_promise_rvc(page, app_url):  # noqa: F811
+    url, root = app_url
+    _quick_voice(_workspace(root), "own_only")
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+    panel = open_tab(page, "Models")
+    panel.get_by_label("Model", exact=True).first.click()
+    page.get_by_role("option", name="own_only", exact=True).first.click()
+    panel.get_by_role("button", name="Export as zip").click()
+    note = panel.get_by_text("loads in Voiceapp only").first
+    note.wait_for(state="visible")
+    details = panel.locator("table").filter(has_text=re.compile(r"Engine\s+quick")).first
+    details.wait_for(state="visible")
+    assert "Loads in\tVoiceapp" in details.inner_text() and "RVC" not in details.inner_text()
+    assert "Applio" not in details.inner_text()
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_screenshots_of_every_tab(browser, app_url, width):  # noqa: F811
+    from voiceapp.ui.app import TABS
+
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_url[0])
+    pg.wait_for_selector("button[role=tab]")
+    ARTIFACTS.mkdir(exist_ok=True)
+    for title, _ in TABS:
+        if not pg.get_by_role("tab", name=title, exact=True).is_visible():
+            pg.get_by_role("button", name="More tabs").first.click(timeout=2_000) if \
+                pg.get_by_role("button", name="More tabs").count() else None
+        pg.get_by_role("tab", name=title, exact=True).first.click()
+        pg.locator(f"#tab-{title.lower()}").wait_for(state="visible")
+        pg.wait_for_timeout(500)
+        pg.screenshot(path=str(ARTIFACTS / f"tab_{title.lower()}_{width}px.png"), full_page=True)
+    print(f"screenshots in {ARTIFACTS}")
+    context.close()
