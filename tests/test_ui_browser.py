@@ -202,3 +202,31 @@ def test_screenshots_of_every_tab(browser, app_url, width):  # noqa: F811
         pg.screenshot(path=str(ARTIFACTS / f"tab_{title.lower()}_{width}px.png"), full_page=True)
     print(f"screenshots in {ARTIFACTS}")
     context.close()
+
+
+def test_a_queued_job_is_visible_and_cancellable(page, app_url, tmp_path):  # noqa: F811
+    """The demo runs; a dataset preparation pressed meanwhile is listed as waiting behind it, Cancel takes it
+    off before it starts (no dataset is made), and cancelling the demo empties the panel."""
+    from helpers import phrase_with_gaps, write_wav
+    from test_browser import prepare_dataset_from_upload
+
+    url, root = app_url
+    page.locator("#demo-run").click()
+    jobs = page.locator("#jobs-table")
+    page.wait_for_function("document.querySelector('#jobs-table').innerText.includes('running')")
+    src = write_wav(tmp_path / "queued voice.wav", phrase_with_gaps(40_000, tone_s=2.0, n=3), 40_000)
+    prepare_dataset_from_upload(page, src, "never_made")
+    page.wait_for_function("document.querySelector('#jobs-table').innerText.includes('waiting (1 ahead)')")
+    assert "Prepare dataset" in jobs.inner_text() and "Demo" in jobs.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "job_panel_waiting.png"), full_page=False)
+    page.locator("#jobs-pick").get_by_role("listbox").or_(page.locator("#jobs-pick input")).first.click()
+    page.get_by_role("option", name="Prepare dataset (waiting)").first.click()
+    page.get_by_role("button", name="Cancel job").click()
+    page.get_by_text("will not start").first.wait_for(state="visible")
+    page.locator("#jobs-pick input").first.click()
+    page.get_by_role("option", name="Demo (running)").first.click()
+    page.get_by_role("button", name="Cancel job").click()
+    page.wait_for_function("document.querySelector('#jobs-table').innerText.includes('No job is running')",
+                           timeout=180_000)
+    assert not (root / "datasets" / "never_made").exists()

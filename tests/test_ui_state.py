@@ -157,3 +157,35 @@ def test_stop_answers_at_once_then_the_status_says_stopped(services, monkeypatch
     assert "Resumed" in said
     runner.stop("alice")
     runner.close()
+
+
+def test_the_job_board_lists_running_then_waiting_and_a_cancelled_wait_never_runs(services):
+    from voiceapp.ui import jobs_panel
+
+    board = services.board
+    first = board.add("demo", "Demo", "s1")
+    second = board.add("dataset", "Prepare dataset", "s2")
+    assert board.begin(first)
+    table = jobs_panel.board_markdown(services)
+    assert table.index("Demo") < table.index("Prepare dataset") and "waiting (1 ahead)" in table
+    board.report(first, 0.5, "quick voice: step 10")
+    assert "50% quick voice: step 10" in jobs_panel.board_markdown(services)
+    assert "will not start" in jobs_panel.cancel(services, second)
+    assert board.begin(second) is False and [j.id for j in board.list()] == [first]
+    token = services.start_job("demo")
+    assert "Stopping" in jobs_panel.cancel(services, first) and token.is_set
+    board.end(first)
+    assert "No job is running" in jobs_panel.board_markdown(services)
+
+
+def test_closing_the_browser_tab_cancels_its_jobs(services):
+    from voiceapp.ui.jobs import cancel_session_jobs
+
+    waiting = services.board.add("infer", "Convert", "gone")
+    running = services.board.add("demo", "Demo", "gone")
+    other = services.board.add("tts", "Speak", "still-here")
+    services.board.begin(running)
+    services.board.begin(other)
+    token, kept = services.start_job("demo"), services.start_job("tts")
+    assert cancel_session_jobs(services, "gone") == 2
+    assert token.is_set and not kept.is_set and services.board.begin(waiting) is False

@@ -6,8 +6,10 @@ module globals.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,77 @@ class ModelCache:
 
 
 @dataclass
+class Job:
+    """One job the web app runs or holds in its queue, as the job panel shows it."""
+
+    id: int
+    kind: str                        # the Stop key (services.start_job(kind)): "dataset", "infer", ...
+    label: str                       # what a person reads: "Convert (Inference)"
+    session: str = ""                # the browser session that asked for it
+    state: str = "waiting"           # waiting | running | cancelled
+    fraction: float = 0.0
+    message: str = ""
+    queued_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+
+
+class JobBoard:
+    """What runs and what waits, for the job panel: a job is added when its button is pressed (before the
+    queue admits it), marked running when it starts, and removed when it ends. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, Job] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, label: str, session: str = "") -> int:
+        with self._lock:
+            job = Job(next(self._ids), kind, label, session)
+            self._jobs[job.id] = job
+            return job.id
+
+    def begin(self, job_id: int | None) -> bool:
+        """Mark a job running; False when it was cancelled while it waited (it must not run)."""
+        with self._lock:
+            job = self._jobs.get(job_id) if job_id is not None else None
+            if job is None:
+                return True       # not on the board (e.g. called directly): run it
+            if job.state == "cancelled":
+                del self._jobs[job.id]
+                return False
+            job.state, job.started_at = "running", time.time()
+            return True
+
+    def report(self, job_id: int | None, fraction: float, message: str) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id) if job_id is not None else None
+            if job is not None:
+                job.fraction, job.message = float(fraction), str(message)
+
+    def end(self, job_id: int | None) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def cancel(self, job_id: int) -> Job | None:
+        """Cancel a waiting job (it will not start) or mark a running one; returns it (None if gone)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                job.state = "cancelled" if job.state == "waiting" else job.state
+            return job
+
+    def of_session(self, session: str) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs.values() if session and j.session == session]
+
+    def list(self) -> list[Job]:
+        """Running jobs first, then the waiting ones in the order they will run."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return sorted(jobs, key=lambda j: (j.state != "running", j.queued_at))
+
+
+@dataclass
 class Services:
     """What every stage run from the app or the CLI needs besides its own inputs."""
 
@@ -69,6 +142,7 @@ class Services:
     cache: ModelCache = field(default_factory=ModelCache)
     cancel: CancelToken = field(default_factory=CancelToken)
     shared: bool = False  # the web app is reachable by others (--share, a non-loopback --host): no server paths
+    board: JobBoard = field(default_factory=JobBoard, repr=False)   # what the web app runs and queues
     _jobs: dict[str, CancelToken] = field(default_factory=dict, repr=False)
 
     def start_job(self, kind: str) -> CancelToken:

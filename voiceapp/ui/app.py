@@ -9,7 +9,8 @@ import gradio as gr
 
 from voiceapp import __version__
 from voiceapp.services import Services
-from voiceapp.ui import dataset_tab, demo_section, infer_tab, models_tab, pickers, separate_tab, train_tab, tts_tab
+from voiceapp.ui import (dataset_tab, demo_section, infer_tab, jobs_panel, models_tab, pickers, separate_tab, train_tab,
+                         tts_tab)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def build_app(services: Services) -> gr.Blocks:
     with gr.Blocks(title="Voiceapp", delete_cache=(3600, 86400)) as app:
         gr.Markdown(f"## Voiceapp <span class='va-small'>v{__version__} · workspace `{services.workspace.root}` · "
                     f"device `{services.device}`</span>")
+        jobs_panel.build(services, app)
         demo_section.build(services)
         for title, module in TAB_MODULES:
             with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}") as tab:

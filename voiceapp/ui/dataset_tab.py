@@ -11,7 +11,7 @@ from voiceapp.dataset.prepare import SAMPLE_RATES, DatasetConfig
 from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig
 from voiceapp.errors import InputError
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job, typed_folder
+from voiceapp.ui.jobs import COMPUTE_QUEUE, message_box, queued, run_job, typed_folder
 
 _D, _S, _C = DatasetConfig(), SlicerConfig(), ChunkConfig()
 
@@ -188,7 +188,7 @@ def build(services: Services) -> list[Any]:
     def _prepare(files_, folder_, name_, *rest, progress=gr.Progress()):
         return prepare(services, files_, folder_, name_, *rest, progress=progress)
 
-    run.click(beside(_prepare, 5), [files, folder, name, *settings], [message, report, histogram, source, clip, name],
+    queued(services, run.click, "dataset", "Prepare dataset", _prepare, [files, folder, name, *settings], [message, report, histogram, source, clip, name],
               **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("dataset") and None, None, None, queue=False)
     name.change(lambda n: show_dataset(services, n), [name], [report, histogram, source, clip])

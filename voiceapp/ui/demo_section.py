@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, message_box, queued, run_job
 
 PLAYERS: tuple[tuple[str, str], ...] = (
     ("source", "Source speaker (before)"),
@@ -68,6 +68,6 @@ def build(services: Services) -> None:
     def _run(m, s, progress=gr.Progress()):
         return run(services, m, s, progress=progress)
 
-    start.click(beside(_run, 2 + len(PLAYERS)), [minutes, source], [message, report, pictures, *players],
+    queued(services, start.click, "demo", "Demo", _run, [minutes, source], [message, report, pictures, *players],
                 **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("demo") and None, None, None, queue=False)

@@ -13,7 +13,7 @@ from voiceapp.features.encoders import ENCODERS, VERSIONS, default_encoder
 from voiceapp.features.extract import FeatureConfig
 from voiceapp.features.f0 import default_f0_method, f0_method_choices
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, message_box, queued, run_job
 
 JOB = "features"
 _D = FeatureConfig()
@@ -125,7 +125,7 @@ def build(services: Services) -> tuple[list[Any], Any]:
     def _curve(path_: str, method_: str, progress=gr.Progress()) -> tuple[Any, Any, str]:
         return f0_curve(services, path_, method_, progress=progress)
 
-    extracted = run.click(beside(_extract, 1), [dataset, experiment, f0_method, encoder, version], [message, status],
+    extracted = queued(services, run.click, JOB, "Extract features", _extract, [dataset, experiment, f0_method, encoder, version], [message, status],
                           **COMPUTE_QUEUE)
     halt.click(lambda: stop(services), None, [status], queue=False)
     show.click(_curve, [audio, curve_method], [plot, csv, summary], **COMPUTE_QUEUE)

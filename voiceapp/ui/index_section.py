@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, message_box, queued, run_job
 
 
 def experiments_with_features(services: Services) -> list[str]:
@@ -60,7 +60,7 @@ def build(services: Services) -> list[Any]:
     def _build(name, progress=gr.Progress()):
         return build_index_for(services, name, progress=progress)
 
-    run.click(beside(_build, 1), [experiment], [message, status], **COMPUTE_QUEUE)
+    queued(services, run.click, "index", "Build index", _build, [experiment], [message, status], **COMPUTE_QUEUE)
     experiment.change(lambda n: index_status(services, n), [experiment], [status])
     return [follow(services, experiment, lambda: experiments_with_features(services), key="index-experiment",
                    fallback="last")]

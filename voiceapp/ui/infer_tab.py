@@ -11,7 +11,7 @@ import gradio as gr
 from voiceapp.audio import SAVE_FORMATS
 from voiceapp.infer.pipeline import InferConfig
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, named, run_job, typed_folder
+from voiceapp.ui.jobs import COMPUTE_QUEUE, message_box, named, queued, run_job, typed_folder
 
 _D = InferConfig()
 NO_INDEX = ""
@@ -253,9 +253,9 @@ def build(services: Services) -> list[Any]:
         return convert_many(services, model_, index_, files_, folder_, out_, fmt_, named(names, values),
                             progress=progress)
 
-    run_one.click(beside(_one, 2), [model, index, audio, fmt, *components], [message_one, output, result],
+    queued(services, run_one.click, "infer", "Convert (Inference)", _one, [model, index, audio, fmt, *components], [message_one, output, result],
                   **COMPUTE_QUEUE)
-    run_many.click(beside(_many, 2), [model, index, files, folder, out_folder, fmt, *components],
+    queued(services, run_many.click, "infer", "Convert all (Inference)", _many, [model, index, files, folder, out_folder, fmt, *components],
                    [message_many, table, summary], **COMPUTE_QUEUE)
     for stop in (stop_one, stop_many):
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)

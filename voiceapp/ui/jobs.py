@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 from collections.abc import Iterable
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 # Jobs that use the model compute (CPU or GPU) share one queue, one job at a time.
 COMPUTE_QUEUE: dict[str, Any] = {"concurrency_id": "compute", "concurrency_limit": 1}
+# (job board, job id) of the job this thread runs, so its progress also reaches the job panel
+_CURRENT: contextvars.ContextVar[tuple[Any, int] | None] = contextvars.ContextVar("voiceapp_job", default=None)
 
 
 def named(names: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
@@ -26,7 +29,11 @@ def named(names: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
 
 
 def gradio_progress(progress: Any) -> Progress:
+    current = _CURRENT.get()
+
     def report(fraction: float, message: str) -> None:
+        if current is not None:
+            current[0].report(current[1], fraction, message)
         try:
             progress(min(max(float(fraction), 0.0), 1.0), desc=message)
         except Exception:  # noqa: BLE001 - a closed browser tab must not kill the job
@@ -62,6 +69,45 @@ def beside(fn: Callable[..., Any], n_outputs: int) -> Callable[..., Any]:
         return (gr.update(value="", visible=False), *values)
 
     return handler
+
+
+def queued(services: Any, trigger: Any, kind: str, label: str, fn: Callable[..., Any], inputs: list[Any],
+           outputs: list[Any], **queue: Any) -> Any:
+    """Wire a job so that the job panel shows it from the moment its button is pressed: `trigger` (e.g.
+    `button.click`) first puts it on `services.board` as waiting (no queue), then runs `fn` in the queue
+    (`queue`: e.g. COMPUTE_QUEUE) as running, with its progress, and takes it off when it ends. A job cancelled
+    while it waits does not run. `outputs[0]` must be a `message_box` (errors are shown there, see `beside`).
+    `kind` is the key its Stop button cancels. Returns the event of the job, for more to chain on."""
+    ticket = gr.State(None)
+    takes_progress = "progress" in inspect.signature(fn).parameters
+
+    def enter(request: gr.Request) -> int:
+        return services.board.add(kind, label, getattr(request, "session_hash", "") or "")
+
+    def guarded(job_id: int | None, *args: Any, progress: Any = None) -> Any:
+        if not services.board.begin(job_id):
+            raise gr.Error(f"{label} was cancelled before it started.", title="Stopped", print_exception=False)
+        token = _CURRENT.set((services.board, job_id))
+        try:
+            return fn(*args, progress=progress) if takes_progress else fn(*args)
+        finally:
+            _CURRENT.reset(token)
+            services.board.end(job_id)
+
+    return trigger(enter, None, [ticket], queue=False, show_progress="hidden").then(
+        beside(guarded, len(outputs) - 1), [ticket, *inputs], outputs, **queue)
+
+
+def cancel_session_jobs(services: Any, session: str) -> int:
+    """Cancel what one browser session started or queued (its tab was closed: nothing waits for the result)."""
+    jobs = services.board.of_session(session)
+    for job in jobs:
+        services.board.cancel(job.id)
+        if job.state == "running":
+            services.cancel_job(job.kind)
+    if jobs:
+        log.info("browser session closed: cancelled %s", ", ".join(j.label for j in jobs))
+    return len(jobs)
 
 
 def run_job(fn: Callable[..., Any], *args: Any, progress: Any = None, **kwargs: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.services import Services
-from voiceapp.ui.jobs import beside, message_box, run_job
+from voiceapp.ui.jobs import beside, message_box, queued, run_job
 
 DOWNLOAD_QUEUE: dict[str, Any] = {"concurrency_id": "downloads", "concurrency_limit": 1}
 VOICE_HEADERS = ["name", "version", "sample rate", "f0", "epochs", "encoder", "size (MB)", "index", "engine",
@@ -225,7 +225,7 @@ def build(services: Services) -> list[Any]:
     def _export(n, progress=gr.Progress()):
         return export_voice(services, n, progress=progress)
 
-    do_import.click(beside(_import, 3), [files, url, name, overwrite], [import_error, import_msg, table, picked],
+    queued(services, do_import.click, "models", "Import a voice model", _import, [files, url, name, overwrite], [import_error, import_msg, table, picked],
                     **DOWNLOAD_QUEUE)
     stop.click(lambda: services.cancel_job("models") and None, None, None, queue=False)
     picked.change(lambda n: show_info(services, n), [picked], [info])
@@ -267,7 +267,7 @@ def assets_section(services: Services, assets: dict, groups: dict) -> Any:
     def _import(f, a, progress=gr.Progress()):
         return import_asset_ui(services, f, a, progress=progress)
 
-    download.click(beside(_download, 2), [names], [error, message, table], **DOWNLOAD_QUEUE)
-    do_import.click(beside(_import, 2), [files, as_name], [error, message, table], **DOWNLOAD_QUEUE)
+    queued(services, download.click, "assets", "Download base assets", _download, [names], [error, message, table], **DOWNLOAD_QUEUE)
+    queued(services, do_import.click, "assets", "Import base assets", _import, [files, as_name], [error, message, table], **DOWNLOAD_QUEUE)
     refresh.click(lambda: gr.update(value=asset_rows(services)), None, [table])
     return table

@@ -68,7 +68,10 @@ def refreshed(picker: Picker, current: Any, remembered: Any) -> Any:
     found = picker.read()
     if picker.table:
         return gr.update(value=found)
-    return gr.update(choices=found, value=pick_value(found, current, remembered, getattr(picker, "fallback", "first")))
+    value = pick_value(found, current, remembered, getattr(picker, "fallback", "first"))
+    if value == current:   # only the choices: what the user typed meanwhile is not overwritten
+        return gr.update(choices=found)
+    return gr.update(choices=found, value=value)
 
 
 def updater(pickers: Sequence[Picker]) -> tuple[Callable[..., list[Any]], list[Any], list[Any]]:

@@ -10,7 +10,7 @@ import gradio as gr
 from voiceapp.separate.separator import DEFAULT_SEPARATOR, OUTPUT_FORMATS, SeparateConfig
 from voiceapp.separate.train import SeparatorTrainConfig
 from voiceapp.services import Services
-from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, run_job, typed_folder
+from voiceapp.ui.jobs import COMPUTE_QUEUE, message_box, queued, run_job, typed_folder
 
 _T = SeparatorTrainConfig()
 
@@ -110,7 +110,7 @@ def _train_section(services: Services, model: Any) -> None:
     def _train(stems_, name_, epochs_, size_, progress=gr.Progress()):
         return train_separator_ui(services, stems_, name_, epochs_, size_, progress=progress)
 
-    start.click(beside(_train, 2), [stems, name, epochs, size], [message, summary, model], **COMPUTE_QUEUE)
+    queued(services, start.click, "separator-train", "Train a separator", _train, [stems, name, epochs, size], [message, summary, model], **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("separator-train") and None, None, None, queue=False)
 
 
@@ -153,7 +153,7 @@ def build(services: Services) -> list[Any]:
     def _separate(files_, folder_, model_, fmt_, progress=gr.Progress()):
         return separate_songs(services, files_, folder_, model_, fmt_, progress=progress)
 
-    run.click(beside(_separate, 8), [files, folder, model, fmt],
+    queued(services, run.click, "separate", "Separate", _separate, [files, folder, model, fmt],
               [message, summary, song, results, vocals, instrumental, downloads, before, after], **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("separate") and None, None, None, queue=False)
     song.input(show_song, [results, song], [vocals, instrumental, downloads, before, after])

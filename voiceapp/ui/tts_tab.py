@@ -12,7 +12,7 @@ from voiceapp.services import Services
 from voiceapp.tts.engine import RATE_PERCENT_MAX, RATE_PERCENT_MIN
 from voiceapp.tts.engines import DEFAULT_ENGINE
 from voiceapp.tts.speak import TARGET_SEXES, TtsConfig
-from voiceapp.ui.jobs import COMPUTE_QUEUE, beside, message_box, named, run_job
+from voiceapp.ui.jobs import COMPUTE_QUEUE, message_box, named, queued, run_job
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def build(services: Services) -> list[Any]:
         return speak_clicked(services, text_, file_, engine_, voice_, model_, index_, named(names, values),
                              progress=progress)
 
-    go.click(beside(on_speak, 6), [text, text_file, engine, voice, model, index, *settings.values()],
+    queued(services, go.click, "tts", "Speak (TTS)", on_speak, [text, text_file, engine, voice, model, index, *settings.values()],
              [message, status, base_audio, base_file, converted_audio, converted_file, controls["transpose_semitones"]],
              **COMPUTE_QUEUE)
     stop.click(lambda: stop_clicked(services), None, [status])
