@@ -189,3 +189,12 @@ def test_closing_the_browser_tab_cancels_its_jobs(services):
     token, kept = services.start_job("demo"), services.start_job("tts")
     assert cancel_session_jobs(services, "gone") == 2
     assert token.is_set and not kept.is_set and services.board.begin(waiting) is False
+
+
+def test_train_defaults_follow_the_device(services):
+    from dataclasses import replace
+
+    assert train_tab.cpu_aware(services, "epochs") == 20 < TrainConfig(experiment="x").epochs
+    gpu = replace(services, device="cuda")
+    assert train_tab.cpu_aware(gpu, "epochs") == TrainConfig(experiment="x").epochs
+    assert train_tab.cpu_aware(services, "batch_size") == TrainConfig(experiment="x").batch_size

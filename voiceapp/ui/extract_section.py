@@ -99,7 +99,8 @@ def build(services: Services) -> tuple[list[Any], Any]:
                               info="contentvec matches community models; whisper-tiny works offline. "
                                    "You can also type the path of a HuBERT folder.")
         version = gr.Radio(list(VERSIONS), value=_D.version, label="Model version",
-                           info="v2 (768-wide ContentVec features) is the current RVC model; v1 is the older one.")
+                           info="v2 is the current RVC model, v1 the older one (with contentvec: 768- or 256-wide "
+                                "features; whisper-tiny gives 384-wide features for either).")
     with gr.Row():
         run = gr.Button("Extract features", variant="primary")
         halt = gr.Button("Stop", variant="stop")

@@ -214,11 +214,6 @@ def build(services: Services) -> list[Any]:
     fmt = gr.Radio(list(SAVE_FORMATS), value="wav", label="Output format",
                    info="wav is lossless; mp3/ogg are smaller.")
     description = gr.Markdown(description_start)
-    settings = _settings(services)
-    names, components = list(settings), list(settings.values())
-    engine_outputs = [index, settings["index_rate"], settings["neighbour_blend"]]
-    for component, update in zip(engine_outputs, engine_controls(first)):
-        component.visible = update["visible"]   # the first model's engine, before any change event
     with gr.Tab("One file"):
         with gr.Row():
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input (upload or record)")
@@ -245,6 +240,13 @@ def build(services: Services) -> list[Any]:
         message_many = message_box()
         summary = gr.Markdown()
         table = gr.Dataframe(headers=STATUS_HEADERS, label="Files", interactive=False, wrap=True)
+
+    with gr.Accordion("Conversion settings (pitch, index, consonants, loudness…)", open=False):
+        settings = _settings(services)   # the main path (model, input, Convert) comes first; these fold away
+    names, components = list(settings), list(settings.values())
+    engine_outputs = [index, settings["index_rate"], settings["neighbour_blend"]]
+    for component, update in zip(engine_outputs, engine_controls(first)):
+        component.visible = update["visible"]   # the first model's engine, before any change event
 
     def _one(model_, index_, audio_, fmt_, *values, progress=gr.Progress()):
         return convert_one(services, model_, index_, audio_, fmt_, named(names, values), progress=progress)
