@@ -137,8 +137,9 @@ def build_report(manifest: DatasetManifest, cfg: Any,
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown for the Dataset tab and the CLI."""
     lines = [f"### Dataset `{report['name']}` ({report['sample_rate'] // 1000} kHz)",
-             f"- **{report['clip_count']} clips**, {report['kept_minutes']:.1f} min kept of "
-             f"{report['input_minutes']:.1f} min input, from {report['files_ok']} file(s)",
+             f"- **{report['clip_count']} clips** holding {report['kept_minutes']:.1f} min (consecutive clips "
+             f"share their overlap), from {report['input_minutes']:.1f} min of input in {report['files_ok']} "
+             f"file(s)",
              f"- clip length {report['clip_seconds']['min']}–{report['clip_seconds']['max']} s "
              f"(median {report['clip_seconds']['median']} s)"]
     dropped = report["clips_dropped"]

@@ -80,7 +80,8 @@ def show_info(services: Services, name: str | None) -> str:
     info = run_job(lambda progress: model_info(services.workspace, name))
     labels = {"engine": "Engine", "apps": "Loads in", "minutes_of_data": "Minutes of target speech",
               "version": "Version", "sample_rate": "Sample rate (Hz)", "f0": "Pitch-guided (f0)",
-              "epochs": "Epochs", "step": "Steps", "encoder": "Content encoder", "speakers": "Speakers",
+              "epochs": "Epochs", "step": "Steps", "encoder": "Content encoder",
+              "speakers": "Speaker slots in the file",
               "author": "Author", "created": "Created", "info": "Notes", "size_bytes": "Size (bytes)",
               "sha256": "sha256", "path": "File", "index": "Index"}
     info = {**info, "apps": ", ".join(info.get("apps") or [])}

@@ -208,9 +208,40 @@ def describe_model(path: Path | str) -> str:
         parts.append(f"encoder {info.encoder}")
     if info.epochs is not None:
         parts.append(f"epoch {info.epochs}")
-    if info.speakers > 1:
-        parts.append(f"{info.speakers} speaker slots")
-    return " · ".join(parts)
+    return " · ".join(parts)   # no speaker count: RVC files have 109 slots whether one or many were trained
+
+
+# Below these a voice is undertrained: an rvc model needs tens of epochs (hundreds from scratch), a quick voice
+# ~1000 steps (bench/RESULTS.md quality: 4217 steps in 10 CPU minutes gave similarity 0.80), and a voice needs a
+# minute or more of the target's speech.
+UNDERTRAINED_RVC_EPOCHS = 20
+UNDERTRAINED_QUICK_STEPS = 1000
+TOO_LITTLE_DATA_MINUTES = 1.0
+
+
+def quality_hint(path: Path | str) -> str:
+    """A sentence warning that the voice in `path` is undertrained or has too little data; "" when it is not
+    (or cannot be told from the file)."""
+    from voiceapp.errors import VoiceAppError
+
+    try:
+        info = read_voice_info(Path(path))
+    except VoiceAppError:
+        return ""
+    problems = []
+    if info.engine == "rvc" and info.epochs is not None and info.epochs < UNDERTRAINED_RVC_EPOCHS:
+        problems.append(f"it trained only {info.epochs} epoch(s) (RVC models need {UNDERTRAINED_RVC_EPOCHS}+ from "
+                        f"a pretrained base, hundreds from scratch)")
+    if info.engine == "quick" and info.steps is not None and info.steps < UNDERTRAINED_QUICK_STEPS:
+        problems.append(f"it trained only {info.steps} steps (about {UNDERTRAINED_QUICK_STEPS}+ give a recognisable "
+                        f"voice)")
+    if info.minutes_of_data is not None and info.minutes_of_data < TOO_LITTLE_DATA_MINUTES:
+        problems.append(f"it learned from {info.minutes_of_data:.1f} min of the target's speech (give it "
+                        f"{TOO_LITTLE_DATA_MINUTES:g} min or more)")
+    if not problems:
+        return ""
+    return ("Quality hint: this voice is undertrained — " + "; ".join(problems) + ". Expect a buzzy or unclear "
+            "result; train longer (Train › Resume continues from the last save) or add recordings.")
 
 
 # --- managing ------------------------------------------------------------------------------------------------
