@@ -220,3 +220,15 @@ def test_the_dataset_report_does_not_say_more_was_kept_than_given():
     except KeyError as err:   # a report field this test does not fill: only the first line matters here
         pytest.skip(f"report needs {err}")
     assert "kept of" not in text and "share their overlap" in text
+
+
+def test_an_invalid_audio_upload_is_refused_at_once(tmp_path):
+    from helpers import sine, write_wav
+    from voiceapp.ui.infer_tab import check_input
+
+    junk = tmp_path / "mixture.flac"
+    junk.write_bytes(b"\x00not audio" * 200)
+    said = check_input(str(junk))
+    assert said["visible"] is True and "mixture.flac" in said["value"]
+    good = write_wav(tmp_path / "ok.wav", sine(seconds=0.5), 16000)
+    assert check_input(str(good))["visible"] is False

@@ -76,6 +76,24 @@ def _speakers(model: str) -> int:
     return max(read_voice_info(Path(model)).speakers, 1)
 
 
+def check_input(audio_path: str | None) -> Any:
+    """Handler of an upload to "Input": says at once when the file cannot be read as audio (instead of at
+    Convert), else shows its length and format; for the message box under Convert."""
+    from voiceapp.audio.io import audio_info
+    from voiceapp.errors import VoiceAppError
+
+    if not audio_path:
+        return gr.update(value="", visible=False)
+    try:
+        info = audio_info(audio_path)
+    except VoiceAppError as err:
+        return gr.update(value=f"⚠ **Cannot use this upload** — {err}", visible=True)
+    if info.frames <= 0:
+        return gr.update(value=f"⚠ **Cannot use this upload** — {Path(audio_path).name} holds no audio; upload "
+                               f"or record another file.", visible=True)
+    return gr.update(value="", visible=False)
+
+
 # ----------------------------------------------------------------------------------------------- convert
 
 def make_config(*, transpose_semitones: float, f0_method: str | None, index_rate: float, filter_radius: float,
@@ -261,6 +279,7 @@ def build(services: Services) -> list[Any]:
                   **COMPUTE_QUEUE)
     queued(services, run_many.click, "infer", "Convert all (Inference)", _many, [model, index, files, folder, out_folder, fmt, *components],
                    [message_many, table, summary], **COMPUTE_QUEUE)
+    audio.upload(check_input, [audio], [message_one], queue=False)
     for stop in (stop_one, stop_many):
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
     model.change(lambda m: select_model(services, m), [model], [index, description, settings["speaker_id"]])
