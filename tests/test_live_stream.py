@@ -36,3 +36,23 @@ def test_state_resets_between_sessions():
 def test_bad_config_is_refused():
     with pytest.raises(ConfigError):
         LiveConfig(block_ms=55)
+
+
+def test_instant_and_rvc_voices_stream_without_clicks(workspace, services, small_torch_ops):
+    from helpers import make_feature_experiment, make_voice
+    from voiceapp.infer.models import load_voice, load_voice_file
+    from voiceapp.infer.pipeline import InferConfig
+    from voiceapp.live.engines import window_engine
+    from voiceapp.train.instant import build_instant
+
+    exp = make_feature_experiment(workspace, lengths_s=(4.0, 4.2, 3.8, 4.1), sample_rate=16000)
+    voices = [load_voice_file(build_instant(exp, workspace)),
+              load_voice(make_voice(workspace, "tiny_rvc", sample_rate=40000), services)]
+    x = harmonic(180.0, 1.5, 16000, amplitude=0.4) * np.hanning(24000) ** 0.2
+    for voice in voices:
+        conv = StreamConverter(window_engine(voice, InferConfig(f0_method="pm"), services=services),
+                               LiveConfig(block_ms=100, context_ms=400))
+        y = _stream(conv, x, 1600)
+        expected = round((len(x) - conv.delay_samples) * voice.sample_rate / 16000)
+        assert abs(len(y) - expected) <= 1 and np.all(np.isfinite(y))
+        assert np.abs(y).max() > 1e-3 and np.abs(np.diff(y)).max() < 0.5       # no jump at a block join
