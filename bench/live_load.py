@@ -8,9 +8,11 @@ baseline. Source: the first VCTK p227 file of ../shared/data (4 s).
 """
 import sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch; torch.set_num_threads(1)
 import numpy as np
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from voiceapp.workspace import Workspace
 from voiceapp.services import Services
 from voiceapp.audio import load_audio
@@ -19,7 +21,7 @@ from voiceapp.infer.pipeline import InferConfig
 from voiceapp.live.engines import window_engine, WindowEngine
 from voiceapp.live.stream import LiveConfig, StreamConverter
 ws = Workspace(Path(sys.argv[1])); s = Services(workspace=ws, device="cpu")
-x, _ = load_audio(sorted(Path(__file__).resolve().parents[2] / "shared/data/speech/vctk/p227".glob("*.flac"))[0], 16000, mono=True)
+x, _ = load_audio(sorted((Path(__file__).resolve().parents[2] / "shared/data/speech/vctk/p227").glob("*.flac"))[0], 16000, mono=True)
 x = x[:16000*4]
 voice = load_voice(sys.argv[2], s)
 for name, eng in [("passthrough", WindowEngine()), ("instant fcpe", window_engine(voice, InferConfig(f0_method="fcpe"), services=s)), ("instant pm", window_engine(voice, InferConfig(f0_method="pm"), services=s))]:
