@@ -56,3 +56,18 @@ def test_instant_and_rvc_voices_stream_without_clicks(workspace, services, small
         expected = round((len(x) - conv.delay_samples) * voice.sample_rate / 16000)
         assert abs(len(y) - expected) <= 1 and np.all(np.isfinite(y))
         assert np.abs(y).max() > 1e-3 and np.abs(np.diff(y)).max() < 0.5       # no jump at a block join
+
+
+def test_live_cli_streams_a_file(workspace, tmp_path, capsys):
+    import soundfile as sf
+
+    from helpers import make_feature_experiment, write_wav
+    from voiceapp import cli
+    from voiceapp.train.instant import build_instant
+
+    build_instant(make_feature_experiment(workspace, lengths_s=(4.0, 4.2, 3.8, 4.1), sample_rate=16000), workspace)
+    src = write_wav(tmp_path / "in.wav", harmonic(180.0, 1.0, 16000, amplitude=0.4), 16000)
+    out = tmp_path / "out.wav"
+    assert cli.main(["live", "--model", "alice", "--input", str(src), "--out", str(out), "--block-ms", "100",
+                     "--f0-method", "pm", "--root", str(workspace.root)]) == 0
+    assert len(sf.read(out)[0]) == 16000 - 320 and "load mean" in capsys.readouterr().out
