@@ -30,13 +30,14 @@ def command_modules() -> list[ModuleType]:
     from voiceapp.features import cli as features_cli
     from voiceapp.index import cli as index_cli
     from voiceapp.infer import cli as infer_cli
+    from voiceapp.live import cli as live_cli
     from voiceapp.separate import cli as separate_cli
     from voiceapp.train import cli as train_cli
     from voiceapp.tts import cli as tts_cli
     from voiceapp.voices import cli as voices_cli
 
     return [dataset_cli, separate_cli, features_cli, train_cli, tts_cli, infer_cli, index_cli,
-            voices_cli, assets_cli, demo_cli]
+            voices_cli, assets_cli, demo_cli, live_cli]
 
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent
