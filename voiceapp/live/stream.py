@@ -71,8 +71,7 @@ class StreamConverter:
         w = len(self.history)
         start, stop = w - self.look - self.block, w - self.look   # the block's span, in window samples
         extra = self.cfg.samples(self.cfg.crossfade_ms)
-        y = self.engine.convert(self.history, start, stop + extra, level) if level < 9 else \
-            np.zeros(_out(stop + extra, self.engine.sample_rate) - _out(start, self.engine.sample_rate), np.float32)
+        y = self.engine.convert(self.history, start, stop + extra, level)
         n_out = _out(self.received - self.look, self.engine.sample_rate) - _out(
             self.received - self.look - self.block, self.engine.sample_rate)
         ramp = np.sin(0.5 * np.pi * (np.arange(self.fade) + 0.5) / self.fade) ** 2
