@@ -90,9 +90,13 @@ def test_lists_follow_the_workspace_after_a_reload_and_remember_the_choice(page,
     assert "newds" in _options(page, panel, "Dataset name")
 
     panel = open_tab(page, "Inference")
+    stored = page.evaluate("localStorage.getItem('voiceapp-voice-model')")
     panel.get_by_label("Voice model", exact=True).first.click()
     page.get_by_role("option", name="trained", exact=True).first.click()
-    page.wait_for_timeout(1500)
+    _wait_value(page, panel, "Voice model", "trained")
+    # the choice reaches the browser's storage through a server round trip: wait for it, not a fixed time
+    page.wait_for_function("(old) => localStorage.getItem('voiceapp-voice-model') !== old", arg=stored,
+                           timeout=20_000)
     page.reload()
     page.wait_for_selector("button[role=tab]")
     panel = open_tab(page, "Inference")
