@@ -6,8 +6,6 @@ pitch tracker have the context they need, and returns only the output span asked
     passthrough  the input itself, resampled (the do-nothing baseline of the benchmarks)
     world        instant/quick voices: f0 + Whisper block-3 content + kNN frames (+ quick net) -> WORLD synthesis
     rvc          RVC's synthesizer: content (+ index blend, protect) and pitch -> decoder of the span only
-
-`level` is the quality step of overload handling: 0 as configured, 1 a cheaper pitch tracker (`pm`).
 """
 
 from __future__ import annotations
@@ -23,18 +21,14 @@ if TYPE_CHECKING:
     from voiceapp.infer.pipeline import InferConfig
     from voiceapp.services import Services
 
-CHEAP_F0 = "pm"          # the pitch tracker of quality level 1 (parselmouth: ~1 ms per block)
-
-
 class WindowEngine:
-    """Base: `convert(window, start, stop, level)` -> output samples at `sample_rate` for input samples
+    """Base: `convert(window, start, stop)` -> output samples at `sample_rate` for input samples
     [start, stop) of the 16 kHz `window` (positions may lie a little outside the window's real audio)."""
 
     name = "passthrough"
     sample_rate = SAMPLE_RATE
-    levels = 1
 
-    def convert(self, window: np.ndarray, start: int, stop: int, level: int = 0) -> np.ndarray:
+    def convert(self, window: np.ndarray, start: int, stop: int) -> np.ndarray:
         out_start, out_stop = _out(start, self.sample_rate), _out(stop, self.sample_rate)
         from voiceapp.audio import resample
 
@@ -58,23 +52,19 @@ def _span(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
 class WorldWindow(WindowEngine):
     """instant/quick voices (infer/world_engine.py) on one window; the same settings as the Inference tab."""
 
-    levels = 2
-
     def __init__(self, voice: Any, cfg: InferConfig, services: Services) -> None:
-        from voiceapp.infer.models import load_f0_cached
         from voiceapp.infer.world_engine import _load_parts
 
         self.name, self.voice, self.cfg = voice.engine, voice, cfg
         self.sample_rate = int(voice.sample_rate)
         self.parts = _load_parts(voice, cfg, services)
-        self.f0_fns = [self.parts.f0_fn, load_f0_cached(CHEAP_F0, services)]
 
-    def convert(self, window: np.ndarray, start: int, stop: int, level: int = 0) -> np.ndarray:
+    def convert(self, window: np.ndarray, start: int, stop: int) -> np.ndarray:
         from voiceapp.audio.world import WorldFrames, synthesize
         from voiceapp.infer.world_engine import _acoustic_frames
 
         n = len(window) // WINDOW + 1
-        f0 = steps.fit_frames(np.asarray(self.f0_fns[min(level, 1)](window), dtype=np.float32), n)
+        f0 = steps.fit_frames(np.asarray(self.parts.f0_fn(window), dtype=np.float32), n)
         f0 = steps.transpose_f0(f0, self.cfg.transpose_semitones)
         content = np.asarray(self.parts.encoder.encode(window), dtype=np.float32)
         lo = max(0, start // WINDOW - 2)                      # synthesise only the frames of the span (+2 each side)
@@ -88,30 +78,28 @@ class WorldWindow(WindowEngine):
 class RvcWindow(WindowEngine):
     """RVC voices (infer/pipeline.py) on one window: content and pitch of the whole window, decoder of the span."""
 
-    name, levels = "rvc", 2
+    name = "rvc"
 
     def __init__(self, voice: Any, cfg: InferConfig, index_path: Any, services: Services) -> None:
         import torch
 
-        from voiceapp.infer.models import load_f0_cached
         from voiceapp.infer.pipeline import _load_parts
 
         self.voice, self.cfg = voice, cfg
         self.sample_rate = int(voice.sample_rate)
         self.hop = int(voice.config.hop_length)
         self.parts = _load_parts(voice, cfg, index_path, services)
-        self.f0_fns = [self.parts.f0_fn, load_f0_cached(CHEAP_F0, services) if self.parts.f0_fn else None]
         device = str(next(voice.net.parameters()).device)
         self.generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
 
-    def convert(self, window: np.ndarray, start: int, stop: int, level: int = 0) -> np.ndarray:
+    def convert(self, window: np.ndarray, start: int, stop: int) -> np.ndarray:
         from voiceapp.features.f0 import coarse_f0
         from voiceapp.infer.pipeline import _piece_features, _synthesize, _Timer
 
         n = len(window) // WINDOW
         pitch = pitchf = None
         if self.parts.f0_fn is not None:
-            f0 = steps.fit_frames(np.asarray(self.f0_fns[min(level, 1)](window), dtype=np.float32), n)
+            f0 = steps.fit_frames(np.asarray(self.parts.f0_fn(window), dtype=np.float32), n)
             pitchf = steps.transpose_f0(f0, self.cfg.transpose_semitones)
             pitch = np.asarray(coarse_f0(pitchf), dtype=np.int64)
         timer = _Timer()

@@ -56,22 +56,22 @@ class StreamConverter:
         self.tail = np.zeros(self.fade, dtype=np.float32)
         self.received = 0
 
-    def push(self, audio16: np.ndarray, level: int = 0) -> np.ndarray:
+    def push(self, audio16: np.ndarray) -> np.ndarray:
         """Add input; returns the output of every block completed (possibly empty)."""
         self.pending = np.concatenate([self.pending, np.asarray(audio16, dtype=np.float32)])
         out = []
         while len(self.pending) >= self.block:
             block, self.pending = self.pending[:self.block], self.pending[self.block:]
-            out.append(self._convert(block, level))
+            out.append(self._convert(block))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    def _convert(self, block: np.ndarray, level: int) -> np.ndarray:
+    def _convert(self, block: np.ndarray) -> np.ndarray:
         self.history = np.concatenate([self.history[len(block):], block])
         self.received += len(block)
         w = len(self.history)
         start, stop = w - self.look - self.block, w - self.look   # the block's span, in window samples
         extra = self.cfg.samples(self.cfg.crossfade_ms)
-        y = self.engine.convert(self.history, start, stop + extra, level)
+        y = self.engine.convert(self.history, start, stop + extra)
         n_out = _out(self.received - self.look, self.engine.sample_rate) - _out(
             self.received - self.look - self.block, self.engine.sample_rate)
         ramp = np.sin(0.5 * np.pi * (np.arange(self.fade) + 0.5) / self.fade) ** 2

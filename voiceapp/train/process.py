@@ -255,7 +255,7 @@ def has_checkpoints(exp: ExperimentDir) -> bool:
     return any(exp.checkpoints_dir.glob(pattern) for pattern in ("G_*.pth", "D_*.pth", "Q_*.pth"))
 
 
-def describe_model(cfg: TrainConfig, manifest: FeatureManifest | None = None) -> str:
+def model_phrase(cfg: TrainConfig, manifest: FeatureManifest | None = None) -> str:
     """"a light v2 40000 Hz rvc model" / "a quick model"."""
     if cfg.engine != "rvc":
         return f"a {cfg.engine} model"
@@ -290,8 +290,8 @@ def check_against_checkpoints(cfg: TrainConfig, exp: ExperimentDir, manifest: Fe
     changes = architecture_changes(saved, cfg, manifest)
     if changes:
         listed = ", ".join(f"{name} {old} → {new}" for name, old, new in changes)
-        raise ConfigError(f"{exp.name} already has checkpoints of {describe_model(saved, manifest)}; this Start asks "
-                          f"for {describe_model(cfg, manifest)} ({listed}), which cannot continue from them. Nothing "
+        raise ConfigError(f"{exp.name} already has checkpoints of {model_phrase(saved, manifest)}; this Start asks "
+                          f"for {model_phrase(cfg, manifest)} ({listed}), which cannot continue from them. Nothing "
                           f"was changed. Pick {exp.name} again to load its saved settings and press Resume, or type a "
                           f"new experiment name to train this model from scratch.")
 

@@ -23,6 +23,7 @@ class Picker:
     read: Callable[[], Any]          # dropdown: the choices (values or (label, value) pairs); table: the rows
     memory: Any = None               # gr.BrowserState holding the last value the user picked (None: not remembered)
     table: bool = False
+    fallback: str = "first"          # with no remembered/current value: "first", "last" or "keep" (pick_value)
 
 
 def choice_values(choices: Sequence[Any]) -> list[Any]:
@@ -58,9 +59,7 @@ def follow(services: Any, component: Any, read: Callable[[], Any], key: str | No
     if key:
         memory = gr.BrowserState(None, storage_key=f"voiceapp-{key}", secret=_secret(services))
         component.change(lambda value: value, [component], [memory], queue=False, show_progress="hidden")
-    picker = Picker(component, read, memory, table=isinstance(component, gr.Dataframe))
-    picker.fallback = fallback  # type: ignore[attr-defined]
-    return picker
+    return Picker(component, read, memory, table=isinstance(component, gr.Dataframe), fallback=fallback)
 
 
 def refreshed(picker: Picker, current: Any, remembered: Any) -> Any:
@@ -68,7 +67,7 @@ def refreshed(picker: Picker, current: Any, remembered: Any) -> Any:
     found = picker.read()
     if picker.table:
         return gr.update(value=found)
-    value = pick_value(found, current, remembered, getattr(picker, "fallback", "first"))
+    value = pick_value(found, current, remembered, picker.fallback)
     if value == current:   # only the choices: what the user typed meanwhile is not overwritten
         return gr.update(choices=found)
     return gr.update(choices=found, value=value)
