@@ -3,18 +3,23 @@ synthesis) with RVC's full v2 40k model (random weights) and a random-weight HuB
 (same shapes and cost as ContentVec), on real speech from ../shared/data/speech.
 
     .venv/bin/python bench/infer.py [--seconds 30] [--methods pm,harvest,...] [--threads 1]
-                                    [--configs rvc,voiceapp,voiceapp-fp32] [--json out.json]
+                                    [--configs rvc,voiceapp,voiceapp-fp32] [--quality] [--json out.json]
 
 Each (config, f0 method) runs in a fresh child process (so its peak RSS is its own); configs of one method
 run back to back, so their ratio is measured under the same machine load. Configs:
   rvc            RVC's CPU settings: pieces (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s, the model as
                  loaded (float32, weight-normed 1-D convs)
-  voiceapp       our defaults (InferConfig(): pieces (0.5, 2, 10, 12) s, bf16 on CPUs with AMX/AVX-512 BF16)
-  voiceapp-fp32  our defaults in float32 (channels-last decoder: what CPUs without fast bf16 get)
+  voiceapp       our defaults (InferConfig(): pieces (0.5, 2, 10, 12) s, decoder in bf16 on CPUs with AMX/AVX-512
+                 BF16, else int8 in ONNX Runtime)
+  voiceapp-fp32  our defaults with the float32 PyTorch decoder (channels-last)
   voiceapp-bf16  our defaults in bfloat16
+  voiceapp-int8  our defaults with the int8 ONNX Runtime decoder
   seg<C>         our defaults with pieces cut every C seconds (query C/5, max 1.2 C): for the segment-length scan
 RTF = seconds per second of audio (lower is faster), model/encoder loading excluded (reported apart). On a shared
 machine the CPU seconds of the child (process time) are the stable number; wall seconds are given beside them.
+The first line names the CPU's instruction-set class (AVX2 / AVX-512 / AMX), which decides the fast paths.
+--quality also converts with RVC's settings and seed 1, and prints how far each config's output is from RVC's
+(seed 0) in log-mel L1 and speaker similarity (resemblyzer), next to what another noise seed changes.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ def config_for(name: str):
         return replace(base, precision="fp32")
     if name == "voiceapp-bf16":
         return replace(base, precision="bf16")
+    if name == "voiceapp-int8":
+        return replace(base, precision="int8")
     if name.startswith("seg"):
         center = float(name[3:])
         return replace(base, segment_center_s=center, segment_query_s=center / 5, segment_max_s=1.2 * center)
@@ -123,16 +130,16 @@ def worker(spec: dict) -> dict:
     if spec["config"] == "rvc":  # RVC runs the loaded model as it is: weight-normed NCW float32 convs
         import voiceapp.infer.speed as speed
 
-        speed.for_precision = lambda voice, precision: voice
+        speed.for_precision = lambda voice, precision, *rest: voice
     services = Services(workspace=Workspace(Path(spec["root"])), device="cpu")
     audio, rate = load_audio(spec["audio"], 16000)
     started = time.perf_counter()
     voice = load_voice(spec["model"], services)
     load_model_s = time.perf_counter() - started
-    cfg = replace(config_for(spec["config"]), f0_method=spec["method"])
+    cfg = replace(config_for(spec["config"]), f0_method=spec["method"], seed=int(spec.get("seed", 0)))
     result = convert(audio, rate, voice, cfg, index_path=spec["index"], services=services)
     t, dur = result.timings, result.duration_s
-    out = {"config": spec["config"], "method": spec["method"], "threads": spec["threads"],
+    out = {"config": spec["config"], "method": spec["method"], "threads": spec["threads"], "seed": cfg.seed,
            "audio_s": round(dur, 2), "pieces": result.segments,
            "rtf": round((t["total"] - t.get("load", 0.0)) / dur, 3),
            "cpu_rtf": round((t["cpu_total"] - t.get("cpu_load", 0.0)) / dur, 3),
@@ -145,6 +152,7 @@ def worker(spec: dict) -> dict:
         import numpy as np
 
         np.save(spec["save"], result.audio)
+        out["rate"] = result.sample_rate
     return out
 
 
@@ -172,6 +180,43 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def quality_table(saved: dict) -> str:
+    """How far each config's output is from RVC's settings (seed 0): log-mel L1 and speaker similarity, beside
+    RVC's settings with seed 1 (what another noise seed changes: the noise of the model itself)."""
+    import librosa
+    import numpy as np
+
+    from voiceapp.metrics import SpeakerEmbedder
+
+    def logmel(audio, rate):
+        return np.log(librosa.feature.melspectrogram(y=audio, sr=rate, n_fft=2048, hop_length=rate // 100,
+                                                     n_mels=80) + 1e-6)
+
+    embedder = SpeakerEmbedder()
+    lines = ["| method | output | log-mel L1 to RVC seed 0 | speaker similarity to RVC seed 0 |", "|---|---|---|---|"]
+    for (method, config, seed), (path, rate) in saved.items():
+        ref = saved.get((method, "rvc", 0))
+        if ref is None or (config, seed) == ("rvc", 0):
+            continue
+        a, b = np.load(ref[0]), np.load(path)
+        n = min(len(a), len(b))
+        dist = float(np.mean(np.abs(logmel(a[:n], rate) - logmel(b[:n], rate))))
+        sim = embedder.similarity(a[:n], rate, b[:n], rate)
+        label = "RVC settings, seed 1 (noise)" if seed else config
+        lines.append(f"| {method} | {label} | {dist:.3f} | {sim:.4f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -182,6 +227,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (2 only on a quiet machine)")
     parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "voiceapp_bench_infer",
                         help="scratch workspace (kept between runs: model, encoder, index, audio)")
+    parser.add_argument("--quality", action="store_true",
+                        help="also measure how far the outputs are from RVC's (log-mel, speaker similarity)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.worker:
@@ -192,13 +239,26 @@ def main() -> int:
         return 0
     paths = prepare(args.root, args.seconds)
     load = os.getloadavg()[0]
+    from voiceapp.infer.speed import cpu_isa, resolve_precision
+
+    print(f"# CPU: {cpu_model()}, instruction-set class {cpu_isa()} (our CPU decoder here: "
+          f"{resolve_precision('auto', 'cpu')})")
     print(f"# {args.seconds:.0f} s of speech, full v2 40k (random weights), random HuBERT-base, index 30k rows, "
           f"{args.threads} thread(s), load average {load:.1f} on {os.cpu_count()} cores")
-    results = []
+    results, saved = [], {}
     for method in [m for m in args.methods.split(",") if m]:
-        for config in [c for c in args.configs.split(",") if c]:
-            result = run_child({**paths, "config": config, "method": method, "threads": args.threads})
-            results.append(result)
+        runs = [(c, 0) for c in args.configs.split(",") if c]
+        if args.quality:
+            runs.append(("rvc", 1))
+        for config, seed in runs:
+            spec = {**paths, "config": config, "method": method, "threads": args.threads, "seed": seed}
+            if args.quality:
+                spec["save"] = str(args.root / f"out_{method}_{config}_{seed}.npy")
+            result = run_child(spec)
+            if seed == 0:
+                results.append(result)
+            if "error" not in result and args.quality:
+                saved[(method, config, seed)] = (spec["save"], result["rate"])
             print(json.dumps(result), flush=True)
     print()
     print(table(results))
@@ -211,6 +271,9 @@ def main() -> int:
                 print(f"{method}: {config} needs {base['cpu_rtf'] / ours['cpu_rtf']:.2f}x less CPU time than RVC's "
                       f"settings (CPU RTF {base['cpu_rtf']:.2f} -> {ours['cpu_rtf']:.2f}; wall "
                       f"{base['rtf']:.2f} -> {ours['rtf']:.2f})")
+    if args.quality:
+        print()
+        print(quality_table(saved))
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps({"seconds": args.seconds, "threads": args.threads, "results": results},

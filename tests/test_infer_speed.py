@@ -51,7 +51,7 @@ def test_for_precision_replaces_only_the_decoder():
     assert voice.net.dec is net.dec and "weight" in dict(net.dec.conv_pre.named_parameters())
     assert fast.net.dec.inner.conv_pre.weight.dim() == 4
     with pytest.raises(ValueError):
-        for_precision(voice, "int8")
+        for_precision(voice, "fp16")
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("auto", "cuda") == "fp32"
 
 

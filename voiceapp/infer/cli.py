@@ -45,8 +45,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--encoder", default=d.encoder, help="content encoder (default: the model's own)")
     p.add_argument("--format", default="wav", choices=SAVE_FORMATS, help="output format")
     p.add_argument("--precision", default=d.precision, choices=get_args(Precision),
-                   help="auto: bfloat16 decoder on CPUs with AMX/AVX-512 BF16 (3-4x faster, differs less than "
-                        "another seed); fp32: float32 everywhere")
+                   help="auto: the fastest CPU decoder that differs less than another noise seed: bfloat16 on "
+                        "CPUs with AMX/AVX-512 BF16, else int8 (ONNX Runtime; built once per model, then cached in "
+                        "models/cache/); fp32: float32 everywhere")
     p.set_defaults(func=run_infer)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ConversionResult", "FileStatus", "InferConfig", "convert", "convert_file", "convert_folder",
            "load_voice"]
 
-Precision = Literal["auto", "fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
@@ -69,7 +69,8 @@ class InferConfig:
                                        # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
-    precision: Precision = "auto"      # CPU decoder in bf16 on CPUs with AMX/AVX-512 BF16, else fp32 (speed.py)
+    precision: Precision = "auto"      # CPU decoder: bf16 on CPUs with AMX/AVX-512 BF16, else int8 (ONNX Runtime);
+                                       # fp32 = PyTorch float32 (speed.py, onnx_decoder.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -88,7 +89,7 @@ class InferConfig:
             (self.f0_block_s >= 10, "f0_block_s must be >= 10"),
             (0.01 <= self.piece_bucket_s <= 10, "piece_bucket_s must be in 0.01..10"),
             (1 <= self.f0_workers <= 64, "f0_workers must be 1..64"),
-            (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
+            (self.precision in ("auto", "fp32", "bf16", "int8"), "precision must be auto, fp32, bf16 or int8"),
             (self.decoder_context_s is None or self.decoder_context_s >= 0.12,
              "decoder_context_s must be None or >= 0.12 (the decoder sees about 11 frames each side)"),
         ]
@@ -220,7 +221,8 @@ class _Parts:
     run_voice: Any  # the voice, or its faster CPU copy for the precision (speed.py)
 
 
-def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, services: Services) -> _Parts:
+def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, services: Services,
+                progress: Progress = no_progress) -> _Parts:
     if cfg.speaker_id >= int(getattr(voice, "n_speakers", 1) or 1):
         raise InputError(f"Speaker id {cfg.speaker_id} does not exist in {Path(str(voice.path)).name}; it has "
                          f"{voice.n_speakers} speaker(s) (ids 0..{voice.n_speakers - 1}).")
@@ -246,8 +248,44 @@ def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, ser
     # keyed like the voice itself (file, modification time, device): an id() could be reused by another net
     run_voice = cached(services, ("voice-fast", str(voice.path), _mtime(Path(str(voice.path))),
                                   str(next(voice.net.parameters()).device), precision),
-                       lambda: for_precision(voice, precision))
+                       lambda: for_precision(voice, precision, _int8_graph_builder(voice, cfg, services, progress)))
     return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice)
+
+
+# Real speech the int8 decoder's activation ranges are calibrated on (public domain, shipped with the demo).
+CALIBRATION_SPEECH = Path(__file__).resolve().parents[1] / "demo" / "data" / "ljspeech" / "LJ001-0001.flac"
+
+
+def _int8_graph_builder(voice: Any, cfg: InferConfig, services: Services, progress: Progress = no_progress) -> Any:
+    """`dec -> path of its cached int8 graph` for `voice` (speed.for_precision), built in the workspace."""
+    def build(dec: Any) -> Path:
+        from voiceapp.infer import onnx_decoder
+
+        return onnx_decoder.int8_graph(dec, Path(str(voice.path)), services.workspace.models_dir,
+                                       lambda: _capture_decoder_inputs(voice, cfg, services),
+                                       int(getattr(voice.config, "gin_channels", 0) or 0), progress=progress)
+    return build
+
+
+def _capture_decoder_inputs(voice: Any, cfg: InferConfig, services: Services) -> list[tuple[Any, Any, Any]]:
+    """The decoder's inputs (latent, f0, speaker) while `voice` converts the calibration speech in float32."""
+    from voiceapp.audio import load_audio
+
+    audio, rate = load_audio(CALIBRATION_SPEECH, SAMPLE_RATE)
+    calibration = replace(cfg, precision="fp32", index_rate=0.0, f0_curve=None, resample_sr=0)
+    decoder = _load_parts(voice, calibration, None, services).run_voice.net.dec
+    captured: list[tuple[Any, Any, Any]] = []
+
+    def keep(_module: Any, args: tuple, kwargs: dict) -> None:
+        f0_hz = args[1] if len(args) > 1 else kwargs.get("f0_hz")
+        captured.append((args[0].detach().float().clone(), f0_hz.detach().clone(), kwargs.get("g")))
+
+    handle = decoder.register_forward_pre_hook(keep, with_kwargs=True)
+    try:
+        convert(audio, rate, voice, calibration, services=services)
+    finally:
+        handle.remove()
+    return captured
 
 
 def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.ndarray | None, cfg: InferConfig,
@@ -290,7 +328,7 @@ def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferCo
     x16, _ = highpass(steps.peak_limit(x16), SAMPLE_RATE, zero_phase=True)
     if getattr(voice, "engine", "rvc") != "rvc":
         return _convert_world(x16, expected, voice, cfg, services, progress, cancel, notes, started, cpu_started)
-    parts = _load_parts(voice, cfg, index_path, services)
+    parts = _load_parts(voice, cfg, index_path, services, progress)
     t0 = timer.add("load", t0)
 
     seg = cfg.segmentation

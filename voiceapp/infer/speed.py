@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,30 @@ def convs_to_2d(module: Any) -> Any:
     return module
 
 
+def cpu_isa() -> str:
+    """The CPU's instruction-set class for conversion speed: "AMX", "AVX-512 BF16", "AVX-512", "AVX2" or "older"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = set(handle.read().split())
+    except OSError:
+        return "unknown"
+    for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in flags:
+            return name
+    return "older"
+
+
 def resolve_precision(precision: str, device: str) -> str:
-    """"auto" -> "bf16" on a CPU with fast bfloat16, else "fp32"; explicit values are kept."""
+    """"auto" on the CPU -> "bf16" where bfloat16 is fast (AMX / AVX-512 BF16), else "int8" (ONNX Runtime;
+    VOICEAPP_INT8_DECODER=0 in the environment turns it off: "fp32"); "fp32" on other devices. Explicit values
+    are kept."""
     if precision != "auto":
         return precision
-    return "bf16" if device == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if device != "cpu":
+        return "fp32"
+    if cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32" if os.environ.get("VOICEAPP_INT8_DECODER", "1") == "0" else "int8"
 
 
 TILE_FRAMES = 200    # the decoder runs on tiles of this many frames (2 s) ...
@@ -77,20 +97,51 @@ TILE_CONTEXT = 16    # ... plus this many frames of context per side (its recept
 TILE_BUCKET = 50     # shorter inputs: one tile rounded up to this many frames
 
 
+def decoder_tiles(dec: Any, x: Any, f0_hz: Any, g: Any, generator: Any, tile_frames: int = TILE_FRAMES,
+                  context: int = TILE_CONTEXT) -> tuple[int, list[tuple[Any, Any]]]:
+    """Cut a decoder input into fixed-size tiles: (frames, [(latent tile, source tile or None), ...]).
+
+    The latent (batch, C, frames) is cut into tiles of `tile_frames` plus `context` frames of borrowed context on
+    each side (zeros beyond the ends); the NSF source is computed once for the whole input (phase and seeded
+    noise as without tiles) and cut the same way. Tile i decodes to audio whose samples
+    [context*hop, (context+core)*hop) are frames [i*core, (i+1)*core) of the input (see `join_tiles`).
+    """
+    import torch.nn.functional as F
+
+    hop, frames = dec.upsample, x.shape[-1]
+    core = min(tile_frames, -(-frames // TILE_BUCKET) * TILE_BUCKET)
+    tiles = -(-frames // core)
+    extra = tiles * core - frames
+    x = F.pad(x, (context, extra + context))
+    source = None
+    if hasattr(dec, "m_source"):
+        source = dec.m_source(f0_hz.float(), hop, generator)  # (batch, 1, frames*hop), float32
+        source = F.pad(source, (context * hop, (extra + context) * hop))
+    out = []
+    for i in range(tiles):
+        a, b = i * core, (i + 1) * core + 2 * context
+        out.append((x[..., a:b], source[..., a * hop:b * hop] if source is not None else None))
+    return frames, out
+
+
+def join_tiles(decoded: list[Any], frames: int, hop: int, context: int = TILE_CONTEXT) -> Any:
+    """The audio (batch, 1, frames*hop) float32 from the decoded tiles of `decoder_tiles`: each one's centre."""
+    import torch
+
+    core = decoded[0].shape[-1] // hop - 2 * context
+    return torch.cat([y[..., context * hop:(context + core) * hop].float() for y in decoded], dim=-1)[..., :frames * hop]
+
+
 def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, context: int = TILE_CONTEXT) -> Any:
     """A copy of the HiFi-GAN decoder `dec` (NSF or plain) that computes in `dtype` with channels-last 2-D
-    convolutions on fixed-size tiles; same call signature as `dec`, float32 audio out.
+    convolutions on fixed-size tiles (`decoder_tiles`); same call signature as `dec`, float32 audio out.
 
-    Tiles: the latent is cut into tiles of `tile_frames` plus `context` frames of borrowed context on each side
-    (zeros beyond the ends), each tile is decoded and its centre kept. Because the context covers the decoder's
-    receptive field, the result equals decoding the whole input except within `context` frames of its two ends
-    (where the zero padding differs; the pipeline crops more than that there). The NSF source is computed once
-    for the whole input (phase and seeded noise as without tiles) and cut the same way. Fixed shapes let oneDNN
-    reuse its kernels (building them costs ~0.5 s per second of a new input length with AMX), and small tiles
-    stay in the cache.
+    Because the tiles' context covers the decoder's receptive field (~12 frames), the result equals decoding the
+    whole input except within `context` frames of its two ends (where the zero padding differs; the pipeline
+    crops more than that there). Fixed shapes let oneDNN reuse its kernels (building them costs ~0.5 s per second
+    of a new input length with AMX), and small tiles stay in the cache.
     """
     import torch
-    import torch.nn.functional as F
 
     class ChannelsLastDecoder(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
@@ -100,48 +151,72 @@ def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, 
             if self.nsf:
                 inner.m_source.float()
             self.inner = inner.eval()
+            self.upsample = inner.upsample
 
         def _4d(self, x: torch.Tensor) -> torch.Tensor:
             return x.unsqueeze(2).to(dtype).contiguous(memory_format=torch.channels_last)
 
         def forward(self, x: torch.Tensor, f0_hz: torch.Tensor | None = None, g: torch.Tensor | None = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-            hop, frames = self.inner.upsample, x.shape[-1]
-            core = min(tile_frames, -(-frames // TILE_BUCKET) * TILE_BUCKET)
-            tiles = -(-frames // core)
-            extra = tiles * core - frames
-            x = F.pad(x, (context, extra + context))
-            source = None
-            if self.nsf:
-                source = self.inner.m_source(f0_hz, hop, generator)  # (batch, 1, frames*hop), float32
-                source = F.pad(source, (context * hop, (extra + context) * hop))
-            g = g.unsqueeze(2).to(dtype) if g is not None else None
+            frames, tiles = decoder_tiles(self.inner, x, f0_hz, g, generator, tile_frames, context)
+            g4 = g.unsqueeze(2).to(dtype) if g is not None else None
             out = []
-            for i in range(tiles):
-                a, b = i * core, (i + 1) * core + 2 * context
+            for latent, source in tiles:
                 if self.nsf:
-                    y = self.inner.filter(self._4d(x[..., a:b]), self._4d(source[..., a * hop:b * hop]), g)
+                    y = self.inner.filter(self._4d(latent), self._4d(source), g4)
                 else:
-                    y = self.inner(self._4d(x[..., a:b]), g=g)
-                out.append(y[..., context * hop:(context + core) * hop].float())
-            return torch.cat(out, dim=-1)[..., :frames * hop].squeeze(2)
+                    y = self.inner(self._4d(latent), g=g4)
+                out.append(y.squeeze(2))
+            return join_tiles(out, frames, self.upsample, context)
 
     return ChannelsLastDecoder(dec)
 
 
-def for_precision(voice: Any, precision: str) -> Any:
-    """A copy of `voice` whose decoder runs channels-last in `precision` ("fp32" or "bf16") on the CPU;
-    `voice` itself on other devices with "fp32". The original is untouched."""
+def for_precision(voice: Any, precision: str, int8_graph: Any = None) -> Any:
+    """A copy of `voice` whose decoder runs faster on the CPU in `precision`: "fp32" or "bf16" (channels-last
+    PyTorch) or "int8" (ONNX Runtime; `int8_graph(dec)` returns the cached graph's path, see onnx_decoder.py);
+    `voice` itself on other devices with "fp32". The original is untouched. When the int8 decoder cannot be
+    had (no runtime, a model without pitch, an export that fails) one line says why and float32 is used."""
     import torch
 
-    if precision not in ("fp32", "bf16"):
+    if precision not in ("fp32", "bf16", "int8"):
         raise ValueError(f"unknown precision {precision!r}")
     device = next(voice.net.parameters()).device
-    if not isinstance(getattr(voice.net, "dec", None), torch.nn.Module) or (device.type != "cpu" and precision == "fp32"):
+    dec = getattr(voice.net, "dec", None)
+    if not isinstance(dec, torch.nn.Module) or (device.type != "cpu" and precision in ("fp32", "int8")):
         return voice
     fast = copy.copy(voice)
     fast.net = copy.copy(voice.net)  # shares enc_p, flow, emb_g with `voice`; only the decoder is new
     fast.net._modules = dict(voice.net._modules)
-    fast.net.dec = channels_last_decoder(voice.net.dec, torch.bfloat16 if precision == "bf16" else torch.float32)
+    if precision == "int8":
+        decoder = int8_decoder(voice, dec, int8_graph)
+        if decoder is not None:
+            fast.net.dec = decoder
+            return fast
+        precision = "fp32"
+    fast.net.dec = channels_last_decoder(dec, torch.bfloat16 if precision == "bf16" else torch.float32)
     log.info("decoder of %s: channels-last %s", getattr(voice, "path", "?"), precision)
     return fast
+
+
+def int8_decoder(voice: Any, dec: Any, int8_graph: Any) -> Any:
+    """The ONNX Runtime int8 decoder of `voice`, or None after logging one line that says why not."""
+    import torch
+
+    from voiceapp.infer import onnx_decoder
+
+    name = getattr(getattr(voice, "path", None), "name", None) or str(getattr(voice, "path", "?"))
+    reason = onnx_decoder.missing_runtime()
+    if reason is None and not hasattr(dec, "m_source"):
+        reason = "the model has no pitch guidance (the int8 decoder covers pitch models)"
+    if reason is None and int8_graph is None:
+        reason = "no workspace to keep its graph in"
+    if reason is None:
+        try:
+            decoder = onnx_decoder.OrtDecoder(dec, int8_graph(dec), torch.get_num_threads())
+            log.info("decoder of %s: int8 (ONNX Runtime, %s)", name, decoder.graph.name)
+            return decoder
+        except Exception as err:  # noqa: BLE001 - any failure of export/quantization/runtime: float32 instead
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else 'failed'}"
+    log.warning("int8 decoder unavailable for %s (%s); using the float32 decoder", name, reason)
+    return None
