@@ -132,8 +132,10 @@ class MdxcNet:
             raise InputError(f"{ckpt}: the checkpoint does not load ({type(err).__name__}: {str(err)[:200]}). "
                              f"Delete it and download {model.title} again (Separate > UVR models), or import a "
                              f"good copy.") from err
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
+        for key in ("state_dict", "model"):   # some checkpoints wrap the weights
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+                break
         try:
             self.net.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as err:
