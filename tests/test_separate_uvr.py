@@ -452,3 +452,41 @@ def test_corrupt_model_files_give_a_clear_message(workspace, monkeypatch, tmp_pa
     (workspace.uvr_models_dir / config.name).write_text("audio: [unclosed")
     with pytest.raises(InputError, match=r"tiny_bs\.yaml: not a readable model config"):
         load_separator("tiny-bs", workspace)
+
+
+# --- the Separate tab ---------------------------------------------------------------------------------------------
+
+def test_separate_tab_downloads_imports_and_separates_with_a_uvr_model(services, monkeypatch, tmp_path,
+                                                                         one_torch_thread):
+    import gradio as gr
+
+    from voiceapp.ui import separate_tab
+    from voiceapp.ui.app import build_app
+
+    assert isinstance(build_app(services), gr.Blocks)
+    ws = services.workspace
+    onnx = tiny_mdx_onnx(tmp_path / "tiny.onnx")
+    add_model(monkeypatch, mdx_entry(onnx))
+    with pytest.raises(gr.Error, match="Pick a UVR model"):
+        separate_tab.download_uvr_ui(services, "dsp", "")
+    song, _, _ = stereo_song(ws.root / "song.wav", seconds=1.0)
+    with pytest.raises(gr.Error, match="Tiny MDX is not installed"):
+        separate_tab.separate_songs(services, [str(song)], "", "tiny-mdx", "wav")
+
+    source = FakeSource()
+    source.files["tiny.onnx"] = onnx.read_bytes()
+    with local_server(source.handler) as base:
+        message, table, picker = separate_tab.download_uvr_ui(services, "tiny-mdx", f"{base}/models")
+    assert "Downloaded **Tiny MDX**" in message and picker["value"] == "tiny-mdx"
+    assert ("UVR vocals / instrumental: Tiny MDX (MDX-Net, "
+            f"{onnx.stat().st_size / 1e6:,.1f} MB, on disk)", "tiny-mdx") in picker["choices"]
+    assert "dsp" in picker["choices"] and "on disk" in table["value"]
+    summary, _, results, vocals, instrumental, downloads, _, _ = separate_tab.separate_songs(
+        services, [str(song)], "", "tiny-mdx", "wav")
+    assert vocals.endswith("vocals.wav") and instrumental.endswith("instrumental.wav") and "song.wav" in summary
+
+    (ws.uvr_models_dir / "tiny.onnx").unlink()
+    message, _, picker = separate_tab.import_uvr_ui(services, [str(onnx)])
+    assert "Tiny MDX** is ready" in message and picker["value"] == "tiny-mdx"
+    with pytest.raises(gr.Error, match="not a model file Voiceapp knows"):
+        separate_tab.import_uvr_ui(services, [str(song)])
