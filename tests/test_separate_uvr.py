@@ -490,3 +490,29 @@ def test_separate_tab_downloads_imports_and_separates_with_a_uvr_model(services,
     assert "Tiny MDX** is ready" in message and picker["value"] == "tiny-mdx"
     with pytest.raises(gr.Error, match="not a model file Voiceapp knows"):
         separate_tab.import_uvr_ui(services, [str(song)])
+
+
+def test_cancel_stops_between_model_windows_and_writes_nothing(workspace, monkeypatch, tmp_path, one_torch_thread):
+    from voiceapp.errors import Cancelled
+    from voiceapp.progress import CancelToken
+    from voiceapp.separate import SeparateConfig, load_separator, separate_file
+
+    install(workspace, tiny_mdx_onnx(tmp_path / "tiny.onnx"))
+    add_model(monkeypatch, mdx_entry(tmp_path / "tiny.onnx"))
+    separator = load_separator("tiny-mdx", workspace)
+    song, _, _ = stereo_song(tmp_path / "song.wav", seconds=2.0)
+    token = CancelToken()
+    calls = []
+    run = separator.net._run
+
+    def counting(waves):
+        calls.append(1)
+        if len(calls) == 2:
+            token.set()
+        return run(waves)
+
+    monkeypatch.setattr(separator.net, "_run", counting)
+    with pytest.raises(Cancelled):
+        separate_file(song, tmp_path / "out", separator, SeparateConfig(), cancel=token)
+    assert len(calls) == 2, "the model stopped at the next of its own windows"
+    assert not list((tmp_path / "out").glob("*.wav"))

@@ -98,11 +98,12 @@ class MdxNet:
                           length=self.window_samples)
         return wav.reshape(b, 2, -1).numpy()
 
-    def __call__(self, mix: np.ndarray) -> np.ndarray:
+    def __call__(self, mix: np.ndarray, cancel: CancelToken = NEVER) -> np.ndarray:
         n = mix.shape[1]
         count = max(1, -(-n // self.step))
         out = np.zeros_like(mix)
         for first in range(0, count, self.batch_windows):
+            cancel.raise_if_set()
             ks = range(first, min(first + self.batch_windows, count))
             waves = np.zeros((len(ks), 2, self.window_samples), dtype=np.float32)
             for i, k in enumerate(ks):  # window k covers mix[k*step - trim : k*step - trim + window_samples]
@@ -152,7 +153,7 @@ class MdxcNet:
         self.window_samples = int(audio.get("chunk_size") or hop * (int(inference.get("dim_t", 256)) - 1))
         self.overlap = max(1, int(inference.get("num_overlap", 2)))
 
-    def __call__(self, mix: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(self, mix: np.ndarray, cancel: CancelToken = NEVER) -> dict[str, np.ndarray]:
         import torch
         from scipy.signal import windows
 
@@ -166,6 +167,7 @@ class MdxcNet:
             starts.append(n - size)
         with torch.inference_mode():
             for start in starts:
+                cancel.raise_if_set()
                 part = mix[:, start:start + size]
                 length = part.shape[1]
                 if length < size:
@@ -241,10 +243,10 @@ class UvrSeparator:
         self.stem_names = model.stem_names
         self.chunk_s, self.context_s, self.crossfade_s = chunk_s, context_s, crossfade_s
 
-    def _voice_44k(self, stereo: np.ndarray) -> np.ndarray:
+    def _voice_44k(self, stereo: np.ndarray, cancel: CancelToken) -> np.ndarray:
         """(2, n) at 44.1 kHz -> the voice stem (2, n)."""
         model = self.model
-        out = self.net(stereo)
+        out = self.net(stereo, cancel)
         if isinstance(out, dict):
             voice = [s for s in out if _is_voice(s, model)]
             if voice:
@@ -257,14 +259,15 @@ class UvrSeparator:
             return stereo - out * np.float32(model.mdx.compensate)
         return out
 
-    def vocals(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """(channels, n) at `sample_rate` -> the voice stem, same shape and rate."""
+    def vocals(self, audio: np.ndarray, sample_rate: int, cancel: CancelToken = NEVER) -> np.ndarray:
+        """(channels, n) at `sample_rate` -> the voice stem, same shape and rate; `cancel` is checked between the
+        model's own windows (a few seconds of audio each)."""
         from voiceapp.audio.dsp import resample
 
         channels, n = audio.shape
         x = resample(audio, sample_rate, MODEL_RATE) if sample_rate != MODEL_RATE else audio
         pairs = [x[[c, c + 1 if c + 1 < channels else c]] for c in range(0, channels, 2)]
-        voice = np.concatenate([self._voice_44k(np.ascontiguousarray(p, dtype=np.float32)) for p in pairs])
+        voice = np.concatenate([self._voice_44k(np.ascontiguousarray(p, dtype=np.float32), cancel) for p in pairs])
         if channels == 1:
             voice = voice.mean(axis=0, keepdims=True)
         voice = voice[:channels]
@@ -302,7 +305,7 @@ def wave_chunks(source: SampleSource, sample_rate: int, separator: UvrSeparator,
         cancel.raise_if_set()
         a, b = k * hop - fade, (k + 1) * hop          # this window estimates [a, b)
         segment = source.read(a - ctx, b + ctx)
-        estimate = separator.vocals(segment, sample_rate)[:, ctx:ctx + b - a]
+        estimate = separator.vocals(segment, sample_rate, cancel)[:, ctx:ctx + b - a]
         head = estimate[:, :fade]
         if tail is not None:
             head = tail * (1.0 - ramp) + head * ramp
