@@ -516,3 +516,22 @@ def test_cancel_stops_between_model_windows_and_writes_nothing(workspace, monkey
         separate_file(song, tmp_path / "out", separator, SeparateConfig(), cancel=token)
     assert len(calls) == 2, "the model stopped at the next of its own windows"
     assert not list((tmp_path / "out").glob("*.wav"))
+
+
+def test_mdx_spectrogram_packing_matches_audio_separators(workspace, monkeypatch, tmp_path, one_torch_thread):
+    """Real MDX-Net files expect UVR's exact layout: compare with audio-separator's own STFT helper."""
+    import logging
+
+    import torch
+    from audio_separator.separator.uvr_lib_v5.stft import STFT
+
+    from voiceapp.separate.uvr import MdxNet
+
+    model = mdx_entry(tiny_mdx_onnx(tmp_path / "tiny.onnx"))
+    net = MdxNet(tmp_path / "tiny.onnx", model)
+    waves = np.random.default_rng(0).standard_normal((2, 2, net.window_samples)).astype(np.float32)
+    theirs = STFT(logging.getLogger("test"), TINY_MDX.n_fft, TINY_MDX.hop_length, TINY_MDX.dim_f, "cpu")
+    expected = theirs(torch.from_numpy(waves)).numpy()
+    ours = net.spectrogram(waves)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    np.testing.assert_allclose(net.waveform(ours), theirs.inverse(torch.from_numpy(expected)).numpy(), atol=1e-5)

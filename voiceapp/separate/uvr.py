@@ -79,24 +79,35 @@ class MdxNet:
         self.window = torch.hann_window(self.n_fft, periodic=True)
         self.batch_windows = max(1, batch_windows)
 
-    def _run(self, waves: np.ndarray) -> np.ndarray:
-        """(b, 2, window_samples) -> the network's stem, same shape."""
+    def spectrogram(self, waves: np.ndarray) -> np.ndarray:
+        """(b, 2, window_samples) -> the network input (b, 4, dim_f, dim_t): L.re, L.im, R.re, R.im."""
         import torch
 
         b = waves.shape[0]
-        n_bins = self.n_fft // 2 + 1
-        x = torch.from_numpy(waves).reshape(b * 2, -1)
+        x = torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)).reshape(b * 2, -1)
         spec = torch.view_as_real(torch.stft(x, self.n_fft, self.hop, window=self.window, center=True,
-                                             return_complex=True))  # (b*2, bins, frames, 2)
-        spec = spec.permute(0, 3, 1, 2).reshape(b, 4, n_bins, self.dim_t)[:, :, :self.dim_f].contiguous()
-        spec[:, :, :3] = 0
-        out = self.session.run(None, {self.input_name: spec.numpy()})[0]
-        out = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)),
-                                      (0, 0, 0, n_bins - self.dim_f))  # (b, 4, bins, frames)
-        out = out.reshape(b * 2, 2, n_bins, self.dim_t).permute(0, 2, 3, 1).contiguous()
+                                             return_complex=True))  # (b*2, bins, frames, re/im)
+        spec = spec.permute(0, 3, 1, 2).reshape(b, 4, self.n_fft // 2 + 1, -1)[:, :, :self.dim_f]
+        return spec.contiguous().numpy()
+
+    def waveform(self, spec: np.ndarray) -> np.ndarray:
+        """Inverse of `spectrogram` (bins above dim_f are zero): (b, 4, dim_f, dim_t) -> (b, 2, window_samples)."""
+        import torch
+
+        b, n_bins = spec.shape[0], self.n_fft // 2 + 1
+        out = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(spec, dtype=np.float32)),
+                                      (0, 0, 0, n_bins - spec.shape[2]))  # (b, 4, bins, frames)
+        out = out.reshape(b * 2, 2, n_bins, -1).permute(0, 2, 3, 1).contiguous()
         wav = torch.istft(torch.view_as_complex(out), self.n_fft, self.hop, window=self.window, center=True,
                           length=self.window_samples)
         return wav.reshape(b, 2, -1).numpy()
+
+    def _run(self, waves: np.ndarray) -> np.ndarray:
+        """(b, 2, window_samples) -> the network's stem, same shape."""
+        spec = self.spectrogram(waves)
+        spec[:, :, :3] = 0   # UVR silences the 3 lowest bins before the network
+        out = self.session.run(None, {self.input_name: spec})[0]
+        return self.waveform(out)
 
     def __call__(self, mix: np.ndarray, cancel: CancelToken = NEVER) -> np.ndarray:
         n = mix.shape[1]
