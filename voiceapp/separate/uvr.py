@@ -66,8 +66,12 @@ class MdxNet:
         options.intra_op_num_threads = max(1, torch.get_num_threads())
         options.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
-        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        if str(device).startswith("cuda"):
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            else:
+                log.warning("%s runs on the CPU: this onnxruntime has no CUDA provider (install onnxruntime-gpu "
+                            "for GPU MDX-Net separation)", model.title)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as err:  # onnxruntime raises its own types for a bad file
@@ -298,8 +302,10 @@ def load_uvr_separator(workspace: Workspace, name: str, device: str = "cpu") -> 
         if problem:
             raise InputError(f"{paths[0]}: {problem}. Delete it and download {model.title} again "
                              f"(Separate > UVR models), or import a good copy.")
-        return UvrSeparator(model, MdxNet(paths[0], model, device))
-    return UvrSeparator(model, MdxcNet(paths[0], paths[1], model, device))
+        # MDX-Net windows keep their middle (n_fft / 2 of margin): 1 s of context is plenty.
+        return UvrSeparator(model, MdxNet(paths[0], model, device), context_s=1.0)
+    # MDX23C / RoFormer windows (~6-8 s) overlap 2-4 times: give the chunk edges a few seconds of context.
+    return UvrSeparator(model, MdxcNet(paths[0], paths[1], model, device), context_s=3.0)
 
 
 def wave_chunks(source: SampleSource, sample_rate: int, separator: UvrSeparator, chunk_s: float = 30.0,
