@@ -105,9 +105,12 @@ class UvrModel:
         sizes = [f.size for f in self.files if f.kind != "yaml"]
         return sum(sizes) if all(s is not None for s in sizes) else None
 
-    def size_text(self) -> str:
+    def size_text(self, ws: Workspace | None = None) -> str:
+        """The size on record; else, when the files are on disk, their size there; else an estimate or "?"."""
         if self.size is not None:
             return f"{self.size / 1e6:,.1f} MB"
+        if ws is not None and all(p.is_file() for p in self.paths(ws)):
+            return f"{sum(p.stat().st_size for p in self.paths(ws)) / 1e6:,.1f} MB"
         return f"about {self.approx_mb:,.0f} MB" if self.approx_mb else "size not on record"
 
     def paths(self, ws: Workspace) -> list[Path]:
@@ -149,38 +152,39 @@ UVR_MODELS: dict[str, UvrModel] = {m.name: m for m in (
                  "cd5b2989ad863f116c855db1dfe24e39"),
          MdxParams(6144, 3072, 9, 1.035, "Reverb"),
          "MDX-Net de-reverb model: run it on separated vocals; writes the dry voice and the reverb.",
-         voice_stems=("no reverb", "dry"), stem_names=("dry", "reverb"), approx_mb=67),
+         voice_stems=("no reverb", "dry"), stem_names=("dry", "reverb"),
+         approx_mb=67),   # not on record; an MDX-Net of the 3072-bin size (Kim Vocal 2, Inst HQ 3: 66.8 MB)
     UvrModel("bs-roformer-1297", "BS-RoFormer (viperx, SDR 12.97)", "vocals", "mdxc",
              (UvrFile("model_bs_roformer_ep_317_sdr_12.9755.ckpt",
                       f"{UVR_RELEASE}/model_bs_roformer_ep_317_sdr_12.9755.ckpt"),
               UvrFile("model_bs_roformer_ep_317_sdr_12.9755.yaml",
                       f"{UVR_CONFIGS}/model_bs_roformer_ep_317_sdr_12.9755.yaml")),
              _COMMUNITY, "Band-split RoFormer: the best vocals of this list (MUSDB18 vocals SDR ~11); slow on a "
-                         "CPU, meant for a GPU.", approx_mb=640),
+                         "CPU, meant for a GPU."),
     UvrModel("mdx23c-instvoc-hq", "MDX23C InstVoc HQ", "vocals", "mdxc",
              (UvrFile("MDX23C-8KFFT-InstVoc_HQ.ckpt", f"{UVR_RELEASE}/MDX23C-8KFFT-InstVoc_HQ.ckpt"),
               UvrFile("model_2_stem_full_band_8k.yaml", f"{AUDIO_SEPARATOR_RELEASE}/model_2_stem_full_band_8k.yaml")),
              _UVR_LICENCE, "MDX23C (TFC-TDF v3) full-band vocals + instrumental; between MDX-Net and RoFormer in "
-                           "quality and speed.", approx_mb=430),
+                           "quality and speed."),
     UvrModel("mel-roformer-karaoke", "Mel-band RoFormer Karaoke (aufr33 & viperx)", "karaoke", "mdxc",
              (UvrFile("mel_band_roformer_karaoke_aufr33_viperx_sdr_10.1956.ckpt",
                       f"{UVR_RELEASE}/mel_band_roformer_karaoke_aufr33_viperx_sdr_10.1956.ckpt"),
               UvrFile("config_mel_band_roformer_karaoke.yaml", f"{UVR_CONFIGS}/config_mel_band_roformer_karaoke.yaml")),
              _COMMUNITY, "Lead vocals vs everything else (backing vocals and music), RoFormer quality.",
-             stem_names=("lead_vocals", "backing"), approx_mb=870),
+             stem_names=("lead_vocals", "backing")),
     UvrModel("mdx23c-dereverb", "MDX23C De-Reverb (aufr33 & jarredou)", "dereverb", "mdxc",
              (UvrFile("MDX23C-De-Reverb-aufr33-jarredou.ckpt",
                       f"{AUDIO_SEPARATOR_RELEASE}/MDX23C-De-Reverb-aufr33-jarredou.ckpt"),
               UvrFile("config_dereverb_mdx23c.yaml", f"{UVR_CONFIGS}/config_dereverb_mdx23c.yaml")),
              _COMMUNITY, "Removes room reverb from vocals; writes the dry voice and the reverb.",
-             voice_stems=("no reverb", "dry"), stem_names=("dry", "reverb"), approx_mb=440),
+             voice_stems=("no reverb", "dry"), stem_names=("dry", "reverb")),
     UvrModel("bs-roformer-dereverb", "BS-RoFormer De-Reverb (anvuew)", "dereverb", "mdxc",
              (UvrFile("deverb_bs_roformer_8_256dim_8depth.ckpt",
                       f"{UVR_RELEASE}/deverb_bs_roformer_8_256dim_8depth.ckpt"),
               UvrFile("deverb_bs_roformer_8_256dim_8depth.yaml",
                       f"{UVR_CONFIGS}/deverb_bs_roformer_8_256dim_8depth.yaml")),
              _COMMUNITY, "RoFormer de-reverb for vocals (mono or stereo reverb).",
-             voice_stems=("no reverb", "dry"), stem_names=("dry", "reverb"), approx_mb=130),
+             voice_stems=("no reverb", "dry"), stem_names=("dry", "reverb")),
 )}
 
 UvrState = Literal["present", "missing", "partial", "bad-size"]
@@ -462,7 +466,7 @@ def catalogue_rows(ws: Workspace) -> list[dict]:
             pinned = all(f.sha256 or f.uvr_hash for f in model.files if f.kind != "yaml")
             rows.append({"name": model.name, "title": model.title, "purpose": purpose,
                          "purpose_title": PURPOSES[purpose], "family": FAMILY_TITLES[model.family],
-                         "size": model.size_text(), "licence": model.licence, "state": st.state,
+                         "size": model.size_text(ws), "licence": model.licence, "state": st.state,
                          "on_disk": st.usable, "detail": st.detail, "about": model.about,
                          "checksum": "sha256/UVR hash on record" if pinned else "no checksum on record (checked by "
                                                                                  "loading)"})
