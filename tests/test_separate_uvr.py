@@ -126,6 +126,15 @@ inference:
   num_overlap: 2
 """
 
+MEL_ROFORMER_YAML = (BS_ROFORMER_YAML
+                     .replace("  freqs_per_bands: !!python/tuple\n    - 32\n    - 32\n    - 65\n",
+                              "  num_bands: 8\n  sample_rate: 44100\n")
+                     .replace("target_instrument: Vocals", "target_instrument: null")
+                     .replace("num_stems: 1", "num_stems: 2"))   # both instruments come out
+TINY_YAML = {"mdx23c": MDX23C_YAML, "bs_roformer": BS_ROFORMER_YAML, "mel_band_roformer": MEL_ROFORMER_YAML,
+             "bs_roformer_mono": BS_ROFORMER_YAML.replace("stereo: true", "stereo: false")
+                                                 .replace("num_channels: 2", "num_channels: 1")}
+
 
 def tiny_checkpoint(folder: Path, stem: str, yaml_text: str) -> tuple[Path, Path]:
     """A random-weight MDX23C or BS-RoFormer checkpoint (plain state dict, as published) and its yaml."""
@@ -140,6 +149,12 @@ def tiny_checkpoint(folder: Path, stem: str, yaml_text: str) -> tuple[Path, Path
     ckpt = folder / f"{stem}.ckpt"
     torch.save(net.state_dict(), ckpt)
     return ckpt, config
+
+
+def _kind_of(config: Path) -> str:
+    from voiceapp.separate.uvr import _build_network
+
+    return _build_network(uvr.read_uvr_config(config), config)[1]
 
 
 def pinned(path: Path, url: str = "") -> UvrFile:
@@ -359,12 +374,13 @@ def test_tiny_mdx_onnx_separates_a_song_end_to_end(workspace, monkeypatch, tmp_p
     np.testing.assert_allclose(vocals, sf.read(whole.vocals, always_2d=True)[0], atol=2e-3)
 
 
-@pytest.mark.parametrize("kind", ["mdx23c", "bs_roformer"])
+@pytest.mark.parametrize("kind", ["mdx23c", "bs_roformer", "mel_band_roformer", "bs_roformer_mono"])
 def test_tiny_random_checkpoints_of_real_architectures_separate_end_to_end(kind, workspace, monkeypatch, tmp_path,
                                                                            one_torch_thread):
     from voiceapp.separate import SeparateConfig, load_separator, separate_file
 
-    ckpt, config = tiny_checkpoint(tmp_path, f"tiny_{kind}", MDX23C_YAML if kind == "mdx23c" else BS_ROFORMER_YAML)
+    ckpt, config = tiny_checkpoint(tmp_path, f"tiny_{kind}", TINY_YAML[kind])
+    assert _kind_of(config) == kind.removesuffix("_mono")
     add_model(monkeypatch, UvrModel(f"tiny-{kind}", f"Tiny {kind}", "karaoke", "mdxc", (pinned(ckpt), pinned(config)),
                                     "test", "test", stem_names=("lead_vocals", "backing")))
     for f in (ckpt, config):

@@ -167,15 +167,25 @@ class MdxcNet:
                   or audio.get("hop_length", 1024))
         self.window_samples = int(audio.get("chunk_size") or hop * (int(inference.get("dim_t", 256)) - 1))
         self.overlap = max(1, int(inference.get("num_overlap", 2)))
+        self.config_name = config_path.name
+        stereo = cfg["model"].get("stereo", True) if self.kind != "mdx23c" else True
+        self.channels = 2 if stereo and int(audio.get("num_channels", 2)) == 2 else 1
 
     def __call__(self, mix: np.ndarray, cancel: CancelToken = NEVER) -> dict[str, np.ndarray]:
+        if self.channels == 2:
+            return self._run(mix, cancel)
+        parts = [self._run(mix[c:c + 1], cancel) for c in range(mix.shape[0])]   # a mono model: one channel a time
+        return {stem: np.concatenate([p[stem] for p in parts]) for stem in self.stems}
+
+    def _run(self, mix: np.ndarray, cancel: CancelToken) -> dict[str, np.ndarray]:
+        """(channels, n) with the model's channel count -> {stem: (channels, n)}, windows overlap-added."""
         import torch
         from scipy.signal import windows
 
-        n, size = mix.shape[1], self.window_samples
+        (channels, n), size = mix.shape, self.window_samples
         step = max(1, size // self.overlap)
         weight = windows.hamming(size).astype(np.float32)
-        result = np.zeros((len(self.stems), 2, n), dtype=np.float32)
+        result = np.zeros((len(self.stems), channels, n), dtype=np.float32)
         total = np.zeros(n, dtype=np.float32)
         starts = list(range(0, max(n - size, 0) + 1, step))
         if starts[-1] + size < n:
@@ -189,9 +199,14 @@ class MdxcNet:
                     part = np.pad(part, ((0, 0), (0, size - length)))
                 x = torch.from_numpy(np.ascontiguousarray(part))[None].to(self.device)
                 y = self.net(x).float().cpu().numpy()[0]
-                y = y.reshape(len(self.stems), 2, -1)[:, :, :length]
-                result[:, :, start:start + length] += y * weight[:length]
-                total[start:start + length] += weight[:length]
+                y = y[None] if y.ndim == 2 else y   # (stems, channels, samples)
+                if y.ndim != 3 or y.shape[:2] != (len(self.stems), channels):
+                    raise InputError(f"{self.config_name}: the config names {len(self.stems)} output stem(s) "
+                                     f"({', '.join(self.stems)}) of {channels} channel(s), but the network returns "
+                                     f"{tuple(y.shape)}; use the config published with the checkpoint.")
+                used = min(length, y.shape[-1])   # a network may return a few samples less than it was given
+                result[:, :, start:start + used] += y[:, :, :used] * weight[:used]
+                total[start:start + used] += weight[:used]
         result /= np.maximum(total, 1e-8)
         return dict(zip(self.stems, result))
 
