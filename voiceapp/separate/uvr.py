@@ -337,22 +337,24 @@ def wave_chunks(source: SampleSource, sample_rate: int, separator: UvrSeparator,
         cancel.raise_if_set()
         a, b = k * hop - fade, (k + 1) * hop          # this window estimates [a, b)
         segment = source.read(a - ctx, b + ctx)
-        estimate = separator.vocals(segment, sample_rate, cancel)[:, ctx:ctx + b - a]
+        n_total = source.length
+        last = n_total is not None and n_total <= b  # the signal ends in this window: stop there (plus context)
+        stop = max(n_total, a) if last else b
+        segment = segment[:, :stop + ctx - (a - ctx)]
+        estimate = separator.vocals(segment, sample_rate, cancel)[:, ctx:ctx + stop - a]
         head = estimate[:, :fade]
         if tail is not None:
-            head = tail * (1.0 - ramp) + head * ramp
-        vocals = np.concatenate([head, estimate[:, fade:hop]], axis=1)  # [a, b - fade)
-        mix = segment[:, ctx:ctx + hop]
-        start, end = max(a, 0), b - fade
-        n_total = source.length
-        if n_total is not None:
-            end = min(end, n_total)
+            w = ramp[:head.shape[1]]
+            head = tail[:, :head.shape[1]] * (1.0 - w) + head * w
+        vocals = np.concatenate([head, estimate[:, fade:] if last else estimate[:, fade:hop]], axis=1)
+        mix = segment[:, ctx:ctx + vocals.shape[1]]
+        start, end = max(a, 0), a + vocals.shape[1]   # vocals covers [a, end): b - fade, or the signal's end
         if end > start:
-            yield mix[:, start - a:end - a], vocals[:, start - a:end - a]
-        tail = estimate[:, hop:hop + fade]
+            yield mix[:, start - a:], vocals[:, start - a:]
         if total_samples:
             progress(min(1.0, end / total_samples), f"separating: {end / sample_rate:.0f} s")
-        if n_total is not None and end >= n_total:
+        if last:
             return
+        tail = estimate[:, hop:hop + fade]
         source.release_before(b - fade - ctx)
         k += 1
