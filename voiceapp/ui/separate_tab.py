@@ -152,13 +152,13 @@ def train_separator_ui(services: Services, stems_folder: str, name: str, epochs:
     return run_job(job, progress=progress)
 
 
-def _uvr_section(services: Services, model: Any) -> None:
+def _uvr_section(services: Services, model: Any, download: Any, message: Any, note: Any) -> None:
     from voiceapp.assets.uvr import MIRROR_ENV, resolve_mirror
     from voiceapp.ui.models_tab import DOWNLOAD_QUEUE
 
     with gr.Accordion("UVR models: download or import", open=False):
         gr.Markdown("Ultimate Vocal Remover's models, by purpose. Pick one in the **Separator** list, then "
-                    "**Download** it (once; progress shown, resumed if the connection breaks, checked before use), "
+                    "**Download** it there (once; progress shown, resumed if the connection breaks, checked before use), "
                     "or import the files you already have. They run on a CPU (MDX-Net: a few times the song's "
                     "length; RoFormer needs a GPU to be practical). Files live in models/uvr/.")
         table = gr.Markdown(uvr_table(services.workspace))
@@ -167,13 +167,10 @@ def _uvr_section(services: Services, model: Any) -> None:
                                 placeholder="https://my-mirror/uvr-models",
                                 info=f"A base address that has every file by its published name (default: "
                                      f"${MIRROR_ENV}, else the UVR release on GitHub).")
-            download = gr.Button("Download the picked model")
         with gr.Row():
             files = gr.File(label="Model files you already have (.onnx, or .ckpt + .yaml)", file_count="multiple",
                             type="filepath")
             do_import = gr.Button("Import")
-        message = message_box()
-        note = gr.Markdown()
 
     def _download(name_, mirror_, progress=gr.Progress()):
         return download_uvr_ui(services, name_, mirror_, progress=progress)
@@ -235,6 +232,9 @@ def build(services: Services) -> list[Any]:
                                      "sounds, voice band). dsp-centre: faster, stereo-only cue. Trained U-Nets "
                                      "from models/separators/ appear here too, then UVR's models (vocals, karaoke = "
                                      "lead vs backing vocals, de-reverb): download them below.")
+            download = gr.Button("Download the picked UVR model", size="sm")
+            uvr_message = message_box()
+            uvr_note = gr.Markdown()
             fmt = gr.Radio(list(OUTPUT_FORMATS), value=SeparateConfig().output_format, label="Output format",
                            info="wav keeps full precision; flac is smaller (24-bit).")
     with gr.Row():
@@ -251,7 +251,7 @@ def build(services: Services) -> list[Any]:
     with gr.Row():
         before = gr.Plot(label="Spectrogram before (mixture)")
         after = gr.Plot(label="Spectrogram after (vocals)")
-    _uvr_section(services, model)
+    _uvr_section(services, model, download, uvr_message, uvr_note)
     _train_section(services, model)
 
     def _separate(files_, folder_, model_, fmt_, progress=gr.Progress()):
