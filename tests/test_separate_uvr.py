@@ -500,7 +500,8 @@ def test_separate_tab_downloads_imports_and_separates_with_a_uvr_model(services,
     assert "dsp" in picker["choices"] and "on disk" in table["value"]
     summary, _, results, vocals, instrumental, downloads, _, _ = separate_tab.separate_songs(
         services, [str(song)], "", "tiny-mdx", "wav")
-    assert vocals.endswith("vocals.wav") and instrumental.endswith("instrumental.wav") and "song.wav" in summary
+    assert vocals["value"].endswith("vocals.wav") and instrumental["value"].endswith("instrumental.wav")
+    assert "song.wav" in summary
 
     (ws.uvr_models_dir / "tiny.onnx").unlink()
     message, _, picker = separate_tab.import_uvr_ui(services, [str(onnx)])

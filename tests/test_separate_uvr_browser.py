@@ -94,6 +94,7 @@ def test_download_a_uvr_model_from_a_mirror_and_separate_with_it(browser, mirror
     page.wait_for_function("document.body.innerText.includes('take.wav')", timeout=60_000)
     panel.get_by_role("button", name="Separate", exact=True).click()
     page.wait_for_function("document.body.innerText.includes('output folder')", timeout=180_000)
+    page.wait_for_function("document.body.innerText.includes('Dry voice (reverb removed)')", timeout=60_000)
     page.screenshot(path=str(tmp_path / "separate_uvr_done.png"), full_page=True)
     out = root / "outputs" / "separated" / "take"
     assert (out / "dry.wav").exists() and (out / "reverb.wav").exists()

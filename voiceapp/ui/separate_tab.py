@@ -118,15 +118,28 @@ def separate_songs(services: Services, files: list[str] | None, folder: str, mod
     return run_job(job, progress=progress)
 
 
+STEM_LABELS = {"vocals": "Vocals", "instrumental": "Instrumental", "lead_vocals": "Lead vocals",
+               "backing": "Backing (everything but the lead voice)", "dry": "Dry voice (reverb removed)",
+               "reverb": "Reverb"}
+
+
+def stem_label(path: str | None, default: str) -> str:
+    """The player label for a separated file: its stem name in words (karaoke and de-reverb models name theirs)."""
+    return STEM_LABELS.get(Path(path).stem, default) if path else default
+
+
 def show_song(results: list[dict] | None, index: int | None) -> tuple[Any, ...]:
-    """Handler of the song picker: (vocals, instrumental, downloads, spectrogram before, after)."""
+    """Handler of the song picker: (vocals, instrumental, downloads, spectrogram before, after); the players are
+    labelled with what the separator wrote (vocals / instrumental, lead vocals / backing, dry voice / reverb)."""
     from voiceapp.separate.views import spectrogram_pair
 
     if not results or index is None or not 0 <= int(index) < len(results):
         return None, None, None, None, None
     song = results[int(index)]
     before, after = spectrogram_pair(song["mixture"], song["vocals"])
-    return song["vocals"], song["instrumental"], [song["vocals"], song["instrumental"]], before, after
+    return (gr.update(value=song["vocals"], label=stem_label(song["vocals"], "Vocals")),
+            gr.update(value=song["instrumental"], label=stem_label(song["instrumental"], "Instrumental")),
+            [song["vocals"], song["instrumental"]], before, after)
 
 
 def train_separator_ui(services: Services, stems_folder: str, name: str, epochs: float, size: str,
