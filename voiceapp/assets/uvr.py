@@ -161,6 +161,13 @@ UVR_MODELS: dict[str, UvrModel] = {m.name: m for m in (
                       f"{UVR_CONFIGS}/model_bs_roformer_ep_317_sdr_12.9755.yaml")),
              _COMMUNITY, "Band-split RoFormer: the best vocals of this list (MUSDB18 vocals SDR ~11); slow on a "
                          "CPU, meant for a GPU."),
+    UvrModel("mel-roformer-kim", "Mel-band RoFormer vocals (Kimberley Jensen)", "vocals", "mdxc",
+             (UvrFile("MelBandRoformer.ckpt",
+                      "https://huggingface.co/KimberleyJSN/melbandroformer/resolve/main/MelBandRoformer.ckpt"),
+              UvrFile("config_vocals_mel_band_roformer_kim.yaml",
+                      f"{UVR_CONFIGS}/config_vocals_mel_band_roformer_kim.yaml")),
+             _COMMUNITY, "Mel-band RoFormer vocal model, the community's usual vocals pick with BS-RoFormer; "
+                         "meant for a GPU."),
     UvrModel("mdx23c-instvoc-hq", "MDX23C InstVoc HQ", "vocals", "mdxc",
              (UvrFile("MDX23C-8KFFT-InstVoc_HQ.ckpt", f"{UVR_RELEASE}/MDX23C-8KFFT-InstVoc_HQ.ckpt"),
               UvrFile("model_2_stem_full_band_8k.yaml", f"{AUDIO_SEPARATOR_RELEASE}/model_2_stem_full_band_8k.yaml")),
@@ -180,7 +187,8 @@ UVR_MODELS: dict[str, UvrModel] = {m.name: m for m in (
              voice_stems=("no reverb", "dry"), stem_names=("dry", "reverb")),
     UvrModel("bs-roformer-dereverb", "BS-RoFormer De-Reverb (anvuew)", "dereverb", "mdxc",
              (UvrFile("deverb_bs_roformer_8_256dim_8depth.ckpt",
-                      f"{UVR_RELEASE}/deverb_bs_roformer_8_256dim_8depth.ckpt"),
+                      "https://huggingface.co/anvuew/deverb_bs_roformer/resolve/main/"
+                      "deverb_bs_roformer_8_256dim_8depth.ckpt"),
               UvrFile("deverb_bs_roformer_8_256dim_8depth.yaml",
                       f"{UVR_CONFIGS}/deverb_bs_roformer_8_256dim_8depth.yaml")),
              _COMMUNITY, "RoFormer de-reverb for vocals (mono or stereo reverb).",
