@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from helpers import local_server
-from voiceapp.assets import uvr
+from voiceapp.assets import uvr, uvr_files
 from voiceapp.assets.uvr import MdxParams, UvrFile, UvrModel
 from voiceapp.errors import InputError, MissingArtifactError, VoiceAppError
 
@@ -145,7 +145,7 @@ def tiny_checkpoint(folder: Path, stem: str, yaml_text: str) -> tuple[Path, Path
     config = folder / f"{stem}.yaml"
     config.write_text(yaml_text)
     torch.manual_seed(0)
-    net, _ = _build_network(uvr.read_uvr_config(config), config)
+    net, _ = _build_network(uvr_files.read_uvr_config(config), config)
     ckpt = folder / f"{stem}.ckpt"
     torch.save(net.state_dict(), ckpt)
     return ckpt, config
@@ -154,7 +154,7 @@ def tiny_checkpoint(folder: Path, stem: str, yaml_text: str) -> tuple[Path, Path
 def _kind_of(config: Path) -> str:
     from voiceapp.separate.uvr import _build_network
 
-    return _build_network(uvr.read_uvr_config(config), config)[1]
+    return _build_network(uvr_files.read_uvr_config(config), config)[1]
 
 
 def pinned(path: Path, url: str = "") -> UvrFile:
@@ -282,7 +282,7 @@ def test_download_from_a_mirror_resumes_checks_and_places_atomically(workspace, 
     seen = []
     with local_server(source.handler) as base:
         monkeypatch.setenv(uvr.MIRROR_ENV, f"{base}/models")
-        paths = uvr.download_uvr_model(workspace, "tiny-mdx", progress=lambda f, m: seen.append((f, m)))
+        paths = uvr_files.download_uvr_model(workspace, "tiny-mdx", progress=lambda f, m: seen.append((f, m)))
     assert paths == [workspace.uvr_models_dir / "tiny.onnx"]
     assert paths[0].read_bytes() == onnx.read_bytes()
     assert any(rng for _, rng in source.gets), "the broken transfer was resumed with a Range request"
@@ -299,7 +299,7 @@ def test_download_that_stays_bad_leaves_nothing_and_says_what_to_do(workspace, m
     source.files["tiny.onnx"] = onnx.read_bytes()
     source.faults["tiny.onnx"] = ["corrupt", "corrupt"]
     with local_server(source.handler) as base, pytest.raises(VoiceAppError) as err:
-        uvr.download_uvr_model(workspace, "tiny-mdx", mirror=f"{base}/models")
+        uvr_files.download_uvr_model(workspace, "tiny-mdx", mirror=f"{base}/models")
     message = str(err.value)
     assert "tiny.onnx" in message and "sha256" in message and "import" in message and uvr.MIRROR_ENV in message
     assert not (workspace.uvr_models_dir / "tiny.onnx").exists()
@@ -312,14 +312,14 @@ def test_import_recognises_a_file_by_checksum_and_refuses_unknown_or_damaged_fil
     renamed = tmp_path / "downloads" / "my copy.onnx"
     renamed.parent.mkdir()
     renamed.write_bytes(onnx.read_bytes())
-    placed = uvr.import_uvr_files(workspace, [renamed])
+    placed = uvr_files.import_uvr_files(workspace, [renamed])
     assert placed == [(uvr.UVR_MODELS["tiny-mdx"], workspace.uvr_models_dir / "tiny.onnx")]
     assert renamed.read_bytes() == onnx.read_bytes(), "the user's file is left as it was"
 
     stranger = tmp_path / "stranger.onnx"
     stranger.write_bytes(b"\x08" * 200)
     with pytest.raises(InputError, match=r"stranger\.onnx is not a model file Voiceapp knows"):
-        uvr.import_uvr_files(workspace, [stranger])
+        uvr_files.import_uvr_files(workspace, [stranger])
 
     damaged = tmp_path / "tiny.onnx.bad" / "tiny.onnx"   # right name, damaged content
     damaged.parent.mkdir()
@@ -327,7 +327,7 @@ def test_import_recognises_a_file_by_checksum_and_refuses_unknown_or_damaged_fil
     data[-40:] = b"\0" * 40
     damaged.write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"tiny\.onnx does not match Tiny MDX's tiny\.onnx.*Download it again"):
-        uvr.import_uvr_files(workspace, [damaged])
+        uvr_files.import_uvr_files(workspace, [damaged])
     assert (workspace.uvr_models_dir / "tiny.onnx").read_bytes() == onnx.read_bytes()
 
 

@@ -1,5 +1,5 @@
 """`voiceapp assets list | download NAME... | import PATH [--as NAME]`: the base assets and the UVR separation models
-(voiceapp/assets/uvr.py)."""
+(voiceapp/assets/uvr.py, uvr_files.py)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def run_download(args: argparse.Namespace, services) -> int:
     from voiceapp.assets import DownloadConfig, download_assets
     from voiceapp.progress import TqdmProgress
 
-    from voiceapp.assets.uvr import UVR_MODELS, download_uvr_model
+    from voiceapp.assets.uvr import UVR_MODELS
+    from voiceapp.assets.uvr_files import download_uvr_model
 
     uvr_names = [n for n in args.names if n in UVR_MODELS]
     base_names = [n for n in args.names if n not in UVR_MODELS]
@@ -84,7 +85,8 @@ def run_import(args: argparse.Namespace, services) -> int:
     from voiceapp.assets import import_asset
     from voiceapp.progress import TqdmProgress
 
-    from voiceapp.assets.uvr import UVR_MODELS, import_uvr_files
+    from voiceapp.assets.uvr import UVR_MODELS
+    from voiceapp.assets.uvr_files import import_uvr_files
 
     with TqdmProgress("import") as bar:
         if args.path.suffix.lower() in (".onnx", ".ckpt", ".yaml", ".yml") or args.as_name in UVR_MODELS:

@@ -24,7 +24,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from voiceapp.assets.uvr import UvrModel, read_uvr_config, require_uvr_model, structural_problem
+from voiceapp.assets.uvr import UvrModel, require_uvr_model
+from voiceapp.assets.uvr_files import read_uvr_config, structural_problem
 from voiceapp.errors import ConfigError, InputError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 from voiceapp.separate.stft import SampleSource

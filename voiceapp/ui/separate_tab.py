@@ -64,7 +64,8 @@ def _uvr_updates(services: Services, selected: str | None) -> tuple[Any, Any]:
 
 def download_uvr_ui(services: Services, name: str | None, mirror: str, progress: Any = None) -> tuple[Any, ...]:
     """Handler of "Download": (message, catalogue table, separator picker)."""
-    from voiceapp.assets.uvr import UVR_MODELS, download_uvr_model, uvr_status
+    from voiceapp.assets.uvr import UVR_MODELS, uvr_status
+    from voiceapp.assets.uvr_files import download_uvr_model
 
     if name not in UVR_MODELS:
         raise gr.Error("Pick a UVR model in the Separator list first (the built-in and trained separators need no "
@@ -79,7 +80,8 @@ def download_uvr_ui(services: Services, name: str | None, mirror: str, progress:
 
 def import_uvr_ui(services: Services, files: list[str] | None, progress: Any = None) -> tuple[Any, ...]:
     """Handler of "Import": (message, catalogue table, separator picker)."""
-    from voiceapp.assets.uvr import import_uvr_files, uvr_status
+    from voiceapp.assets.uvr import uvr_status
+    from voiceapp.assets.uvr_files import import_uvr_files
 
     if not files:
         raise gr.Error("Upload the model files: a UVR .onnx, or a .ckpt together with its .yaml config.")
@@ -166,7 +168,8 @@ def train_separator_ui(services: Services, stems_folder: str, name: str, epochs:
 
 
 def _uvr_section(services: Services, model: Any, download: Any, message: Any, note: Any) -> None:
-    from voiceapp.assets.uvr import MIRROR_ENV, resolve_mirror
+    from voiceapp.assets.uvr import MIRROR_ENV
+    from voiceapp.assets.uvr_files import resolve_mirror
     from voiceapp.ui.models_tab import DOWNLOAD_QUEUE
 
     with gr.Accordion("UVR models: download or import", open=False):
