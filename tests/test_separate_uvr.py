@@ -416,7 +416,7 @@ def test_separate_audio_and_the_cli_take_uvr_models(workspace, monkeypatch, tmp_
     assert (out / "song" / "vocals.wav").exists() and (out / "song" / "instrumental.wav").exists()
 
 
-def test_karaoke_and_dereverb_models_name_their_outputs(workspace, monkeypatch, tmp_path, one_torch_thread):
+def test_karaoke_model_writes_lead_vocals_and_backing(workspace, monkeypatch, tmp_path, one_torch_thread):
     from voiceapp.separate import SeparateConfig, load_separator, separate_file
 
     install(workspace, tiny_mdx_onnx(tmp_path / "tiny.onnx"))
