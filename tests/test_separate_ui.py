@@ -29,8 +29,9 @@ def test_separate_handler_gives_players_downloads_and_spectrograms(tmp_path, ser
     summary, picker, results, v, i, downloads, before, after = separate_tab.separate_songs(
         services, [str(song)], "", "dsp-centre", "flac")
     assert "song.wav" in summary and picker["choices"] == [("song.wav", 0)]
-    assert v.endswith("vocals.flac") and i.endswith("instrumental.flac") and len(downloads) == 2
-    assert str(services.workspace.separated_dir) in v
+    assert v["value"].endswith("vocals.flac") and i["value"].endswith("instrumental.flac") and len(downloads) == 2
+    assert (v["label"], i["label"]) == ("Vocals", "Instrumental")
+    assert str(services.workspace.separated_dir) in v["value"]
     assert before is not None and after is not None
     assert separate_tab.show_song(results, 0)[0] == v
     assert separate_tab.show_song([], None) == (None, None, None, None, None)

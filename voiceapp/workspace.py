@@ -291,6 +291,11 @@ class Workspace:
     def separators_dir(self) -> Path:
         return self.models_dir / "separators"
 
+    @property
+    def uvr_models_dir(self) -> Path:
+        """UVR / audio-separator model files (catalogue: voiceapp/assets/uvr.py), under their published names."""
+        return self.models_dir / "uvr"
+
     # Base assets (registry: voiceapp/assets/registry.py; `python -m voiceapp assets list`).
     @property
     def contentvec_dir(self) -> Path:

@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="songs or folders (recursive)")
     p.add_argument("--out", type=Path, required=True, help="output folder; one sub-folder per song")
     p.add_argument("--model", default=DEFAULT_SEPARATOR,
-                   help=f"separator: dsp, dsp-centre (no weights) or a trained U-Net under models/separators/ "
+                   help=f"separator: dsp, dsp-centre (no weights), a trained U-Net under models/separators/, or a "
+                        f"UVR model by name (kim-vocal-2, uvr-mdxnet-kara-2, bs-roformer-1297, ...: "
+                        f"`python -m voiceapp assets list`; download with `assets download NAME`) "
                         f"(default: {DEFAULT_SEPARATOR})")
     p.add_argument("--format", default=s.output_format, choices=OUTPUT_FORMATS, help="output file format")
     p.add_argument("--chunk-s", type=float, default=s.chunk_s, help="seconds processed per step (memory bound)")

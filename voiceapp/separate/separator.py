@@ -1,7 +1,12 @@
 """Separate songs into vocals and instrumental: the registry of separators and the file-level stage.
 
-Registry: the DSP separators (no weights; always there) plus every trained U-Net under
-`models/separators/<name>/`. The CLI, the Separate tab and the Dataset hook all read `list_separators`.
+Registry: the DSP separators (no weights; always there), every trained U-Net under `models/separators/<name>/`,
+and the UVR models of the catalogue (voiceapp/assets/uvr.py) whose files are in `models/uvr/`. The CLI, the
+Separate tab, the Dataset hook and the cover pipeline all read `list_separators` and call `load_separator`.
+
+Two kinds of separator run on the same file stage: mask estimators (DSP, U-Net; `separate.stft.masked_chunks`)
+and waveform separators (UVR models, `kind = "wave"`; `separate.uvr.wave_chunks`). Both write the voice stem and
+the input minus it; a separator may name those two files (`stem_names`, e.g. lead_vocals / backing).
 """
 
 from __future__ import annotations
@@ -74,9 +79,32 @@ def trained_separators(workspace: Workspace) -> list[str]:
                   if (p / SIDECAR_NAME).exists() and (p / WEIGHTS_NAME).exists())
 
 
+def installed_uvr_models(workspace: Workspace | None) -> list[str]:
+    """Catalogue UVR models whose files are on disk, in catalogue order."""
+    from voiceapp.assets.uvr import UVR_MODELS, uvr_status
+
+    if workspace is None:
+        return []
+    return [name for name in UVR_MODELS if uvr_status(workspace, name).usable]
+
+
 def list_separators(workspace: Workspace | None) -> list[str]:
-    """Every usable separator name: the DSP ones first, then trained U-Nets."""
-    return [*DSP_SEPARATORS, *(trained_separators(workspace) if workspace is not None else [])]
+    """Every usable separator name: the DSP ones first, then trained U-Nets, then UVR models on disk."""
+    if workspace is None:
+        return list(DSP_SEPARATORS)
+    trained = [n for n in trained_separators(workspace) if n not in _uvr_names()]
+    return [*DSP_SEPARATORS, *trained, *installed_uvr_models(workspace)]
+
+
+def _uvr_names() -> set[str]:
+    from voiceapp.assets.uvr import UVR_MODELS
+
+    return set(UVR_MODELS)
+
+
+def stem_names(separator: Any) -> tuple[str, str]:
+    """The file names (without suffix) a separator's two outputs get: ("vocals", "instrumental") by default."""
+    return tuple(getattr(separator, "stem_names", ("vocals", "instrumental")))  # type: ignore[return-value]
 
 
 def default_separator(workspace: Workspace | None) -> str:
@@ -85,10 +113,13 @@ def default_separator(workspace: Workspace | None) -> str:
 
 def load_separator(name: str | None, workspace: Workspace | None = None, device: str = "cpu",
                    cache: Any = None) -> MaskEstimator:
-    """The separator called `name` (None: the default); U-Nets come from `models/separators/<name>/`."""
+    """The separator called `name` (None: the default); U-Nets come from `models/separators/<name>/`, UVR models
+    from `models/uvr/` (a catalogue model that is not downloaded raises MissingArtifactError saying how to get it)."""
     name = name or DEFAULT_SEPARATOR
     if name in DSP_SEPARATORS:
         return DspSeparator(name, DSP_SEPARATORS[name])
+    if name in _uvr_names() and workspace is not None:
+        return _load_uvr(name, workspace, device, cache)
     choices = list_separators(workspace)
     if workspace is None or name not in choices:
         raise InputError(f"Unknown separator {name!r}; choose one of {choices} "
@@ -106,6 +137,30 @@ def load_separator(name: str | None, workspace: Workspace | None = None, device:
     return cache.get(("separator", str(folder), device, stamp), load)
 
 
+def _load_uvr(name: str, workspace: Workspace, device: str, cache: Any) -> Any:
+    from voiceapp.assets.uvr import get_uvr_model, require_uvr_model
+    from voiceapp.separate.uvr import load_uvr_separator
+
+    require_uvr_model(workspace, name)
+    if cache is None:
+        return load_uvr_separator(workspace, name, device)
+    stamp = tuple(p.stat().st_mtime_ns for p in get_uvr_model(name).paths(workspace))
+    return cache.get(("uvr-separator", str(workspace.uvr_models_dir), name, device, stamp),
+                     lambda: load_uvr_separator(workspace, name, device))
+
+
+def separated_chunks(source: SampleSource, sample_rate: int, separator: Any, chunk_s: float,
+                     progress: Progress = no_progress, cancel: CancelToken = NEVER,
+                     total_samples: int | None = None) -> Any:
+    """(mix, vocals) blocks from either kind of separator (mask estimators or UVR waveform separators)."""
+    if getattr(separator, "kind", "mask") == "wave":
+        from voiceapp.separate.uvr import wave_chunks
+
+        return wave_chunks(source, sample_rate, separator, chunk_s, progress, cancel, total_samples)
+    return masked_chunks(source, sample_rate, separator, StftConfig(), chunk_s, progress=progress, cancel=cancel,
+                         total_samples=total_samples)
+
+
 def _writer(path: Path, sample_rate: int, channels: int, fmt: str) -> Any:
     import soundfile as sf
 
@@ -116,12 +171,14 @@ def _writer(path: Path, sample_rate: int, channels: int, fmt: str) -> Any:
 
 def separate_file(path: Path | str, out_dir: Path | str, separator: MaskEstimator,
                   cfg: SeparateConfig = SeparateConfig(), progress: Progress = no_progress,
-                  cancel: CancelToken = NEVER, vocals_name: str = "vocals",
-                  instrumental_name: str = "instrumental") -> SeparationResult:
+                  cancel: CancelToken = NEVER, vocals_name: str | None = None,
+                  instrumental_name: str | None = None) -> SeparationResult:
     """Split one file (any format, rate, channel count) into `out_dir/vocals.<fmt>` and `instrumental.<fmt>`.
 
     Streams the file in `cfg.chunk_s` steps: memory does not grow with its length. Outputs keep the input's rate
-    and channels; the instrumental is the input minus the vocals. Files appear atomically.
+    and channels; the instrumental is the input minus the vocals. Files appear atomically. File names: the
+    arguments, else the separator's `stem_names` (a karaoke model writes lead_vocals / backing, a de-reverb model
+    dry / reverb); `result.vocals` is always the voice stem and `result.instrumental` the rest.
     """
     from voiceapp.audio.io import audio_info, iter_blocks
 
@@ -132,6 +189,8 @@ def separate_file(path: Path | str, out_dir: Path | str, separator: MaskEstimato
                          "convert it to a normal audio file (mono or stereo, 8 kHz or more).")
     start = time.perf_counter()
     fmt = cfg.output_format
+    default_names = stem_names(separator)
+    vocals_name, instrumental_name = vocals_name or default_names[0], instrumental_name or default_names[1]
     vocals_path = out_dir / f"{vocals_name}.{fmt}"
     inst_path = out_dir / f"{instrumental_name}.{fmt}" if cfg.write_instrumental else None
     blocks = iter_blocks(path, None, mono=False, block_s=min(cfg.chunk_s, 30.0))
@@ -144,8 +203,8 @@ def separate_file(path: Path | str, out_dir: Path | str, separator: MaskEstimato
         if inst_path is not None:
             i_out = stack.enter_context(_writer(stack.enter_context(atomic_path(inst_path)), info.sample_rate,
                                                 info.channels, fmt))
-        for mix, vocals in masked_chunks(source, info.sample_rate, separator, StftConfig(), cfg.chunk_s,
-                                         progress=progress, cancel=cancel, total_samples=max(info.frames, 1)):
+        for mix, vocals in separated_chunks(source, info.sample_rate, separator, cfg.chunk_s, progress, cancel,
+                                            max(info.frames, 1)):
             v_out.write(vocals.T)
             if i_out is not None:
                 i_out.write((mix - vocals).T)
@@ -216,5 +275,12 @@ def separate_audio(audio: np.ndarray, sample_rate: int, separator: MaskEstimator
     """(vocals, instrumental) of an in-memory signal ((samples,) or (channels, samples)), same shapes."""
     from voiceapp.separate.stft import separate_array
 
-    vocals = separate_array(audio, sample_rate, separator, StftConfig(), chunk_s)
-    return vocals, np.asarray(audio, dtype=np.float32) - vocals
+    data = np.asarray(audio, dtype=np.float32)
+    if getattr(separator, "kind", "mask") == "wave":
+        frames = data[None, :] if data.ndim == 1 else data
+        parts = [v for _, v in separated_chunks(SampleSource.from_array(frames), sample_rate, separator, chunk_s)]
+        vocals = np.concatenate(parts, axis=1) if parts else np.zeros_like(frames)
+        vocals = vocals[0] if data.ndim == 1 else vocals
+    else:
+        vocals = separate_array(data, sample_rate, separator, StftConfig(), chunk_s)
+    return vocals, data - vocals

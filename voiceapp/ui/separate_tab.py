@@ -1,4 +1,5 @@
-"""Separate tab: songs -> vocals + instrumental, with players, downloads and spectrograms; train a separator."""
+"""Separate tab: songs -> vocals + instrumental, with players, downloads and spectrograms; UVR models (pick,
+download, import); train a separator."""
 
 from __future__ import annotations
 
@@ -21,10 +22,78 @@ def _inputs(services: Services, files: list[str] | None, folder: str) -> list[Pa
     return inputs + ([typed] if typed is not None else [])
 
 
-def model_choices(services: Services) -> list[str]:
+def model_choices(services: Services) -> list[Any]:
+    """The separator picker: usable separators by name, then every UVR catalogue model, labelled with its facts
+    (grouped by purpose; "download first" until its files are on disk)."""
     from voiceapp.separate import list_separators
+    from voiceapp.separate.separator import installed_uvr_models
 
-    return list_separators(services.workspace)
+    own = [n for n in list_separators(services.workspace) if n not in installed_uvr_models(services.workspace)]
+    return [*own, *uvr_choices(services.workspace)]
+
+
+def uvr_choices(workspace: Any) -> list[tuple[str, str]]:
+    """(label, name) for every UVR catalogue model, in purpose order."""
+    from voiceapp.assets.uvr import catalogue_rows
+
+    return [(f"UVR {row['purpose_title'].split(':')[0].lower()}: {row['title']} ({row['family'].split(' (')[0]}, "
+             f"{row['size']}, {'on disk' if row['on_disk'] else 'not downloaded'})", row["name"])
+            for row in catalogue_rows(workspace)]
+
+
+def uvr_table(workspace: Any) -> str:
+    """Markdown: the UVR catalogue grouped by purpose, with size, licence, checksum and whether it is on disk."""
+    from voiceapp.assets.uvr import catalogue_rows
+
+    lines, purpose = [], None
+    for row in catalogue_rows(workspace):
+        if row["purpose"] != purpose:
+            purpose = row["purpose"]
+            lines += ["", f"**{row['purpose_title']}**", "",
+                      "| model | name | kind | size | on disk | licence |", "|---|---|---|---|---|---|"]
+        state = "on disk" if row["on_disk"] else row["detail"]
+        lines.append(f"| {row['title']} | `{row['name']}` | {row['family']} | {row['size']} | {state} | "
+                     f"{row['licence']} |")
+    return "\n".join(lines).strip()
+
+
+def _uvr_updates(services: Services, selected: str | None) -> tuple[Any, Any]:
+    choices = model_choices(services)
+    return gr.update(value=uvr_table(services.workspace)), gr.update(choices=choices, value=selected)
+
+
+def download_uvr_ui(services: Services, name: str | None, mirror: str, progress: Any = None) -> tuple[Any, ...]:
+    """Handler of "Download": (message, catalogue table, separator picker)."""
+    from voiceapp.assets.uvr import UVR_MODELS, uvr_status
+    from voiceapp.assets.uvr_files import download_uvr_model
+
+    if name not in UVR_MODELS:
+        raise gr.Error("Pick a UVR model in the Separator list first (the built-in and trained separators need no "
+                       "download).")
+    if uvr_status(services.workspace, name).usable:
+        return (f"{UVR_MODELS[name].title} is already on disk.", *_uvr_updates(services, name))
+    token = services.start_job("uvr-download")
+    run_job(lambda progress: download_uvr_model(services.workspace, name, (mirror or "").strip() or None, progress,
+                                                token), progress=progress)
+    return (f"Downloaded **{UVR_MODELS[name].title}**; it is picked for separating.", *_uvr_updates(services, name))
+
+
+def import_uvr_ui(services: Services, files: list[str] | None, progress: Any = None) -> tuple[Any, ...]:
+    """Handler of "Import": (message, catalogue table, separator picker)."""
+    from voiceapp.assets.uvr import uvr_status
+    from voiceapp.assets.uvr_files import import_uvr_files
+
+    if not files:
+        raise gr.Error("Upload the model files: a UVR .onnx, or a .ckpt together with its .yaml config.")
+    token = services.start_job("uvr-download")
+    placed = run_job(lambda progress: import_uvr_files(services.workspace, list(files), progress, token),
+                     progress=progress)
+    ready = [m for m in dict.fromkeys(m for m, _ in placed) if uvr_status(services.workspace, m.name).usable]
+    waiting = [m for m in dict.fromkeys(m for m, _ in placed) if m not in ready]
+    lines = [f"Imported {', '.join(p.name for _, p in placed)}."]
+    lines += [f"- **{m.title}** is ready." for m in ready]
+    lines += [f"- {m.title} still needs {uvr_status(services.workspace, m.name).detail}." for m in waiting]
+    return ("\n".join(lines), *_uvr_updates(services, ready[0].name if ready else None))
 
 
 def separate_songs(services: Services, files: list[str] | None, folder: str, model: str, fmt: str,
@@ -51,15 +120,28 @@ def separate_songs(services: Services, files: list[str] | None, folder: str, mod
     return run_job(job, progress=progress)
 
 
+STEM_LABELS = {"vocals": "Vocals", "instrumental": "Instrumental", "lead_vocals": "Lead vocals",
+               "backing": "Backing (everything but the lead voice)", "dry": "Dry voice (reverb removed)",
+               "reverb": "Reverb"}
+
+
+def stem_label(path: str | None, default: str) -> str:
+    """The player label for a separated file: its stem name in words (karaoke and de-reverb models name theirs)."""
+    return STEM_LABELS.get(Path(path).stem, default) if path else default
+
+
 def show_song(results: list[dict] | None, index: int | None) -> tuple[Any, ...]:
-    """Handler of the song picker: (vocals, instrumental, downloads, spectrogram before, after)."""
+    """Handler of the song picker: (vocals, instrumental, downloads, spectrogram before, after); the players are
+    labelled with what the separator wrote (vocals / instrumental, lead vocals / backing, dry voice / reverb)."""
     from voiceapp.separate.views import spectrogram_pair
 
     if not results or index is None or not 0 <= int(index) < len(results):
         return None, None, None, None, None
     song = results[int(index)]
     before, after = spectrogram_pair(song["mixture"], song["vocals"])
-    return song["vocals"], song["instrumental"], [song["vocals"], song["instrumental"]], before, after
+    return (gr.update(value=song["vocals"], label=stem_label(song["vocals"], "Vocals")),
+            gr.update(value=song["instrumental"], label=stem_label(song["instrumental"], "Instrumental")),
+            [song["vocals"], song["instrumental"]], before, after)
 
 
 def train_separator_ui(services: Services, stems_folder: str, name: str, epochs: float, size: str,
@@ -83,6 +165,39 @@ def train_separator_ui(services: Services, stems_folder: str, name: str, epochs:
                 gr.update(choices=model_choices(services), value=result.folder.name))
 
     return run_job(job, progress=progress)
+
+
+def _uvr_section(services: Services, model: Any, download: Any, message: Any, note: Any) -> None:
+    from voiceapp.assets.uvr import MIRROR_ENV
+    from voiceapp.assets.uvr_files import resolve_mirror
+    from voiceapp.ui.models_tab import DOWNLOAD_QUEUE
+
+    with gr.Accordion("UVR models: download or import", open=False):
+        gr.Markdown("Ultimate Vocal Remover's models, by purpose. Pick one in the **Separator** list, then "
+                    "**Download** it there (once; progress shown, resumed if the connection breaks, checked before use), "
+                    "or import the files you already have. They run on a CPU (MDX-Net: a few times the song's "
+                    "length; RoFormer needs a GPU to be practical). Files live in models/uvr/.")
+        table = gr.Markdown(uvr_table(services.workspace))
+        with gr.Row():
+            mirror = gr.Textbox(label="Mirror (optional)", value=resolve_mirror() or "",
+                                placeholder="https://my-mirror/uvr-models",
+                                info=f"A base address that has every file by its published name (default: "
+                                     f"${MIRROR_ENV}, else the UVR release on GitHub).")
+        with gr.Row():
+            files = gr.File(label="Model files you already have (.onnx, or .ckpt + .yaml)", file_count="multiple",
+                            type="filepath")
+            do_import = gr.Button("Import")
+
+    def _download(name_, mirror_, progress=gr.Progress()):
+        return download_uvr_ui(services, name_, mirror_, progress=progress)
+
+    def _import(files_, progress=gr.Progress()):
+        return import_uvr_ui(services, files_, progress=progress)
+
+    queued(services, download.click, "uvr-download", "Download a UVR model", _download, [model, mirror],
+           [message, note, table, model], **DOWNLOAD_QUEUE)
+    queued(services, do_import.click, "uvr-download", "Import UVR model files", _import, [files],
+           [message, note, table, model], **DOWNLOAD_QUEUE)
 
 
 def _train_section(services: Services, model: Any) -> None:
@@ -131,7 +246,11 @@ def build(services: Services) -> list[Any]:
             model = gr.Dropdown(label="Separator", choices=choices, value=DEFAULT_SEPARATOR,
                                 info="dsp: works without any download (centre of the stereo image, harmonic "
                                      "sounds, voice band). dsp-centre: faster, stereo-only cue. Trained U-Nets "
-                                     "from models/separators/ appear here too.")
+                                     "from models/separators/ appear here too, then UVR's models (vocals, karaoke = "
+                                     "lead vs backing vocals, de-reverb): download them below.")
+            download = gr.Button("Download the picked UVR model", size="sm")
+            uvr_message = message_box()
+            uvr_note = gr.Markdown()
             fmt = gr.Radio(list(OUTPUT_FORMATS), value=SeparateConfig().output_format, label="Output format",
                            info="wav keeps full precision; flac is smaller (24-bit).")
     with gr.Row():
@@ -148,6 +267,7 @@ def build(services: Services) -> list[Any]:
     with gr.Row():
         before = gr.Plot(label="Spectrogram before (mixture)")
         after = gr.Plot(label="Spectrogram after (vocals)")
+    _uvr_section(services, model, download, uvr_message, uvr_note)
     _train_section(services, model)
 
     def _separate(files_, folder_, model_, fmt_, progress=gr.Progress()):
