@@ -145,6 +145,19 @@ def default_stems_dir(out_path: Path | str) -> Path:
     return out.with_name(f"{out.stem}_stems")
 
 
+def cover_output_path(workspace: Any, model: str | Path, song: str | Path, fmt: str) -> Path:
+    """outputs/covers/<model>/<song stem>.<fmt>, numbered (`_2`, ...) so that no earlier cover or its stems
+    folder is replaced."""
+    from voiceapp.workspace import sanitize_name
+
+    folder, stem = workspace.covers_dir(Path(str(model)).stem), sanitize_name(Path(str(song)).stem, "song name")
+    path, n = folder / f"{stem}.{fmt}", 1
+    while path.exists() or default_stems_dir(path).exists():
+        n += 1
+        path = folder / f"{stem}_{n}.{fmt}"
+    return path
+
+
 # ----------------------------------------------------------------------------------------------- stages
 
 @contextlib.contextmanager
