@@ -101,7 +101,7 @@ def build(services: Services, model: Any, index: Any, fmt: Any, settings: Mappin
             run = gr.Button("Make cover", variant="primary")
             stop = gr.Button("Stop", variant="stop")
         message = message_box()
-        summary = gr.Textbox(label="Result", lines=5, interactive=False)
+        summary = gr.Textbox(label="Cover result", lines=5, interactive=False)
         stems = gr.File(label="Stems (vocals, converted vocals, instrumental, backing)", file_count="multiple",
                         interactive=False)
 
