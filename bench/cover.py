@@ -63,7 +63,6 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from voiceapp.audio.loudness import integrated_loudness
     from voiceapp.cover import CoverConfig, make_cover
     from voiceapp.infer.models import load_voice_file
     from voiceapp.infer.pipeline import InferConfig
@@ -77,14 +76,31 @@ def child(args: argparse.Namespace) -> None:
     result = make_cover(args.song, voice, InferConfig(f0_method="fcpe", transpose_semitones=args.transpose),
                         CoverConfig(), out_path=Path(args.out), services=services)
     wall = time.perf_counter() - started
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # before this script reads anything whole
+    print(json.dumps({"duration_s": result.duration_s, "wall_s": wall, "timings": result.timings,
+                      "song_lufs": _loudness(Path(args.song)), "cover_lufs": _loudness(result.output_path),
+                      "same_length": _frames(Path(args.song)) == _frames(result.output_path),
+                      "max_rss_mib": max_rss, "rss_before_mib": baseline}))
+
+
+def _frames(path: Path) -> tuple[int, int]:
     import soundfile as sf
 
-    song, rate = sf.read(args.song, dtype="float32", always_2d=True)
-    cover, _ = sf.read(str(result.output_path), dtype="float32", always_2d=True)
-    print(json.dumps({"duration_s": result.duration_s, "wall_s": wall, "timings": result.timings,
-                      "song_lufs": integrated_loudness(song.T, rate), "cover_lufs": integrated_loudness(cover.T, rate),
-                      "same_length": cover.shape == song.shape, "max_rss_mib": resource.getrusage(
-                          resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mib": baseline}))
+    info = sf.info(str(path))
+    return info.frames, info.channels
+
+
+def _loudness(path: Path) -> float:
+    """BS.1770 loudness of a file, streamed (an independent pass over the written file)."""
+    import soundfile as sf
+
+    from voiceapp.audio.loudness import LoudnessMeter
+
+    with sf.SoundFile(str(path)) as handle:
+        meter = LoudnessMeter(handle.samplerate, handle.channels)
+        for block in handle.blocks(blocksize=handle.samplerate * 10, dtype="float32", always_2d=True):
+            meter.add(block.T)
+    return meter.integrated()
 
 
 def main() -> None:

@@ -251,6 +251,15 @@ def test_cli_cover(tmp_path, workspace, voice_path, capsys):
     assert abs(info.frames - song.shape[1]) <= 1
     assert sorted(p.name for p in (tmp_path / "stems").iterdir()) == ["converted_vocals.wav", "instrumental.wav",
                                                                       "vocals.wav"]
+    mono = write_wav(tmp_path / "mono.wav", song[0], RATE)        # a mono song, into a folder, at another rate
+    folder = tmp_path / "covers"
+    folder.mkdir()
+    assert cli.main(["cover", str(mono), "--model", str(voice_path), "--out", str(folder), "--root", root,
+                     "--f0-method", "pm", "--resample-sr", "32000", "--no-stems", "--format", "flac"]) == 0
+    info = sf.info(str(folder / "mono.flac"))
+    assert (info.samplerate, info.channels) == (32000, 1) and abs(info.frames - song.shape[1] * 32000 / RATE) <= 2
+    assert sorted(p.name for p in folder.iterdir()) == ["mono.flac"]
+    capsys.readouterr()
     bad = write_wav(tmp_path / "quiet.wav", np.zeros(2 * RATE, np.float32), RATE)
     assert cli.main(["cover", str(bad), "--model", str(voice_path), "--out", str(tmp_path / "q.wav"),
                      "--root", root, "--no-stems"]) == 2

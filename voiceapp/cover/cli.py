@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--model", required=True,
                    help="model name under models/voices/, or the path of a .pth (rvc) or .safetensors (instant, "
                         "quick) file")
-    p.add_argument("--out", required=True, type=Path, help="the cover file (wav, flac, mp3 or ogg)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="the cover file (wav, flac, mp3 or ogg), or an existing folder for <song>.<format>")
     add_conversion_options(p, "retrieval .index file for rvc models (default: the one beside the model; 'none' "
                               "for no retrieval)")
     p.add_argument("--format", default=None, choices=OUTPUT_FORMATS,
@@ -68,11 +69,12 @@ def run_cover(args: argparse.Namespace, services) -> int:
     infer_cfg, cfg = infer_config(args), cover_config(args)
     if not args.song.is_file():
         raise InputError(f"{args.song}: song not found. Give the path of an audio file.")
+    out = args.out / f"{args.song.stem}.{cfg.output_format}" if args.out.is_dir() else args.out
     voice = load_voice(args.model, services)
     index = index_for(args, Path(str(voice.path)), services) if getattr(voice, "engine", "rvc") == "rvc" else None
     print(f"model: {voice.path}; index: {index or 'none'}")
     with TqdmProgress("cover") as bar:
-        result = make_cover(args.song, voice, infer_cfg, cfg, out_path=args.out, stems_dir=args.stems,
+        result = make_cover(args.song, voice, infer_cfg, cfg, out_path=out, stems_dir=args.stems,
                             index_path=index, services=services, progress=bar, cancel=services.cancel)
     print(result.summary())
     return 0
