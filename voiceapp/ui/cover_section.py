@@ -114,5 +114,5 @@ def build(services: Services, model: Any, index: Any, fmt: Any, settings: Mappin
            [model, index, song, separator, backing, vocals_db, instrumental_db, backing_db, shift, match, fmt,
             *components], [message, cover, summary, stems], **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("cover") and None, None, None, queue=False)
-    return [follow(services, separator, lambda: separator_choices(services), key="cover-separator"),
+    return [follow(services, separator, lambda: separator_choices(services)),
             follow(services, backing, lambda: backing_choices(services))]
