@@ -10,7 +10,7 @@ import pytest
 
 from helpers import harmonic, make_feature_experiment, write_wav
 from voiceapp.train.instant import build_instant
-from voiceapp.ui import cover_section
+from voiceapp.ui import cover_section, infer_tab
 from voiceapp.ui.app import build_app
 
 SETTINGS = {"transpose_semitones": 7, "f0_method": "pm", "index_rate": 0.5, "filter_radius": 3,
@@ -44,7 +44,8 @@ def _run(services, model, song, **changes):
     args.update(changes)
     return cover_section.make_cover_ui(services, model, args["index"], song, args["separator"], args["backing"],
                                        args["vocals_db"], args["instrumental_db"], args["backing_db"], args["shift"],
-                                       args["match"], args["fmt"], args["settings"])
+                                       args["match"], args["fmt"], args["settings"],
+                                       infer_tab.make_config)
 
 
 def test_app_builds_with_the_cover_section(services, voice_path):

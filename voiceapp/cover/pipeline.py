@@ -24,12 +24,13 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from voiceapp.cover import streams
 from voiceapp.errors import Cancelled, ConfigError, InputError, VoiceAppError, storage_error
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 
@@ -44,7 +45,6 @@ STEM_NAMES = ("vocals", "converted_vocals", "instrumental", "backing")
 OUTPUT_FORMATS = ("wav", "flac", "mp3", "ogg")
 MIN_SONG_S = 1.0
 SILENT_PEAK = 1e-4           # -80 dBFS: nothing to separate or convert
-_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _KARAOKE_WORDS = ("karaoke", "kara")
 
 
@@ -230,166 +230,6 @@ def _read_song(song: Path, cfg: CoverConfig, cancel: CancelToken) -> tuple[Any, 
     return AudioInfo(song, info.sample_rate, info.channels, frames), meter.integrated()
 
 
-def _stream(path: Path, block_frames: int) -> Iterator[np.ndarray]:
-    """(channels, frames) float32 blocks of one of our own wav files."""
-    import soundfile as sf
-
-    with sf.SoundFile(str(path)) as handle:
-        while True:
-            block = handle.read(block_frames, dtype="float32", always_2d=True)
-            if not len(block):
-                return
-            yield np.ascontiguousarray(block.T)
-
-
-def _writer(path: Path, sample_rate: int, channels: int, fmt: str = "wav") -> Any:
-    import soundfile as sf
-
-    formats = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24"), "mp3": ("MP3", "MPEG_LAYER_III"),
-               "ogg": ("OGG", "VORBIS")}
-    container, subtype = formats[fmt]
-    return sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, format=container,
-                        subtype=subtype)
-
-
-def _quiet_cuts(path: Path, block_s: float, search_s: float) -> tuple[list[int], float, int]:
-    """(cut samples, peak, length) of a mono-mixed wav: cuts near every `block_s` at its quietest 10 ms."""
-    import soundfile as sf
-
-    with sf.SoundFile(str(path)) as handle:
-        rate, hop = handle.samplerate, max(1, handle.samplerate // 100)
-    energies, peak, length, rest = [], 0.0, 0, np.zeros(0, dtype=np.float32)
-    for block in _stream(path, hop * 3000):
-        mono = block.mean(axis=0)
-        peak = max(peak, float(np.max(np.abs(mono))) if mono.size else 0.0)
-        length += mono.size
-        data = np.concatenate([rest, mono])
-        whole = len(data) // hop * hop
-        energies.append(np.square(data[:whole].reshape(-1, hop)).sum(axis=1))
-        rest = data[whole:]
-    energy = np.concatenate(energies) if energies else np.zeros(0)
-    cuts, step = [], int(block_s * 100)
-    for target in range(step, len(energy) - step // 2, step):
-        lo, hi = max(0, target - int(search_s * 100)), min(len(energy), target + int(search_s * 100))
-        cuts.append(int(lo + np.argmin(energy[lo:hi])) * hop)
-    return sorted(set(c for c in cuts if 0 < c < length)), peak, length
-
-
-def _convert_lead(lead: Path, target: Path, voice: Any, infer_cfg: InferConfig, cfg: CoverConfig,
-                  index_path: Path | None, services: Services, progress: Progress,
-                  cancel: CancelToken) -> list[str]:
-    """Convert `lead` block by block into `target` (mono float wav at the lead's rate, as long); returns notes."""
-    import soundfile as sf
-    import soxr
-
-    from voiceapp.infer.pipeline import convert
-
-    with sf.SoundFile(str(lead)) as handle:
-        rate = handle.samplerate
-    cuts, peak, length = _quiet_cuts(lead, cfg.convert_block_s, min(5.0, cfg.convert_block_s / 4))
-    bounds = [0, *cuts, length]
-    gain = min(1.0, 0.95 / peak) if peak > 0 else 1.0   # one input gain for every block (convert limits peaks)
-    convert_cfg = replace(infer_cfg, resample_sr=0)      # the cover's rate is the song's: resampled here once
-    context = int(cfg.convert_context_s * rate)
-    resampler, written, notes = None, 0, []
-    with sf.SoundFile(str(lead)) as source, _writer(target, rate, 1) as out:
-        for i, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
-            cancel.raise_if_set()
-            a, b = max(0, start - context), min(length, end + context)
-            source.seek(a)
-            block = source.read(b - a, dtype="float32", always_2d=True).mean(axis=1) * np.float32(gain)
-            part = sub_progress(progress, i / (len(bounds) - 1), (i + 1) / (len(bounds) - 1))
-            result = convert(block, rate, voice, convert_cfg, index_path=index_path, services=services,
-                             progress=part, cancel=cancel)
-            out_rate = result.sample_rate
-            lo = int(round(start * out_rate / rate)) - int(round(a * out_rate / rate))
-            n = int(round(end * out_rate / rate)) - int(round(start * out_rate / rate))
-            piece = result.audio[lo:lo + n]
-            piece = np.pad(piece, (0, n - len(piece))) if len(piece) < n else piece
-            if resampler is None and out_rate != rate:
-                resampler = soxr.ResampleStream(out_rate, rate, 1, dtype="float32", quality="HQ")
-            last = i == len(bounds) - 2
-            if resampler is not None:
-                piece = resampler.resample_chunk(np.ascontiguousarray(piece, dtype=np.float32), last=last)
-            piece = piece[:length - written]
-            out.write(piece)
-            written += len(piece)
-            notes += [note for note in result.notes if note not in notes]
-        if written < length:
-            out.write(np.zeros(length - written, dtype=np.float32))
-    return notes
-
-
-def _shift_file(source: Path, target: Path, semitones: float, chunk_s: float, cancel: CancelToken,
-                progress: Progress) -> None:
-    import soundfile as sf
-
-    from voiceapp.audio.pitchshift import shift_blocks
-
-    with sf.SoundFile(str(source)) as handle:
-        rate, channels, frames = handle.samplerate, handle.channels, handle.frames
-    done = 0
-    with _writer(target, rate, channels) as out:
-        for block in shift_blocks(_stream(source, int(chunk_s * rate)), semitones, rate, channels, cancel):
-            out.write(block.T)
-            done += block.shape[1]
-            progress(min(1.0, done / max(frames, 1)), f"shifting: {done / rate:.0f} s")
-
-
-def _remix(parts: list[tuple[Path, float]], target: Path, rate: int, channels: int, length: int,
-           chunk_s: float, cancel: CancelToken) -> tuple[float, float]:
-    """Sum `(stem, linear gain)` parts (mono stems go to every channel) into `target`; (loudness, peak)."""
-    from voiceapp.audio.loudness import LoudnessMeter
-
-    meter = LoudnessMeter(rate, channels)
-    step = int(chunk_s * rate)
-    streams = [(_stream(path, step), gain) for path, gain in parts]
-    with _writer(target, rate, channels) as out:
-        for at in range(0, length, step):
-            cancel.raise_if_set()
-            n = min(step, length - at)
-            mix = np.zeros((channels, n), dtype=np.float32)
-            for stream, gain in streams:
-                block = next(stream, np.zeros((1, 0), dtype=np.float32))[:, :n]
-                mix[:, :block.shape[1]] += np.float32(gain) * block   # (1, n) broadcasts to every channel
-            meter.add(mix)
-            out.write(mix.T)
-    return meter.integrated(), meter.peak
-
-
-def _finish(premix: Path, target: Path, gain_db: float, fmt: str, out_rate: int, chunk_s: float,
-            cancel: CancelToken) -> int:
-    """Apply the gain, resample when asked, and write the cover in its format; returns the written rate."""
-    import soundfile as sf
-    import soxr
-
-    with sf.SoundFile(str(premix)) as handle:
-        rate, channels = handle.samplerate, handle.channels
-    if fmt == "mp3" and out_rate not in _MP3_RATES:
-        out_rate = min((r for r in _MP3_RATES if r >= out_rate), default=max(_MP3_RATES))
-    resampler = soxr.ResampleStream(rate, out_rate, channels, dtype="float32", quality="HQ") \
-        if out_rate != rate else None
-    gain = np.float32(10 ** (gain_db / 20))
-    with _writer(target, out_rate, channels, fmt) as out:
-        pending = None
-        for block in _stream(premix, int(chunk_s * rate)):
-            cancel.raise_if_set()
-            if pending is not None:
-                out.write(_rate(resampler, pending * gain, last=False).T)
-            pending = block
-        if pending is None:
-            pending = np.zeros((channels, 0), dtype=np.float32)
-        out.write(_rate(resampler, pending * gain, last=True).T)
-    return out_rate
-
-
-def _rate(resampler: Any, block: np.ndarray, last: bool) -> np.ndarray:
-    if resampler is None:
-        return block
-    out = resampler.resample_chunk(np.ascontiguousarray(block.T), last=last)
-    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, block.shape[0]).T)
-
-
 def _weights(cfg: CoverConfig, split: bool, shift: bool) -> dict[str, float]:
     """Share of the progress bar per stage (separation and conversion take the longest)."""
     weights = {"read": 0.04, "separate": 0.3, "split": 0.2 if split else 0.0, "convert": 0.4,
@@ -460,19 +300,20 @@ def make_cover(song: Path | str, voice: Any, infer_cfg: InferConfig, cfg: CoverC
                 lead, backing = parts.vocals, parts.instrumental
         converted = work / "converted_vocals.wav"
         with _stage("convert", timings):
-            notes = _convert_lead(lead, converted, voice, infer_cfg, cfg, Path(index_path) if index_path else None,
-                                  services, bar.stage("convert"), cancel)
+            notes = streams.convert_lead(lead, converted, voice, infer_cfg, cfg.convert_block_s, cfg.convert_context_s,
+                                         Path(index_path) if index_path else None, services, bar.stage("convert"),
+                                         cancel)
         instrumental = separated.instrumental
         shift_semitones = float(infer_cfg.transpose_semitones) if shift else 0.0
         if shift:
             with _stage("shift", timings):
                 part = bar.stage("shift")
                 shifted = work / "instrumental_shifted.wav"
-                _shift_file(instrumental, shifted, shift_semitones, cfg.chunk_s, cancel,
+                streams.shift_file(instrumental, shifted, shift_semitones, cfg.chunk_s, cancel,
                             sub_progress(part, 0.0, 0.7 if backing else 1.0))
                 instrumental = shifted
                 if backing is not None:
-                    _shift_file(backing, work / "backing_shifted.wav", shift_semitones, cfg.chunk_s, cancel,
+                    streams.shift_file(backing, work / "backing_shifted.wav", shift_semitones, cfg.chunk_s, cancel,
                                 sub_progress(part, 0.7, 1.0))
                     backing = work / "backing_shifted.wav"
         with _stage("remix", timings):
@@ -482,13 +323,13 @@ def make_cover(song: Path | str, voice: Any, infer_cfg: InferConfig, cfg: CoverC
             if backing is not None:
                 mix_parts.append((backing, 10 ** (cfg.backing_gain_db / 20)))
             premix = work / "premix.wav"
-            mix_lufs, mix_peak = _remix(mix_parts, premix, info.sample_rate, info.channels, info.frames,
+            mix_lufs, mix_peak = streams.remix(mix_parts, premix, info.sample_rate, info.channels, info.frames,
                                         cfg.chunk_s, cancel)
             remix(0.5, "mixed")
-            gain_db, more = _matching_gain(song_lufs, mix_lufs, mix_peak, cfg.match_loudness)
+            gain_db, more = streams.loudness_gain(song_lufs, mix_lufs, mix_peak, cfg.match_loudness)
             notes += more
             final = work / f"cover.{cfg.output_format}"
-            out_rate = _finish(premix, final, gain_db, cfg.output_format,
+            out_rate = streams.finish(premix, final, gain_db, cfg.output_format,
                                infer_cfg.resample_sr or info.sample_rate, cfg.chunk_s, cancel)
             if out_rate not in (info.sample_rate, infer_cfg.resample_sr or info.sample_rate):
                 notes.append(f"mp3 cannot store {infer_cfg.resample_sr or info.sample_rate} Hz; the cover is "
@@ -502,19 +343,6 @@ def make_cover(song: Path | str, voice: Any, infer_cfg: InferConfig, cfg: CoverC
     cover_lufs = mix_lufs + gain_db if math.isfinite(mix_lufs) else mix_lufs
     return CoverResult(song, out_path, stem_paths, out_rate, info.channels, info.duration_s, song_lufs, cover_lufs,
                        gain_db, shift_semitones, timings, notes)
-
-
-def _matching_gain(song_lufs: float, mix_lufs: float, mix_peak: float, enabled: bool) -> tuple[float, list[str]]:
-    """The gain (dB) that makes the remix as loud as the song, capped so its peak stays at or below -0.1 dBFS."""
-    if not enabled or not (math.isfinite(song_lufs) and math.isfinite(mix_lufs)):
-        return 0.0, []
-    wanted = song_lufs - mix_lufs
-    ceiling = 20 * math.log10(0.99 / mix_peak) if mix_peak > 0 else wanted
-    if wanted <= ceiling:
-        return wanted, []
-    return ceiling, [f"Note: matching the song's loudness needed {wanted:+.1f} dB, which would clip; the cover is "
-                     f"{wanted - ceiling:.1f} dB quieter than the song instead (lower the instrumental or vocals "
-                     f"level to leave room)."]
 
 
 def _place(final: Path, out_path: Path, stems_dir: Path | None, stems: dict[str, Path | None]) -> dict[str, Path]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gradio as gr
@@ -40,12 +40,12 @@ def backing_info(services: Services) -> str:
 
 def make_cover_ui(services: Services, model: str | None, index: str | None, song: str | None, separator: str | None,
                   backing: str | None, vocals_db: float, instrumental_db: float, backing_db: float, shift: bool,
-                  match: bool, fmt: str, settings: Mapping[str, Any], progress: Any = None) -> tuple[str, str, list]:
+                  match: bool, fmt: str, settings: Mapping[str, Any], make_config: Callable[..., Any],
+                  progress: Any = None) -> tuple[str, str, list]:
     """Handler of "Make cover": (cover file, result text, stem files). `settings`: the Inference tab's conversion
-    settings by name (`infer_tab.make_config`'s keywords)."""
+    settings by name; `make_config(**settings)` makes the InferConfig of them (the tab's `make_config`)."""
     from voiceapp.cover import cover_output_path, make_cover
     from voiceapp.infer.pipeline import load_voice
-    from voiceapp.ui.infer_tab import make_config
 
     if not model:
         raise gr.Error("Pick a voice model first (import one in the Models tab, or train one).")
@@ -68,9 +68,10 @@ def make_cover_ui(services: Services, model: str | None, index: str | None, song
     return run_job(job, progress=progress)
 
 
-def build(services: Services, model: Any, index: Any, fmt: Any, settings: Mapping[str, Any]) -> list[Any]:
+def build(services: Services, model: Any, index: Any, fmt: Any, settings: Mapping[str, Any],
+          make_config: Callable[..., Any]) -> list[Any]:
     """The Cover section, under the Inference tab's settings; `model`, `index`, `fmt` and `settings` are that
-    tab's components. Returns its pickers (they follow the workspace)."""
+    tab's components, `make_config` its settings -> InferConfig. Returns its pickers (they follow the workspace)."""
     from voiceapp.ui.pickers import follow
 
     names, components = list(settings), list(settings.values())
@@ -108,7 +109,8 @@ def build(services: Services, model: Any, index: Any, fmt: Any, settings: Mappin
     def _cover(model_, index_, song_, separator_, backing_, vocals_, instrumental_, backing_db_, shift_, match_,
                fmt_, *values, progress=gr.Progress()):
         return make_cover_ui(services, model_, index_, song_, separator_, backing_, vocals_, instrumental_,
-                             backing_db_, shift_, match_, fmt_, named(names, values), progress=progress)
+                             backing_db_, shift_, match_, fmt_, named(names, values), make_config,
+                             progress=progress)
 
     queued(services, run.click, "cover", "Song cover (Inference)", _cover,
            [model, index, song, separator, backing, vocals_db, instrumental_db, backing_db, shift, match, fmt,
