@@ -203,7 +203,7 @@ def test_the_cover_never_replaces_the_song(tmp_path, services, voice):
     assert song_path.read_bytes() == before
 
 
-def _karaoke_separator(workspace, name: str = "tiny-karaoke") -> str:
+def _karaoke_separator(workspace, name: str = "tiny-lead", purpose: str = "karaoke") -> str:
     import torch
 
     from voiceapp.nets.unet import UNet
@@ -211,7 +211,7 @@ def _karaoke_separator(workspace, name: str = "tiny-karaoke") -> str:
 
     torch.manual_seed(0)
     cfg = MaskModelConfig.tiny()
-    save_separator(workspace.separator_dir(name), UNet(cfg.unet).state_dict(), cfg, {"purpose": "karaoke"})
+    save_separator(workspace.separator_dir(name), UNet(cfg.unet).state_dict(), cfg, {"purpose": purpose})
     return name
 
 
@@ -222,7 +222,8 @@ def test_lead_and_backing_split_with_a_karaoke_separator(tmp_path, workspace, se
         make_cover(song_path, voice, InferConfig(f0_method="pm"), CoverConfig(backing_separator="kara"),
                    out_path=tmp_path / "out" / "c.wav", services=services)
     assert leftovers(tmp_path / "out") == []
-    name = _karaoke_separator(workspace)
+    name = _karaoke_separator(workspace)                      # its sidecar says it is a karaoke separator
+    _karaoke_separator(workspace, "plain-vocals", "vocals")   # a vocals separator is not offered for the split
     assert karaoke_separators(workspace) == [name]
     cfg = CoverConfig(backing_separator=name, backing_gain_db=-3.0, match_loudness=False)
     result = make_cover(song_path, voice, InferConfig(f0_method="pm"), cfg, out_path=tmp_path / "out" / "c.wav",

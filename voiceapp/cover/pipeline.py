@@ -119,18 +119,33 @@ def _stems_folder(result: CoverResult) -> Path:
 # ----------------------------------------------------------------------------------------------- registry
 
 def karaoke_separators(workspace: Any) -> list[str]:
-    """Installed separators that split lead from backing vocals (their "vocals" output is the lead voice).
+    """Installed separators that split lead from backing vocals (their voice stem is the lead voice).
 
-    Asks the separator registry for each one's purpose when it can tell (`separator_purpose(name, workspace)`
-    returning "karaoke"); otherwise goes by UVR's naming, where every karaoke model has "karaoke" or "KARA"
-    in its name. Weight-free separators never qualify."""
+    A UVR catalogue model says its purpose (voiceapp/assets/uvr.py, where present); a trained U-Net may say it in
+    its sidecar (`info.purpose`); otherwise the name tells, as in UVR's naming ("karaoke", "kara").
+    Weight-free separators never qualify."""
     from voiceapp.separate import separator as registry
 
+    try:
+        from voiceapp.assets.uvr import UVR_MODELS   # the UVR catalogue knows each model's purpose
+    except ImportError:
+        UVR_MODELS = {}
     names = [n for n in registry.list_separators(workspace) if n not in registry.DSP_SEPARATORS]
-    purpose = getattr(registry, "separator_purpose", None)
-    if callable(purpose):
-        return [n for n in names if str(purpose(n, workspace)).lower() == "karaoke"]
-    return [n for n in names if any(word in n.lower() for word in _KARAOKE_WORDS)]
+    return [n for n in names if _purpose(n, workspace, UVR_MODELS) == "karaoke"]
+
+
+def _purpose(name: str, workspace: Any, catalogue: dict) -> str:
+    from voiceapp.separate.model import read_sidecar
+
+    if name in catalogue:
+        return str(getattr(catalogue[name], "purpose", ""))
+    try:
+        stated = (read_sidecar(workspace.separator_dir(name)).get("info") or {}).get("purpose")
+    except VoiceAppError:
+        stated = None
+    if stated:
+        return str(stated)
+    return "karaoke" if any(word in name.lower() for word in _KARAOKE_WORDS) else "vocals"
 
 
 def shifts_music(transpose_semitones: float) -> bool:
@@ -291,7 +306,8 @@ def make_cover(song: Path | str, voice: Any, infer_cfg: InferConfig, cfg: CoverC
     try:
         sep_cfg = SeparateConfig(chunk_s=cfg.chunk_s, output_format="wav")
         with _stage("separate", timings):
-            separated = separate_file(song, work, separator, sep_cfg, bar.stage("separate"), cancel)
+            separated = separate_file(song, work, separator, sep_cfg, bar.stage("separate"), cancel,
+                                      vocals_name="vocals", instrumental_name="instrumental")
         lead, backing = separated.vocals, None
         if karaoke is not None:
             with _stage("split", timings):
