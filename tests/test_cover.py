@@ -131,7 +131,8 @@ def test_long_song_is_converted_in_blocks(tmp_path, services, voice, monkeypatch
 
     calls = []
     real = infer_pipeline.convert
-    monkeypatch.setattr(infer_pipeline, "convert", lambda audio, *a, **k: calls.append(len(audio)) or real(audio, *a, **k))
+    monkeypatch.setattr(infer_pipeline, "convert",
+                        lambda audio, *a, **k: calls.append(len(audio)) or real(audio, *a, **k))
     song_path, song = make_song(tmp_path, seconds=24.0)
     result = make_cover(song_path, voice, InferConfig(f0_method="pm"), CoverConfig(convert_block_s=10.0),
                         out_path=tmp_path / "long.wav", services=services)

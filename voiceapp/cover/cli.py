@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                               description="Separate a song into vocals and instrumental, convert the (lead) vocals "
                                           "into a voice model with the infer settings, and mix them back over the "
                                           "instrumental, as loud as the song. Writes FILE and the stems "
-                                          "(vocals, converted_vocals, instrumental, backing) as wav files. The cover keeps the song's rate unless --resample-sr "
-                                          "sets one.")
+                                          "(vocals, converted_vocals, instrumental, backing) as wav files. The "
+                                          "cover keeps the song's rate unless --resample-sr sets one.")
     p.add_argument("song", type=Path, metavar="SONG", help="the song (any audio format)")
     p.add_argument("--model", required=True,
                    help="model name under models/voices/, or the path of a .pth (rvc) or .safetensors (instant, "
