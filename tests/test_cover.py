@@ -266,3 +266,13 @@ def test_cli_cover(tmp_path, workspace, voice_path, capsys):
     assert cli.main(["cover", str(bad), "--model", str(voice_path), "--out", str(tmp_path / "q.wav"),
                      "--root", root, "--no-stems"]) == 2
     assert "Cover failed at stage 'read'" in capsys.readouterr().err and not (tmp_path / "q.wav").exists()
+
+
+def test_loudness_gain_stops_below_clipping():
+    from voiceapp.cover.streams import loudness_gain
+
+    assert loudness_gain(-14.0, -16.0, 0.5, True) == (pytest.approx(2.0), [])
+    gain, notes = loudness_gain(-10.0, -20.0, 0.5, True)         # +10 dB would put the peak at 1.58
+    assert gain == pytest.approx(20 * np.log10(0.99 / 0.5)) and "quieter than the song" in notes[0]
+    assert loudness_gain(-10.0, -20.0, 0.5, False) == (0.0, [])
+    assert loudness_gain(-10.0, -np.inf, 0.0, True) == (0.0, [])  # a silent remix is left as it is

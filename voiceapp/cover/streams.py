@@ -188,6 +188,6 @@ def loudness_gain(song_lufs: float, mix_lufs: float, mix_peak: float, enabled: b
     ceiling = 20 * math.log10(0.99 / mix_peak) if mix_peak > 0 else wanted
     if wanted <= ceiling:
         return wanted, []
-    return ceiling, [f"Note: matching the song's loudness needed {wanted:+.1f} dB, which would clip; the cover is "
-                     f"{wanted - ceiling:.1f} dB quieter than the song instead (lower the instrumental or vocals "
-                     f"level to leave room)."]
+    return ceiling, [f"Note: matching the song's loudness needed {wanted:+.1f} dB, but then the cover's peaks would "
+                     f"clip; it is {wanted - ceiling:.1f} dB quieter than the song instead (its peaks are at -0.1 "
+                     f"dBFS; nothing is limited or clipped)."]
