@@ -276,3 +276,17 @@ def test_loudness_gain_stops_below_clipping():
     assert gain == pytest.approx(20 * np.log10(0.99 / 0.5)) and "quieter than the song" in notes[0]
     assert loudness_gain(-10.0, -20.0, 0.5, False) == (0.0, [])
     assert loudness_gain(-10.0, -np.inf, 0.0, True) == (0.0, [])  # a silent remix is left as it is
+
+
+def test_a_read_only_output_folder_is_a_clear_message(tmp_path, services, voice, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "out"))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)   # what a read-only disk answers (tests run as root)
+    song_path, _ = make_song(tmp_path)
+    with pytest.raises(VoiceAppError, match="Cannot write .*out: the folder is on a read-only disk"):
+        make_cover(song_path, voice, InferConfig(f0_method="pm"), out_path=tmp_path / "out" / "c.wav",
+                   services=services)

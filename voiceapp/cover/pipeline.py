@@ -301,8 +301,11 @@ def make_cover(song: Path | str, voice: Any, infer_cfg: InferConfig, cfg: CoverC
                                  f"in the Separate tab, or turn the lead/backing split off.")
             karaoke = load_separator(cfg.backing_separator, services.workspace, services.device, services.cache)
         bar.stage("read")(1.0, f"{info.duration_s:.0f} s at {info.sample_rate} Hz")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_path.stem}.cover-", dir=out_path.parent))
+    try:   # the work folder sits beside the output, so the finished files are moved in by renames
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out_path.stem}.cover-", dir=out_path.parent))
+    except OSError as err:
+        raise (storage_error(err, out_path.parent) or err) from err
     try:
         sep_cfg = SeparateConfig(chunk_s=cfg.chunk_s, output_format="wav")
         with _stage("separate", timings):
