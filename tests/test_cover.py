@@ -27,13 +27,17 @@ def _one_thread(one_torch_thread):
     yield
 
 
-@pytest.fixture
-def voice_path(workspace):
-    exp = make_feature_experiment(workspace, lengths_s=(4.0, 4.2, 3.8, 4.1, 3.9), sample_rate=16000)
-    return build_instant(exp, workspace)
+@pytest.fixture(scope="module")
+def voice_path(tmp_path_factory):
+    """One instant voice (20 s of a generated voice, fake 16-d content features) for the whole module."""
+    from voiceapp.workspace import Workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("voice_ws")).ensure()
+    exp = make_feature_experiment(ws, lengths_s=(4.0, 4.2, 3.8, 4.1, 3.9), sample_rate=16000)
+    return build_instant(exp, ws)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def voice(voice_path):
     return load_voice_file(voice_path)
 
@@ -162,7 +166,7 @@ def test_bad_input_gives_a_clear_message_and_writes_nothing(tmp_path, services, 
 
 
 def test_cancel_leaves_no_partial_output(tmp_path, services, voice):
-    song_path, _ = make_song(tmp_path)
+    song_path, _ = make_song(tmp_path, seconds=2.0)
     out_dir = tmp_path / "out"
     for stage in ("convert", "shift", "remix"):
         token = CancelToken()
