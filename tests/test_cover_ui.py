@@ -51,8 +51,7 @@ def _run(services, model, song, **changes):
 def test_app_builds_with_the_cover_section(services, voice_path):
     assert isinstance(build_app(services), gr.Blocks)
     choices = cover_section.backing_choices(services)
-    assert choices == [("off (convert all the vocals)", "")]          # nothing faked when none is installed
-    assert "No karaoke separator is installed" in cover_section.backing_info(services)
+    assert choices == [("off: no karaoke separator installed (get one in the Separate tab)", "")]  # nothing faked
     assert "dsp" in cover_section.separator_choices(services)
 
 

@@ -22,20 +22,19 @@ def separator_choices(services: Services) -> list[str]:
 
 
 def backing_choices(services: Services) -> list[tuple[str, str]]:
-    """("off", "") first, then every installed karaoke separator (lead vs backing vocals)."""
+    """"off" first, then every installed karaoke separator (lead vs backing vocals). With none installed, the
+    "off" entry says so (the list is read again on every page load, so a downloaded one appears)."""
     from voiceapp.cover import karaoke_separators
 
-    return [("off (convert all the vocals)", NO_SPLIT)] + [(n, n) for n in karaoke_separators(services.workspace)]
+    found = karaoke_separators(services.workspace)
+    off = "off (convert all the vocals)" if found else \
+        "off: no karaoke separator installed (get one in the Separate tab)"
+    return [(off, NO_SPLIT)] + [(n, n) for n in found]
 
 
-def backing_info(services: Services) -> str:
-    from voiceapp.cover import karaoke_separators
-
-    if karaoke_separators(services.workspace):
-        return ("Split the lead voice from the backing vocals with a karaoke separator: only the lead is converted, "
-                "the backing vocals are mixed back at their own level.")
-    return ("No karaoke separator is installed, so the lead/backing split is not available: get one (e.g. "
-            "UVR-MDX-NET Karaoke 2) in the Separate tab's model list, and it appears here.")
+BACKING_INFO = ("Split the lead voice from the backing vocals with a karaoke separator (e.g. UVR-MDX-NET Karaoke 2 "
+                "from the Separate tab's model list): only the lead is converted, the backing vocals are mixed back "
+                "at their own level.")
 
 
 def make_cover_ui(services: Services, model: str | None, index: str | None, song: str | None, separator: str | None,
@@ -86,7 +85,7 @@ def build(services: Services, model: Any, index: Any, fmt: Any, settings: Mappin
             separator = gr.Dropdown(separator_choices(services), value=_C.separator or "dsp", label="Separator",
                                     info="How the vocals are taken out of the song (the Separate tab's models).")
             backing = gr.Dropdown(backing_choices(services), value=NO_SPLIT, label="Lead / backing vocals",
-                                  info=backing_info(services))
+                                  info=BACKING_INFO)
         with gr.Row():
             vocals_db = gr.Slider(-24, 12, value=_C.vocals_gain_db, step=0.5, label="Vocals level (dB)")
             instrumental_db = gr.Slider(-24, 12, value=_C.instrumental_gain_db, step=0.5,
