@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("voiceapp.nets",),
     ("voiceapp.features", "voiceapp.index", "voiceapp.voices", "voiceapp.separate"),
     ("voiceapp.train", "voiceapp.infer", "voiceapp.metrics"),
-    ("voiceapp.tts", "voiceapp.dataset", "voiceapp.demo", "voiceapp.live"),
+    ("voiceapp.tts", "voiceapp.dataset", "voiceapp.demo", "voiceapp.live", "voiceapp.cover"),
     ("voiceapp.cli", "voiceapp.__main__", "voiceapp.ui"),
 ]
 TOP = len(LAYERS) - 1

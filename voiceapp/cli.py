@@ -25,6 +25,7 @@ def command_modules() -> list[ModuleType]:
     its subcommand(s) and sets `func(args, services)`. Imported here rather than at the top so that importing
     `voiceapp.cli` stays cheap (the stages pull in numpy, scipy and torch)."""
     from voiceapp.assets import cli as assets_cli
+    from voiceapp.cover import cli as cover_cli
     from voiceapp.dataset import cli as dataset_cli
     from voiceapp.demo import cli as demo_cli
     from voiceapp.features import cli as features_cli
@@ -36,7 +37,7 @@ def command_modules() -> list[ModuleType]:
     from voiceapp.tts import cli as tts_cli
     from voiceapp.voices import cli as voices_cli
 
-    return [dataset_cli, separate_cli, features_cli, train_cli, tts_cli, infer_cli, index_cli,
+    return [dataset_cli, separate_cli, features_cli, train_cli, tts_cli, infer_cli, cover_cli, index_cli,
             voices_cli, assets_cli, demo_cli, live_cli]
 
 

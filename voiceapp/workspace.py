@@ -362,6 +362,10 @@ class Workspace:
         """outputs/converted/<model>/: where the Inference tab writes converted audio."""
         return self.outputs_dir / "converted" / sanitize_name(model_name, "model name")
 
+    def covers_dir(self, model_name: str) -> Path:
+        """outputs/covers/<model>/: the Inference tab's song covers, `<song>.<fmt>` + `<song>_stems/`."""
+        return self.outputs_dir / "covers" / sanitize_name(model_name, "model name")
+
     def dataset(self, name: str) -> DatasetDir:
         return DatasetDir(self.datasets_dir / sanitize_name(name, "dataset name"))
 

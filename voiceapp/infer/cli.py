@@ -14,19 +14,25 @@ from voiceapp.progress import TqdmProgress
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    d = InferConfig()
     p = subparsers.add_parser("infer", parents=[common], help="convert audio into a voice model's voice",
                               description="Convert speech or singing (a file, several files or folders) into the "
                                           "voice of a model (models/voices/NAME/NAME.pth or any RVC .pth).")
     p.add_argument("--model", required=True,
                    help="model name under models/voices/, or the path of a .pth (rvc) or .safetensors (instant, "
                         "quick) file")
-    p.add_argument("--index", default=None,
-                   help="retrieval .index file (default: the one beside the model; 'none' for no retrieval)")
     p.add_argument("--input", required=True, nargs="+", type=Path, metavar="FILE_OR_DIR",
                    help="audio file(s) or folder(s) (folders are searched recursively)")
     p.add_argument("--out", required=True, type=Path,
                    help="output file (one input file) or folder (several inputs or a folder)")
+    add_conversion_options(p, "retrieval .index file (default: the one beside the model; 'none' for no retrieval)")
+    p.add_argument("--format", default="wav", choices=SAVE_FORMATS, help="output format")
+    p.set_defaults(func=run_infer)
+
+
+def add_conversion_options(p: argparse.ArgumentParser, index_help: str) -> None:
+    """The conversion settings (InferConfig's fields) as flags; `infer` and `cover` both take them."""
+    d = InferConfig()
+    p.add_argument("--index", default=None, help=index_help)
     p.add_argument("--f0-method", default=d.f0_method, choices=list(F0_METHODS), type=lambda s: s.strip().lower(),
                    help="pitch method (default: rmvpe when present, else fcpe)")
     p.add_argument("--transpose", type=float, default=d.transpose_semitones, help="pitch shift in semitones")
@@ -43,15 +49,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--seed", type=int, default=d.seed, help="noise seed (same seed, same output)")
     p.add_argument("--f0-curve", default=None, help="'time_s,f0_hz' csv replacing the pitch")
     p.add_argument("--encoder", default=d.encoder, help="content encoder (default: the model's own)")
-    p.add_argument("--format", default="wav", choices=SAVE_FORMATS, help="output format")
     p.add_argument("--precision", default=d.precision, choices=get_args(Precision),
                    help="auto: the fastest CPU decoder that differs less than another noise seed: bfloat16 on "
                         "CPUs with AMX/AVX-512 BF16, else int8 (ONNX Runtime; built once per model, then cached in "
                         "models/cache/); fp32: float32 everywhere")
-    p.set_defaults(func=run_infer)
 
 
-def _config(args: argparse.Namespace) -> InferConfig:
+def infer_config(args: argparse.Namespace) -> InferConfig:
     return InferConfig(transpose_semitones=args.transpose, f0_method=args.f0_method, index_rate=args.index_rate,
                        filter_radius=args.filter_radius, rms_mix_rate=args.rms_mix, protect=args.protect,
                        resample_sr=args.resample_sr, speaker_id=args.speaker_id, seed=args.seed,
@@ -59,7 +63,7 @@ def _config(args: argparse.Namespace) -> InferConfig:
                        neighbour_blend=args.neighbour_blend)
 
 
-def _index_for(args: argparse.Namespace, model_path: Path, services) -> Path | None:
+def index_for(args: argparse.Namespace, model_path: Path, services) -> Path | None:
     from voiceapp.voices.store import find_index
 
     if args.index is None:
@@ -75,14 +79,14 @@ def _index_for(args: argparse.Namespace, model_path: Path, services) -> Path | N
 def run_infer(args: argparse.Namespace, services) -> int:
     from voiceapp.infer.pipeline import check_file_output, check_folder_outputs, convert_file, convert_folder, load_voice
 
-    cfg = _config(args)
+    cfg = infer_config(args)
     single = len(args.input) == 1 and args.input[0].is_file() and not args.out.is_dir()
     if single:  # refused before the model loads when the output would replace an input
         check_file_output(args.input[0], args.out, args.format)
     else:
         check_folder_outputs(args.input, args.out, args.format)
     voice = load_voice(args.model, services)
-    index = _index_for(args, Path(str(voice.path)), services)
+    index = index_for(args, Path(str(voice.path)), services)
     print(f"model: {voice.path} ({voice.version}, {voice.sample_rate} Hz, f0={'yes' if voice.use_f0 else 'no'}); "
           f"index: {index or 'none'}")
     with TqdmProgress("convert") as bar:

@@ -219,6 +219,7 @@ def _settings(services: Services) -> dict[str, Any]:
 
 
 def build(services: Services) -> list[Any]:
+    from voiceapp.ui import cover_section
     from voiceapp.ui.pickers import follow
 
     gr.Markdown("Convert speech or singing into a trained voice. Clean, dry vocals work best; separate "
@@ -284,5 +285,6 @@ def build(services: Services) -> list[Any]:
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
     model.change(lambda m: select_model(services, m), [model], [index, description, settings["speaker_id"]])
     model.change(engine_controls, [model], engine_outputs)
+    cover_pickers = cover_section.build(services, model, index, fmt, settings, make_config)   # the Cover section
     return [follow(services, model, lambda: model_choices(services), key="voice-model"),
-            follow(services, index, lambda: index_choices(services))]
+            follow(services, index, lambda: index_choices(services)), *cover_pickers]
