@@ -122,6 +122,38 @@ def test_a_start_that_cannot_continue_the_checkpoints_leaves_train_json_untouche
     assert not exp.train_pid_path.exists()
 
 
+@pytest.mark.slow   # a real training child
+def test_a_start_that_fails_inside_the_child_leaves_train_json_untouched(services, monkeypatch):
+    """The architecture fits the saved settings, so Start passes its checks, but the child then fails to read the
+    checkpoint: the experiment's saved settings (train.json) must be byte-identical afterwards, and Resume runs
+    with them. A run that does start makes its settings train.json."""
+    from helpers import tiny_config
+    from voiceapp.train.events import read_events
+    from voiceapp.train.process import TrainingRunner
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    exp = make_feature_experiment(services.workspace, "alice")
+    saved = tiny_config(epochs=3, validation_clips=0, save_voice_each_save=False)
+    exp.train_config_path.write_text(__import__("json").dumps(saved.to_json(), indent=2))
+    (exp.root / "G_4.pth").write_bytes(b"not a checkpoint")
+    (exp.root / "D_4.pth").write_bytes(b"not a checkpoint")
+    before = exp.train_config_path.read_bytes()
+    runner = TrainingRunner(services.workspace, "cpu")
+    runner.start(saved.replace(epochs=7, batch_size=1))
+    assert runner.wait_stopped("alice", 120)
+    assert runner.status("alice").state == "failed"
+    assert [e["kind"] for e in read_events(exp.events_path, {"error"})] == ["user"]
+    assert exp.train_config_path.read_bytes() == before
+    assert TrainConfig.load(exp.train_config_path).epochs == 3
+    for name in ("G_4.pth", "D_4.pth"):
+        (exp.root / name).unlink()
+    runner.start(saved.replace(epochs=1))
+    assert runner.wait_stopped("alice", 120) and runner.status("alice").state == "done"
+    assert TrainConfig.load(exp.train_config_path).epochs == 1
+    assert not exp.pending_train_config_path.exists()
+    runner.close()
+
+
 SLOW_TO_STOP = ("import signal, sys, time\n"
                 "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.5), sys.exit(0)))\n"
                 "time.sleep(60)\n")

@@ -240,6 +240,12 @@ class ExperimentDir:
         return self.root / "train.json"
 
     @property
+    def pending_train_config_path(self) -> Path:
+        """The settings of a Start whose child has not yet built its model: moved to `train.json` once it has
+        (a Start that fails before that leaves the saved settings as they were)."""
+        return self.root / "train.pending.json"
+
+    @property
     def events_path(self) -> Path:
         return self.root / "events.jsonl"
 
