@@ -264,3 +264,27 @@ def test_an_invalid_audio_upload_is_refused_at_once(tmp_path):
     assert said["visible"] is True and "mixture.flac" in said["value"]
     good = write_wav(tmp_path / "ok.wav", sine(seconds=0.5), 16000)
     assert check_input(str(good))["visible"] is False
+
+
+def test_clips_name_their_source_and_two_uploads_of_one_name_stay_apart(tmp_path, services):
+    """Two different uploads both called mixture.flac (Gradio keeps each in its own folder): the Dataset tab lists
+    them as mixture.flac and mixture (2).flac, and each clip row says which one it was cut from, and where."""
+    import numpy as np
+
+    from helpers import phrase_with_gaps, write_wav
+    from voiceapp.ui import dataset_tab
+
+    first = write_wav(tmp_path / "upload1" / "mixture.flac", phrase_with_gaps(40_000, n=2), 40_000)
+    second = write_wav(tmp_path / "upload2" / "mixture.flac", 0.7 * phrase_with_gaps(40_000, tone_s=3.0, n=1)
+                       + np.float32(0), 40_000)
+    settings = ["40000", True, False, "dsp", -42, 1500, 400, 15, 500, 3.7, 0.3, False]
+    *_, sources, clips, _, table = dataset_tab.prepare(services, [str(first), str(second)], "", "songs", *settings)
+    assert sorted(label for label, _ in sources["choices"]) == ["mixture (2).flac", "mixture.flac"]
+    by_source = {}
+    for clip, source, start, end in table:
+        by_source.setdefault(source, []).append((start, end))
+    assert set(by_source) == {"mixture.flac", "mixture (2).flac"}
+    assert max(end for _, end in by_source["mixture (2).flac"]) <= 3.0 + 2 * 0.8 + 0.01   # within that file
+    assert by_source["mixture.flac"][0][0] < by_source["mixture.flac"][-1][0]             # later clips start later
+    again = dataset_tab.show_dataset(services, "songs")
+    assert again[4] == table
