@@ -288,3 +288,29 @@ def test_clips_name_their_source_and_two_uploads_of_one_name_stay_apart(tmp_path
     assert by_source["mixture.flac"][0][0] < by_source["mixture.flac"][-1][0]             # later clips start later
     again = dataset_tab.show_dataset(services, "songs")
     assert again[4] == table
+
+
+def test_inference_lists_one_entry_per_model_as_models_does(services):
+    """A model with saves from training (alice_e2_s10.pth, alice_best.pth): Inference lists it once, like the
+    Models tab; the saves are listed only when "Show every save" is ticked, and a picker re-read keeps that."""
+    import shutil
+
+    from helpers import make_voice
+    from voiceapp.ui import infer_tab
+    from voiceapp.voices.store import list_models
+
+    main = make_voice(services.workspace, "alice")
+    for suffix in ("_e2_s10", "_best"):
+        shutil.copyfile(main, main.with_name(f"alice{suffix}.pth"))
+    make_voice(services.workspace, "bob")
+    assert infer_tab.model_choices(services) == [(m.name, str(m.path)) for m in list_models(services.workspace)]
+    assert [label for label, _ in infer_tab.model_choices(services)] == ["alice", "bob"]
+    every = [label for label, _ in infer_tab.model_choices(services, every_save=True)]
+    assert every == ["alice", "alice / alice_best", "alice / alice_e2_s10", "bob"]
+    with gr.Blocks():
+        picker = infer_tab.build(services)[0]
+    assert len(picker.inputs) == 1
+    assert len(pickers.refreshed(picker, str(main), None, False)["choices"]) == 2
+    save = str(main.with_name("alice_best.pth"))
+    update = pickers.refreshed(picker, save, None, True)
+    assert len(update["choices"]) == 4 and update.get("value", save) == save

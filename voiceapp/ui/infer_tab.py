@@ -22,10 +22,13 @@ STATUS_HEADERS = ["file", "status", "output"]
 
 # ----------------------------------------------------------------------------------------------- choices
 
-def model_choices(services: Services) -> list[tuple[str, str]]:
-    """(label, voice file path) for every voice file under models/voices/."""
-    from voiceapp.voices.store import voice_files
+def model_choices(services: Services, every_save: bool = False) -> list[tuple[str, str]]:
+    """(label, voice file path): one entry per model, as the Models tab lists them; with `every_save`, also the
+    voice files saved during training (`<name>_e10_s100`, `<name>_best`) to compare epochs."""
+    from voiceapp.voices.store import list_models, voice_files
 
+    if not every_save:
+        return [(m.name, str(m.path)) for m in list_models(services.workspace)]
     return [(p.stem if p.stem == p.parent.name else f"{p.parent.name} / {p.stem}", str(p))
             for p in voice_files(services.workspace)]
 
@@ -219,7 +222,7 @@ def _settings(services: Services) -> dict[str, Any]:
 
 
 def build(services: Services) -> list[Any]:
-    from voiceapp.ui.pickers import follow
+    from voiceapp.ui.pickers import follow, refreshed
 
     gr.Markdown("Convert speech or singing into a trained voice. Clean, dry vocals work best; separate "
                 "songs first in the Separate tab.")
@@ -229,6 +232,8 @@ def build(services: Services) -> list[Any]:
     with gr.Row():
         model = gr.Dropdown(models, value=first, label="Voice model", scale=4,
                             info="Models in models/voices/ (train one, or import a .pth in the Models tab).")
+        every_save = gr.Checkbox(False, label="Show every save", scale=1, min_width=120,
+                                 info="Also list the files saved during training (_e<epoch>, _best).")
         index = gr.Dropdown(index_choices(services), value=index_start.get("value", NO_INDEX), label="Index",
                             scale=4, info="The model's feature index; picked automatically by name. 'no index' = off.")
     fmt = gr.Radio(list(SAVE_FORMATS), value="wav", label="Output format",
@@ -284,5 +289,9 @@ def build(services: Services) -> list[Any]:
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
     model.change(lambda m: select_model(services, m), [model], [index, description, settings["speaker_id"]])
     model.change(engine_controls, [model], engine_outputs)
-    return [follow(services, model, lambda: model_choices(services), key="voice-model"),
+    models_picker = follow(services, model, lambda every=False: model_choices(services, bool(every)),
+                           key="voice-model", inputs=[every_save])
+    every_save.change(lambda every, current: refreshed(models_picker, current, None, every), [every_save, model],
+                      [model], queue=False, show_progress="hidden")
+    return [models_picker,
             follow(services, index, lambda: index_choices(services))]
