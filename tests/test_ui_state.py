@@ -314,3 +314,12 @@ def test_inference_lists_one_entry_per_model_as_models_does(services):
     save = str(main.with_name("alice_best.pth"))
     update = pickers.refreshed(picker, save, None, True)
     assert len(update["choices"]) == 4 and update.get("value", save) == save
+
+
+def test_time_left_reads_as_a_person_says_it():
+    from voiceapp.progress import time_left
+
+    assert time_left(10.0, 0, 5) == "" and time_left(10.0, 2, 0) == ""
+    assert time_left(10.0, 2, 4) == "about 20 s left"
+    assert time_left(60.0, 1, 3) == "about 3 min left"
+    assert time_left(3600.0, 1, 2) == "about 2 h 0 min left"
