@@ -169,6 +169,30 @@ def test_a_failed_start_leaves_train_json_byte_identical(page, app_url):  # noqa
     assert saved.read_bytes() == before
 
 
+def test_stop_shows_its_states(page, app_url):  # noqa: F811
+    """A real (tiny) training child started from the Train tab: Stop answers "Stopping…" at once, and the status
+    then says "Stopped at epoch N" once the child has saved and ended."""
+    url, root = app_url
+    ws = _workspace(root)
+    make_feature_experiment(ws, "stopper", lengths_s=(0.5, 0.6, 0.7, 0.55))
+    _saved_settings(ws, "stopper", engine="rvc", preset="tiny", epochs=1000, save_every_epochs=1, batch_size=2,
+                    pretrained="none", validation_clips=0, save_voice_each_save=False)
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+    panel = open_tab(page, "Train")
+    _pick_experiment(page, panel, "stopper")
+    _wait_value(page, panel, "number input for Epochs", "1000")
+    panel.get_by_role("button", name="Start", exact=True).click()
+    text = "document.querySelector('#tab-train').innerText"
+    page.wait_for_function(f"{text}.includes('Training: epoch')", timeout=120_000)   # the child is stepping
+    page.locator("#train-stop").click()
+    page.wait_for_function(f"{text}.includes('Stopping…')", timeout=5_000)          # at once, not ~20 s later
+    page.wait_for_function(f"/Stopped at epoch \\d+/.test({text})", timeout=90_000)
+    assert re.search(r"Stopped at epoch \d+, step \d+", panel.inner_text())
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "train_stopped.png"), full_page=True)
+
+
 def test_labels_of_a_voiceapp_only_model_do_not_promise_rvc(page, app_url):  # noqa: F811
     url, root = app_url
     _quick_voice(_workspace(root), "own_only")
