@@ -143,7 +143,7 @@ def convert_one(services: Services, model: str | None, index: str | None, audio_
         out = conversion_output_path(services.workspace, model, audio_path, fmt)
         result = convert_file(audio_path, voice, cfg, out_path=out, fmt=fmt, index_path=index or None,
                               services=services, progress=progress, cancel=token)
-        hint = quality_hint(model)
+        hint = quality_hint(model, services.workspace)
         return str(result.output_path), result.summary() + (f"\n{hint}" if hint else "")
 
     return run_job(job, progress=progress)
@@ -230,10 +230,11 @@ def build(services: Services) -> list[Any]:
     first = models[0][1] if models else None
     index_start, description_start, _ = select_model(services, first)
     with gr.Row():
-        model = gr.Dropdown(models, value=first, label="Voice model", scale=4,
-                            info="Models in models/voices/ (train one, or import a .pth in the Models tab).")
-        every_save = gr.Checkbox(False, label="Show every save", scale=1, min_width=120,
-                                 info="Also list the files saved during training (_e<epoch>, _best).")
+        with gr.Column(scale=4, min_width=240):
+            model = gr.Dropdown(models, value=first, label="Voice model",
+                                info="Models in models/voices/ (train one, or import a .pth in the Models tab).")
+            every_save = gr.Checkbox(False, label="Show every save (the files training saved: _best, _e<epoch>…)",
+                                     container=False)
         index = gr.Dropdown(index_choices(services), value=index_start.get("value", NO_INDEX), label="Index",
                             scale=4, info="The model's feature index; picked automatically by name. 'no index' = off.")
     fmt = gr.Radio(list(SAVE_FORMATS), value="wav", label="Output format",
