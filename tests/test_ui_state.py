@@ -247,23 +247,27 @@ def test_the_quality_hint_reads_the_validation_loss(services):
     import torch
 
     from voiceapp.train.events import EventLog
+    from voiceapp.train.monitor import validation_still_falling
     from voiceapp.voices.file import save_voice_tensors
     from voiceapp.voices.store import quality_hint
+
+    def hint(path, ws):
+        return quality_hint(path, validation_still_falling(path, ws))
 
     ws = services.workspace
     meta = {"engine": "quick", "sample_rate": 24000, "encoder": "whisper-tiny", "f0": True, "steps": 5000,
             "epochs": 0, "minutes_of_data": 3.0, "version": "1", "config": {"content_dim": 384, "hop": 240}}
     tensors = {"frames": torch.zeros(10, 384), "count": torch.tensor([10], dtype=torch.int64)}
     path = save_voice_tensors(ws.voice_dir("alice") / "alice.safetensors", tensors, meta)
-    assert quality_hint(path, ws) == ""                       # no events: the step rule alone, and it passes
+    assert hint(path, ws) == ""                               # no events: the step rule alone, and it passes
     events = EventLog(ws.experiment("alice").events_path)
     for step, l1 in ((1000, 0.60), (2000, 0.55), (3000, 0.50), (4000, 0.46), (5000, 0.43), (6000, 0.43), (7000, 0.43)):
         events.write("validation", epoch=0, step=step, mel_l1=l1, best_epoch=None, best_mel_l1=l1)
-    hint = quality_hint(path, ws)
-    assert "still falling" in hint and "0.500 → 0.430" in hint
-    assert quality_hint(path) == ""                           # without the workspace: the file alone
+    said = hint(path, ws)
+    assert "still falling" in said and "0.500 → 0.430" in said
+    assert quality_hint(path) == ""                           # the file alone
     later = save_voice_tensors(ws.voice_dir("alice") / "alice.safetensors", tensors, {**meta, "steps": 7000})
-    assert quality_hint(later, ws) == ""                      # levelled off by then
+    assert hint(later, ws) == ""                              # levelled off by then
 
 
 def test_the_dataset_report_does_not_say_more_was_kept_than_given():

@@ -129,6 +129,7 @@ def convert_one(services: Services, model: str | None, index: str | None, audio_
     `settings`: the settings controls' values by name (`make_config`'s keywords)."""
     from voiceapp.infer.models import conversion_output_path
     from voiceapp.infer.pipeline import convert_file, load_voice
+    from voiceapp.train.monitor import validation_still_falling
     from voiceapp.voices.store import quality_hint
 
     if not model:
@@ -143,7 +144,7 @@ def convert_one(services: Services, model: str | None, index: str | None, audio_
         out = conversion_output_path(services.workspace, model, audio_path, fmt)
         result = convert_file(audio_path, voice, cfg, out_path=out, fmt=fmt, index_path=index or None,
                               services=services, progress=progress, cancel=token)
-        hint = quality_hint(model, services.workspace)
+        hint = quality_hint(model, validation_still_falling(model, services.workspace))
         return str(result.output_path), result.summary() + (f"\n{hint}" if hint else "")
 
     return run_job(job, progress=progress)

@@ -219,32 +219,10 @@ UNDERTRAINED_QUICK_STEPS = 1000
 TOO_LITTLE_DATA_MINUTES = 1.0
 
 
-STILL_FALLING = 0.03   # the validation loss fell by more than this fraction over the last saves: train on
-
-
-def validation_trend(path: Path, info: VoiceInfo, ws: Workspace | None) -> tuple[float, float] | None:
-    """(validation loss two saves before, at the save of this file) from its experiment's events
-    (logs/<model folder>/events.jsonl), when the loss was still falling by more than STILL_FALLING; else None."""
-    from voiceapp.train.events import read_events
-
-    if ws is None:
-        return None
-    try:
-        exp = ws.experiment(path.parent.name)
-    except VoiceAppError:
-        return None
-    values = [e for e in read_events(exp.events_path, {"validation"}) if isinstance(e.get("mel_l1"), (int, float))
-              and (info.steps is None or int(e.get("step", 0)) <= info.steps)]
-    if len(values) < 3:
-        return None
-    before, last = float(values[-3]["mel_l1"]), float(values[-1]["mel_l1"])
-    return (before, last) if before > 0 and (before - last) / before > STILL_FALLING else None
-
-
-def quality_hint(path: Path | str, ws: Workspace | None = None) -> str:
+def quality_hint(path: Path | str, falling: tuple[float, float] | None = None) -> str:
     """A sentence warning that the voice in `path` is undertrained or has too little data; "" when it is not
-    (or cannot be told). With the workspace, the experiment's validation loss counts too: still falling at the
-    last saves means more training helps."""
+    (or cannot be told). `falling`: (earlier, last) validation loss when it was still falling at the saves before
+    this file (`train.monitor.validation_still_falling`), which means more training helps."""
     from voiceapp.errors import VoiceAppError
 
     path = Path(path)
@@ -253,7 +231,7 @@ def quality_hint(path: Path | str, ws: Workspace | None = None) -> str:
     except VoiceAppError:
         return ""
     problems = []
-    trend = validation_trend(path, info, ws)
+    trend = falling
     if trend is not None:
         problems.append(f"its validation loss was still falling when it was saved ({trend[0]:.3f} → {trend[1]:.3f} "
                         f"over the last saves)")
