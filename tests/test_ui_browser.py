@@ -258,3 +258,38 @@ def test_a_queued_job_is_visible_and_cancellable(page, app_url, tmp_path):  # no
     page.wait_for_function("document.querySelector('#jobs-table').innerText.includes('No job is running')",
                            timeout=180_000)
     assert not (root / "datasets" / "never_made").exists()
+
+
+def test_clips_show_their_source_and_span_and_same_named_uploads_differ(page, tmp_path):  # noqa: F811
+    """Two different recordings both called mixture.wav, uploaded together: the clip table names each clip's source
+    (mixture.wav / mixture (2).wav) and its time span, and a click on a row plays that clip."""
+    from helpers import phrase_with_gaps, write_wav
+
+    first = write_wav(tmp_path / "a" / "mixture.wav", phrase_with_gaps(40_000, tone_s=2.0, n=2), 40_000)
+    second = write_wav(tmp_path / "b" / "mixture.wav", 0.6 * phrase_with_gaps(40_000, tone_s=3.0, n=1), 40_000)
+    panel = open_tab(page, "Dataset")
+    panel.locator("input[type=file]").first.set_input_files([str(first), str(second)])
+    page.wait_for_function("document.querySelector('#tab-dataset').innerText.split('⇣').length > 2",
+                           timeout=30_000)   # both uploads listed, each with its download link once uploaded
+    box = panel.get_by_label("Dataset name")
+    box.fill("traced")
+    box.press("Enter")
+    panel.get_by_role("button", name="Prepare dataset").click()
+    table = page.locator("#dataset-clips")
+    page.wait_for_function("document.querySelector('#dataset-clips').innerText.includes('mixture (2).wav')",
+                           timeout=120_000)
+    text = table.inner_text()
+    assert "mixture.wav" in text and "source file" in text and "start (s)" in text
+    assert re.search(r"\d+\.\d+", text)
+    shown = _value(panel, "Clip")                      # the clip picker names the clip's source and span
+    assert re.search(r"\.wav · mixture( \(2\))?\.wav \d+\.\d\d–\d+\.\d\d s", shown), shown
+    other = "mixture.wav" if "mixture (2).wav" in shown else "mixture (2).wav"
+    table.locator(".virtual-body [role=row]").filter(has_text=other).first.click()
+    box = panel.get_by_label("Clip", exact=True).first
+    for _ in range(80):                                # the click picks that row's clip (and the player loads it)
+        if f"· {other} " in box.input_value():
+            break
+        page.wait_for_timeout(250)
+    assert f"· {other} " in box.input_value(), box.input_value()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dataset_clip_sources.png"), full_page=True)
