@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.dataset.prepare import SAMPLE_RATES, DatasetConfig
+from voiceapp.dataset.report import CLIP_HEADERS
 from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig
 from voiceapp.errors import InputError
 from voiceapp.services import Services
@@ -209,8 +210,6 @@ def build(services: Services) -> list[Any]:
             clip = gr.Dropdown(label="Clip", choices=[], info="Listen to a training clip.")
         waveform = gr.Plot(label="Waveform and cut points")
         player = gr.Audio(label="Clip", type="filepath", interactive=False)
-        from voiceapp.dataset.report import CLIP_HEADERS
-
         clips_table = gr.Dataframe(headers=CLIP_HEADERS, label="Clips and where they were cut (click one to "
                                    "listen)", interactive=False, max_height=320, elem_id="dataset-clips")
 
