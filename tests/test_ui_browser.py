@@ -293,3 +293,22 @@ def test_clips_show_their_source_and_span_and_same_named_uploads_differ(page, tm
     assert f"· {other} " in box.input_value(), box.input_value()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dataset_clip_sources.png"), full_page=True)
+
+
+def test_feature_extraction_shows_clip_n_of_n(page, app_url):  # noqa: F811
+    """Extract features (the offline defaults) from a 12-clip dataset: while it runs the page says which clip of how
+    many it is on, with the time left, not only a time counter."""
+    url, root = app_url
+    make_dataset(_workspace(root), "counted", n=12)
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+    panel = open_tab(page, "Train")
+    panel.get_by_label("Dataset", exact=True).first.click()
+    page.get_by_role("option", name="counted", exact=True).first.click()
+    panel.get_by_label("Experiment name").first.fill("counted")
+    panel.get_by_role("button", name="Extract features", exact=True).click()
+    page.wait_for_function("/clip \\d+ of 12 \\(k_\\d+\\), about \\d+ (s|min) left/.test(document.body.innerText)",
+                           timeout=180_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "features_progress.png"), full_page=True)
+    page.get_by_text("12 clips", exact=False).first.wait_for(timeout=180_000)
