@@ -1,7 +1,8 @@
 """Browser tests of the app's state as a person meets it (issue #16): lists that follow the workspace and
 remember the last choice, errors that stay readable beside a clickable field, the Train form showing an
-experiment's saved settings, a refused Start that leaves train.json byte-identical, honest labels for a
-Voiceapp-only model, and screenshots of every tab at 1400 px and 800 px.
+experiment's saved settings, a refused Start that leaves train.json byte-identical, Stop's states with a real
+training child, honest labels for a Voiceapp-only model, clips traceable to their sources (two uploads of one name
+told apart), per-clip progress of feature extraction, and screenshots of every tab at 1400 px and 800 px.
 
 Screenshots go to tests/artifacts/ (ignored by git; the folder is printed). The app runs in a subprocess on a
 temporary workspace (the `app_url` fixture of test_browser.py); what a training would leave on disk is
