@@ -35,6 +35,9 @@ def test_writes_files_and_manifest(workspace, services):
         voiced = f0[f0 > 0]
         assert len(voiced) > 0.8 * len(f0)
     assert messages[-1][0] == 1.0
+    per_clip = [m for _, m in messages if m.startswith("features: clip")]
+    assert [m.split(" (")[0] for m in per_clip] == [f"features: clip {n} of 4" for n in range(1, 5)]
+    assert "left" not in per_clip[0] and all(m.endswith(" left") for m in per_clip[1:])   # ETA once one is done
     stats = manifest["f0_stats"]  # tones of 140..230 Hz
     assert 140 <= stats["median_hz"] <= 230 and stats["p5_hz"] <= stats["median_hz"] <= stats["p95_hz"]
 

@@ -37,6 +37,19 @@ def test_separate_handler_gives_players_downloads_and_spectrograms(tmp_path, ser
     assert separate_tab.show_song([], None) == (None, None, None, None, None)
 
 
+def test_two_uploads_of_one_name_are_told_apart(tmp_path, services):
+    """Two different songs both uploaded as mixture.flac: two picker entries that can be told apart."""
+    paths = []
+    for n, seed in ((1, 0), (2, 1)):
+        vocals, acc = song_stems(16000, 1.0, seed=seed)
+        (tmp_path / f"up{n}").mkdir()
+        sf.write(tmp_path / f"up{n}" / "mixture.flac", (vocals + acc).T, 16000)
+        paths.append(str(tmp_path / f"up{n}" / "mixture.flac"))
+    _, picker, results, *_ = separate_tab.separate_songs(services, paths, "", "dsp-centre", "wav")
+    assert picker["choices"] == [("mixture.flac", 0), ("mixture (2).flac", 1)]
+    assert results[0]["vocals"] != results[1]["vocals"]
+
+
 def test_separate_handler_reports_problems_as_messages(tmp_path, services):
     with pytest.raises(gr.Error):
         separate_tab.separate_songs(services, [], "", "dsp", "wav")

@@ -32,8 +32,8 @@ def test_sigkill_then_resume_at_saved_step_then_stop(workspace, monkeypatch):
     runner = TrainingRunner(workspace, "cpu")
     cfg = tiny_config(epochs=500, save_voice_each_save=False, validation_clips=0, save_latest_only=False)
     pid = runner.start(cfg)
-    assert json.loads(exp.train_config_path.read_text())["epochs"] == 500
     _wait(lambda: len(read_events(exp.events_path, {"save"})) >= 2, what="two saves")
+    assert json.loads(exp.train_config_path.read_text())["epochs"] == 500   # saved once the run started
     assert runner.is_running(exp.name)
     os.killpg(os.getpgid(pid), signal.SIGKILL)                          # no chance to clean up
     _wait(lambda: not runner.is_running(exp.name), 30, "the child to die")

@@ -28,9 +28,15 @@ def _settings():
 
 def test_dataset_handler_makes_clips_and_shows_them(tmp_path, services):
     src = write_wav(tmp_path / "take one.wav", phrase_with_gaps(44_100, n=3), 44_100)
-    report, hist, sources, clips, names = dataset_tab.prepare(services, [str(src)], "", "alice", *_settings())
+    report, hist, sources, clips, names, table = dataset_tab.prepare(services, [str(src)], "", "alice",
+                                                                     *_settings())
     assert "clips" in report and hist is not None
     assert clips["choices"] and names["value"] == "alice"
+    # each clip is traceable to its source and time span, in the table and in the clip picker
+    assert len(table) == len(clips["choices"]) and {row[1] for row in table} == {"take one.wav"}
+    assert all(0 <= row[2] < row[3] <= 7.6 for row in table)   # the input is 7.6 s long
+    label, value = clips["choices"][0]
+    assert value == table[0][0] and "take one.wav" in label and f"{table[0][3]:.2f} s" in label
     raw = list((services.workspace.dataset("alice").raw_dir).iterdir())
     assert len(raw) == 1 and raw[0].suffix == ".wav"
     fig = dataset_tab.show_cuts(services, "alice", sources["value"])

@@ -1,7 +1,8 @@
 """Browser tests of the app's state as a person meets it (issue #16): lists that follow the workspace and
 remember the last choice, errors that stay readable beside a clickable field, the Train form showing an
-experiment's saved settings, a refused Start that leaves train.json byte-identical, honest labels for a
-Voiceapp-only model, and screenshots of every tab at 1400 px and 800 px.
+experiment's saved settings, a refused Start that leaves train.json byte-identical, Stop's states with a real
+training child, honest labels for a Voiceapp-only model, clips traceable to their sources (two uploads of one name
+told apart), per-clip progress of feature extraction, and screenshots of every tab at 1400 px and 800 px.
 
 Screenshots go to tests/artifacts/ (ignored by git; the folder is printed). The app runs in a subprocess on a
 temporary workspace (the `app_url` fixture of test_browser.py); what a training would leave on disk is
@@ -169,6 +170,30 @@ def test_a_failed_start_leaves_train_json_byte_identical(page, app_url):  # noqa
     assert saved.read_bytes() == before
 
 
+def test_stop_shows_its_states(page, app_url):  # noqa: F811
+    """A real (tiny) training child started from the Train tab: Stop answers "Stopping…" at once, and the status
+    then says "Stopped at epoch N" once the child has saved and ended."""
+    url, root = app_url
+    ws = _workspace(root)
+    make_feature_experiment(ws, "stopper", lengths_s=(0.5, 0.6, 0.7, 0.55))
+    _saved_settings(ws, "stopper", engine="rvc", preset="tiny", epochs=1000, save_every_epochs=1, batch_size=2,
+                    pretrained="none", validation_clips=0, save_voice_each_save=False)
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+    panel = open_tab(page, "Train")
+    _pick_experiment(page, panel, "stopper")
+    _wait_value(page, panel, "number input for Epochs", "1000")
+    panel.get_by_role("button", name="Start", exact=True).click()
+    text = "document.querySelector('#tab-train').innerText"
+    page.wait_for_function(f"{text}.includes('Training: epoch')", timeout=120_000)   # the child is stepping
+    page.locator("#train-stop").click()
+    page.wait_for_function(f"{text}.includes('Stopping…')", timeout=5_000)          # at once, not ~20 s later
+    page.wait_for_function(f"/Stopped at epoch \\d+/.test({text})", timeout=90_000)
+    assert re.search(r"Stopped at epoch \d+, step \d+", panel.inner_text())
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "train_stopped.png"), full_page=True)
+
+
 def test_labels_of_a_voiceapp_only_model_do_not_promise_rvc(page, app_url):  # noqa: F811
     url, root = app_url
     _quick_voice(_workspace(root), "own_only")
@@ -234,3 +259,57 @@ def test_a_queued_job_is_visible_and_cancellable(page, app_url, tmp_path):  # no
     page.wait_for_function("document.querySelector('#jobs-table').innerText.includes('No job is running')",
                            timeout=180_000)
     assert not (root / "datasets" / "never_made").exists()
+
+
+def test_clips_show_their_source_and_span_and_same_named_uploads_differ(page, tmp_path):  # noqa: F811
+    """Two different recordings both called mixture.wav, uploaded together: the clip table names each clip's source
+    (mixture.wav / mixture (2).wav) and its time span, and a click on a row plays that clip."""
+    from helpers import phrase_with_gaps, write_wav
+
+    first = write_wav(tmp_path / "a" / "mixture.wav", phrase_with_gaps(40_000, tone_s=2.0, n=2), 40_000)
+    second = write_wav(tmp_path / "b" / "mixture.wav", 0.6 * phrase_with_gaps(40_000, tone_s=3.0, n=1), 40_000)
+    panel = open_tab(page, "Dataset")
+    panel.locator("input[type=file]").first.set_input_files([str(first), str(second)])
+    page.wait_for_function("document.querySelector('#tab-dataset').innerText.split('⇣').length > 2",
+                           timeout=30_000)   # both uploads listed, each with its download link once uploaded
+    box = panel.get_by_label("Dataset name")
+    box.fill("traced")
+    box.press("Enter")
+    panel.get_by_role("button", name="Prepare dataset").click()
+    table = page.locator("#dataset-clips")
+    page.wait_for_function("document.querySelector('#dataset-clips').innerText.includes('mixture (2).wav')",
+                           timeout=120_000)
+    text = table.inner_text()
+    assert "mixture.wav" in text and "source file" in text and "start (s)" in text
+    assert re.search(r"\d+\.\d+", text)
+    shown = _value(panel, "Clip")                      # the clip picker names the clip's source and span
+    assert re.search(r"\.wav · mixture( \(2\))?\.wav \d+\.\d\d–\d+\.\d\d s", shown), shown
+    other = "mixture.wav" if "mixture (2).wav" in shown else "mixture (2).wav"
+    table.locator(".virtual-body [role=row]").filter(has_text=other).first.click()
+    box = panel.get_by_label("Clip", exact=True).first
+    for _ in range(80):                                # the click picks that row's clip (and the player loads it)
+        if f"· {other} " in box.input_value():
+            break
+        page.wait_for_timeout(250)
+    assert f"· {other} " in box.input_value(), box.input_value()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dataset_clip_sources.png"), full_page=True)
+
+
+def test_feature_extraction_shows_clip_n_of_n(page, app_url):  # noqa: F811
+    """Extract features (the offline defaults) from a 12-clip dataset: while it runs the page says which clip of how
+    many it is on, with the time left, not only a time counter."""
+    url, root = app_url
+    make_dataset(_workspace(root), "counted", n=12)
+    page.reload()
+    page.wait_for_selector("button[role=tab]")
+    panel = open_tab(page, "Train")
+    panel.get_by_label("Dataset", exact=True).first.click()
+    page.get_by_role("option", name="counted", exact=True).first.click()
+    panel.get_by_label("Experiment name").first.fill("counted")
+    panel.get_by_role("button", name="Extract features", exact=True).click()
+    page.wait_for_function("/clip \\d+ of 12 \\(k_\\d+\\), about \\d+ (s|min) left/.test(document.body.innerText)",
+                           timeout=180_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "features_progress.png"), full_page=True)
+    page.get_by_text("12 clips", exact=False).first.wait_for(timeout=180_000)

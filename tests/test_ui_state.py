@@ -122,6 +122,38 @@ def test_a_start_that_cannot_continue_the_checkpoints_leaves_train_json_untouche
     assert not exp.train_pid_path.exists()
 
 
+@pytest.mark.slow   # a real training child
+def test_a_start_that_fails_inside_the_child_leaves_train_json_untouched(services, monkeypatch):
+    """The architecture fits the saved settings, so Start passes its checks, but the child then fails to read the
+    checkpoint: the experiment's saved settings (train.json) must be byte-identical afterwards, and Resume runs
+    with them. A run that does start makes its settings train.json."""
+    from helpers import tiny_config
+    from voiceapp.train.events import read_events
+    from voiceapp.train.process import TrainingRunner
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    exp = make_feature_experiment(services.workspace, "alice")
+    saved = tiny_config(epochs=3, validation_clips=0, save_voice_each_save=False)
+    exp.train_config_path.write_text(__import__("json").dumps(saved.to_json(), indent=2))
+    (exp.root / "G_4.pth").write_bytes(b"not a checkpoint")
+    (exp.root / "D_4.pth").write_bytes(b"not a checkpoint")
+    before = exp.train_config_path.read_bytes()
+    runner = TrainingRunner(services.workspace, "cpu")
+    runner.start(saved.replace(epochs=7, batch_size=1))
+    assert runner.wait_stopped("alice", 120)
+    assert runner.status("alice").state == "failed"
+    assert [e["kind"] for e in read_events(exp.events_path, {"error"})] == ["user"]
+    assert exp.train_config_path.read_bytes() == before
+    assert TrainConfig.load(exp.train_config_path).epochs == 3
+    for name in ("G_4.pth", "D_4.pth"):
+        (exp.root / name).unlink()
+    runner.start(saved.replace(epochs=1))
+    assert runner.wait_stopped("alice", 120) and runner.status("alice").state == "done"
+    assert TrainConfig.load(exp.train_config_path).epochs == 1
+    assert not exp.pending_train_config_path.exists()
+    runner.close()
+
+
 SLOW_TO_STOP = ("import signal, sys, time\n"
                 "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.5), sys.exit(0)))\n"
                 "time.sleep(60)\n")
@@ -209,6 +241,35 @@ def test_an_undertrained_voice_gets_a_quality_hint(services):
     assert quality_hint(services.workspace.root / "missing.pth") == ""
 
 
+def test_the_quality_hint_reads_the_validation_loss(services):
+    """A voice past the step rule whose validation loss was still falling at its last saves gets the hint; one whose
+    loss had levelled off does not; saves made after the file (a later run) do not count."""
+    import torch
+
+    from voiceapp.train.events import EventLog
+    from voiceapp.train.monitor import validation_still_falling
+    from voiceapp.voices.file import save_voice_tensors
+    from voiceapp.voices.store import quality_hint
+
+    def hint(path, ws):
+        return quality_hint(path, validation_still_falling(path, ws))
+
+    ws = services.workspace
+    meta = {"engine": "quick", "sample_rate": 24000, "encoder": "whisper-tiny", "f0": True, "steps": 5000,
+            "epochs": 0, "minutes_of_data": 3.0, "version": "1", "config": {"content_dim": 384, "hop": 240}}
+    tensors = {"frames": torch.zeros(10, 384), "count": torch.tensor([10], dtype=torch.int64)}
+    path = save_voice_tensors(ws.voice_dir("alice") / "alice.safetensors", tensors, meta)
+    assert hint(path, ws) == ""                               # no events: the step rule alone, and it passes
+    events = EventLog(ws.experiment("alice").events_path)
+    for step, l1 in ((1000, 0.60), (2000, 0.55), (3000, 0.50), (4000, 0.46), (5000, 0.43), (6000, 0.43), (7000, 0.43)):
+        events.write("validation", epoch=0, step=step, mel_l1=l1, best_epoch=None, best_mel_l1=l1)
+    said = hint(path, ws)
+    assert "still falling" in said and "0.500 → 0.430" in said
+    assert quality_hint(path) == ""                           # the file alone
+    later = save_voice_tensors(ws.voice_dir("alice") / "alice.safetensors", tensors, {**meta, "steps": 7000})
+    assert hint(later, ws) == ""                              # levelled off by then
+
+
 def test_the_dataset_report_does_not_say_more_was_kept_than_given():
     from voiceapp.dataset.report import report_markdown
 
@@ -232,3 +293,62 @@ def test_an_invalid_audio_upload_is_refused_at_once(tmp_path):
     assert said["visible"] is True and "mixture.flac" in said["value"]
     good = write_wav(tmp_path / "ok.wav", sine(seconds=0.5), 16000)
     assert check_input(str(good))["visible"] is False
+
+
+def test_clips_name_their_source_and_two_uploads_of_one_name_stay_apart(tmp_path, services):
+    """Two different uploads both called mixture.flac (Gradio keeps each in its own folder): the Dataset tab lists
+    them as mixture.flac and mixture (2).flac, and each clip row says which one it was cut from, and where."""
+    import numpy as np
+
+    from helpers import phrase_with_gaps, write_wav
+    from voiceapp.ui import dataset_tab
+
+    first = write_wav(tmp_path / "upload1" / "mixture.flac", phrase_with_gaps(40_000, n=2), 40_000)
+    second = write_wav(tmp_path / "upload2" / "mixture.flac", 0.7 * phrase_with_gaps(40_000, tone_s=3.0, n=1)
+                       + np.float32(0), 40_000)
+    settings = ["40000", True, False, "dsp", -42, 1500, 400, 15, 500, 3.7, 0.3, False]
+    *_, sources, clips, _, table = dataset_tab.prepare(services, [str(first), str(second)], "", "songs", *settings)
+    assert sorted(label for label, _ in sources["choices"]) == ["mixture (2).flac", "mixture.flac"]
+    by_source = {}
+    for clip, source, start, end in table:
+        by_source.setdefault(source, []).append((start, end))
+    assert set(by_source) == {"mixture.flac", "mixture (2).flac"}
+    assert max(end for _, end in by_source["mixture (2).flac"]) <= 3.0 + 2 * 0.8 + 0.01   # within that file
+    assert by_source["mixture.flac"][0][0] < by_source["mixture.flac"][-1][0]             # later clips start later
+    again = dataset_tab.show_dataset(services, "songs")
+    assert again[4] == table
+
+
+def test_inference_lists_one_entry_per_model_as_models_does(services):
+    """A model with saves from training (alice_e2_s10.pth, alice_best.pth): Inference lists it once, like the
+    Models tab; the saves are listed only when "Show every save" is ticked, and a picker re-read keeps that."""
+    import shutil
+
+    from helpers import make_voice
+    from voiceapp.ui import infer_tab
+    from voiceapp.voices.store import list_models
+
+    main = make_voice(services.workspace, "alice")
+    for suffix in ("_e2_s10", "_best"):
+        shutil.copyfile(main, main.with_name(f"alice{suffix}.pth"))
+    make_voice(services.workspace, "bob")
+    assert infer_tab.model_choices(services) == [(m.name, str(m.path)) for m in list_models(services.workspace)]
+    assert [label for label, _ in infer_tab.model_choices(services)] == ["alice", "bob"]
+    every = [label for label, _ in infer_tab.model_choices(services, every_save=True)]
+    assert every == ["alice", "alice / alice_best", "alice / alice_e2_s10", "bob"]
+    with gr.Blocks():
+        picker = infer_tab.build(services)[0]
+    assert len(picker.inputs) == 1
+    assert len(pickers.refreshed(picker, str(main), None, False)["choices"]) == 2
+    save = str(main.with_name("alice_best.pth"))
+    update = pickers.refreshed(picker, save, None, True)
+    assert len(update["choices"]) == 4 and update.get("value", save) == save
+
+
+def test_time_left_reads_as_a_person_says_it():
+    from voiceapp.progress import time_left
+
+    assert time_left(10.0, 0, 5) == "" and time_left(10.0, 2, 0) == ""
+    assert time_left(10.0, 2, 4) == "about 20 s left"
+    assert time_left(60.0, 1, 3) == "about 3 min left"
+    assert time_left(3600.0, 1, 2) == "about 2 h 0 min left"

@@ -50,7 +50,8 @@ class _JsonRecord(Mapping):
 class DatasetManifest(_JsonRecord):
     """What the Dataset stage made of each input file: `sources[key]` (key: 12 hex digits of the input's sha256)
     is {"path", "status": "ok" | "rejected", "reason"} or, when ok, also "raw", "stats", "isolated_with",
-    "cuts_s", "clips": [{"name", ...}]."""
+    "cuts_s", "clips": [{"name", "start_s", "end_s", "duration_s"}] (where in the input each clip was cut; older
+    manifests have no "end_s")."""
 
     name: str = ""
     sample_rate: int = 0

@@ -27,6 +27,18 @@ def sub_progress(progress: Progress, start: float, end: float) -> Progress:
     return report
 
 
+def time_left(elapsed_s: float, done: int, remaining: int) -> str:
+    """"about 3 min left" from the time the `done` items took; "" before the first is done."""
+    if done <= 0 or remaining <= 0:
+        return ""
+    seconds = int(round(elapsed_s / done * remaining))
+    if seconds >= 3600:
+        return f"about {seconds // 3600} h {seconds % 3600 // 60} min left"
+    if seconds >= 60:
+        return f"about {round(seconds / 60)} min left"
+    return f"about {max(seconds, 1)} s left"
+
+
 class CancelToken:
     """Set by the UI or a signal handler; checked by long loops through `raise_if_set`."""
 

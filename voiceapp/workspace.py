@@ -162,6 +162,21 @@ def index_filename(name: str, n_lists: int, version: str) -> str:
     return f"added_IVF{int(n_lists)}_Flat_nprobe_1_{name}_{version}.index"
 
 
+def distinct_names(names: list[str]) -> list[str]:
+    """The file names as a user sees them in a list, with a repeated name numbered as a file manager does:
+    ["mixture.flac", "mixture.flac"] -> ["mixture.flac", "mixture (2).flac"] (two uploads of the same name)."""
+    given, used, out = set(names), set(), []
+    for name in names:
+        label, n = name, 1
+        while label in used or (n > 1 and label in given):
+            n += 1
+            stem, dot, suffix = name.rpartition(".")
+            label = f"{stem} ({n}).{suffix}" if dot and stem else f"{name} ({n})"
+        used.add(label)
+        out.append(label)
+    return out
+
+
 def is_temporary(path: Path) -> bool:
     """True for the leftovers of an interrupted atomic write."""
     return path.name.startswith(".") and ".tmp" in path.name
@@ -238,6 +253,12 @@ class ExperimentDir:
     @property
     def train_config_path(self) -> Path:
         return self.root / "train.json"
+
+    @property
+    def pending_train_config_path(self) -> Path:
+        """The settings of a Start whose child has not yet built its model: moved to `train.json` once it has
+        (a Start that fails before that leaves the saved settings as they were)."""
+        return self.root / "train.pending.json"
 
     @property
     def events_path(self) -> Path:

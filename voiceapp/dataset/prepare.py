@@ -105,6 +105,7 @@ class _ClipWriter:
             save_audio(self.ds.clips_dir / name, piece, sr, "wav")
             save_audio(self.ds.clips_16k_dir / name, resample(piece, sr, CLIP_RATE_16K), CLIP_RATE_16K, "wav")
             self.clips.append({"name": name, "start_s": round((offset_samples + start) / sr, 3),
+                               "end_s": round((offset_samples + end) / sr, 3),
                                "duration_s": round(len(piece) / sr, 3)})
 
 

@@ -31,7 +31,7 @@ from voiceapp.features.encoders import VERSIONS, ContentEncoder, default_encoder
 from voiceapp.features.f0 import (F0_METHODS, SAMPLE_RATE, check_f0_method, coarse_f0, default_f0_method,
                                   load_f0_method)
 from voiceapp.manifests import DatasetManifest, FeatureManifest
-from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
+from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, time_left
 from voiceapp.services import Services
 from voiceapp.workspace import (DatasetDir, ExperimentDir, Workspace, atomic_path, is_temporary, read_json,
                                 write_json_atomic)
@@ -360,9 +360,12 @@ def _run(todo: dict[str, Path], exp: ExperimentDir, encoder: ContentEncoder, f0_
         result.f0_workers = runner.n_workers
         if runner.pool is not None:
             torch.set_num_threads(max(1, (os.cpu_count() or 2) - runner.n_workers))
+        began = time.monotonic()
         for n, (stem, path) in enumerate(todo.items()):
             cancel.raise_if_set()
-            progress((result.reused + n) / total, f"features: {stem}")
+            left = time_left(time.monotonic() - began, n, len(todo) - n)
+            progress((result.reused + n) / total, f"features: clip {result.reused + n + 1} of {total} ({stem})"
+                                                  + (f", {left}" if left else ""))
             try:
                 audio = _load_16k(path)
                 content = encoder.encode(audio)

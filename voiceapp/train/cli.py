@@ -109,20 +109,20 @@ def run(args: argparse.Namespace, services) -> int:
     cfg = config_from_args(args, services)
     exp = services.workspace.experiment(cfg.experiment)
     if cfg.engine != "rvc":
-        return _run_engine(cfg, exp, services)
+        return _run_engine(cfg, exp, services, args.config)
     dist_info = dist_from_env()
-    saved = TrainConfig.load(exp.train_config_path) if exp.train_config_path.exists() else None
-    if dist_info.is_main and saved != cfg:
-        write_json_atomic(exp.train_config_path, cfg.to_json())
     processes = wanted_processes(services.device, cfg.gpus)
     if processes > 1 and not dist_info.enabled:
-        command = launch_command(exp.train_config_path, services.workspace.root, services.device, processes)
+        pending = exp.pending_train_config_path
+        write_json_atomic(pending, cfg.to_json())   # every DDP process reads it; rank 0 saves it once ready
+        command = launch_command(pending, services.workspace.root, services.device, processes)
         print(f"starting {processes} DDP processes: {' '.join(command)}")
         return subprocess.call(command)
     def run_rvc(cancel):
         with TqdmProgress(f"train {exp.name}", disable=not dist_info.is_main or None) as bar:
             return train(exp, cfg, bar, cancel, workspace=services.workspace, device=services.device,
-                         dist_info=dist_info)
+                         dist_info=dist_info,
+                         on_ready=lambda: dist_info.is_main and save_config(exp, cfg, args.config))
 
     result = _until_stopped(services, exp.name, run_rvc)
     if result is None:
@@ -135,22 +135,38 @@ def run(args: argparse.Namespace, services) -> int:
     return 0
 
 
-def _run_engine(cfg: TrainConfig, exp, services) -> int:
+def save_config(exp, cfg: TrainConfig, given: Path | None) -> None:
+    """Once the run has really started (model built, checkpoints read): `cfg` becomes the experiment's saved
+    settings (`train.json`), and the pending file the Train tab wrote for this start is removed. Before that
+    moment a failure leaves train.json as it was."""
+    saved = exp.train_config_path
+    try:
+        same = saved.exists() and TrainConfig.load(saved) == cfg
+    except ConfigError:
+        same = False   # an unreadable train.json is replaced by the settings that did start
+    if not same:
+        write_json_atomic(saved, cfg.to_json())
+    pending = exp.pending_train_config_path
+    if given is not None and pending.exists() and pending.resolve() == Path(given).resolve():
+        pending.unlink(missing_ok=True)
+
+
+def _run_engine(cfg: TrainConfig, exp, services, given: Path | None) -> int:
     """The instant and quick engines (one process, CPU)."""
-    if not exp.train_config_path.exists() or TrainConfig.load(exp.train_config_path) != cfg:
-        write_json_atomic(exp.train_config_path, cfg.to_json())
     if cfg.engine == "instant":
         from voiceapp.train.instant import build_instant
 
         with TqdmProgress(f"instant {exp.name}") as bar:
             path = build_instant(exp, services.workspace, bar, services.cancel, author=cfg.author)
+        save_config(exp, cfg, given)
         print(f"wrote {path} (instant voice: converts at once; `--engine quick` learns a better one in minutes)")
         return 0
     from voiceapp.train.quick import train_quick
 
     def run_quick(cancel):
         with TqdmProgress(f"quick {exp.name}") as bar:
-            return train_quick(exp, cfg, services.workspace, bar, cancel)
+            return train_quick(exp, cfg, services.workspace, bar, cancel,
+                               on_ready=lambda: save_config(exp, cfg, given))
 
     result = _until_stopped(services, exp.name, run_quick)
     if result is None:

@@ -110,7 +110,7 @@ class TrainConfig:
         if not path.exists():
             raise ConfigError(f"No training config at {path}. Start training from the Train tab or "
                               f"`python -m voiceapp train EXP` first.")
-        own = path.name == "train.json"  # the file the Train tab writes in logs/<exp>/
+        own = path.name in ("train.json", "train.pending.json")  # the files the Train tab writes in logs/<exp>/
         fix = ("delete it and start training again from the Train tab or `python -m voiceapp train EXP`" if own else
                "give the train.json that the Train tab writes in logs/EXP/, or train by name: "
                "`python -m voiceapp train EXP`")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -496,8 +497,11 @@ def export_checkpoint(workspace: Workspace, exp: ExperimentDir, step: int | None
 
 
 def train(exp: ExperimentDir, cfg: TrainConfig, progress: Progress = no_progress, cancel: CancelToken = NEVER, *,
-          workspace: Workspace | None = None, device: str = "cpu", dist_info: DistInfo | None = None) -> TrainResult:
+          workspace: Workspace | None = None, device: str = "cpu", dist_info: DistInfo | None = None,
+          on_ready: Callable[[], Any] | None = None) -> TrainResult:
     """Train (or resume) the voice model of `exp` with `cfg`; see the module docstring for what is read and written.
+    `on_ready` is called once the models are built and the checkpoints or pretrained weights loaded (the CLI then
+    saves the settings as train.json).
 
     Raises `Cancelled` when `cancel` is set (after an event `stopped`); other failures are reported as an `error`
     event (kind oom/user/crash with advice) and re-raised.
@@ -510,6 +514,8 @@ def train(exp: ExperimentDir, cfg: TrainConfig, progress: Progress = no_progress
                       cancel=cancel)
     try:
         trainer.prepare()
+        if on_ready is not None:
+            on_ready()
         return trainer.fit()
     except Cancelled:
         trainer.events.write("stopped", epoch=trainer.epoch, step=trainer.step,

@@ -7,6 +7,29 @@ from typing import Any
 
 from voiceapp.train.events import last_run, read_events
 
+STILL_FALLING = 0.03   # the validation loss fell by more than this fraction over the last saves: train on
+
+
+def validation_still_falling(voice_path: Path | str, workspace: Any) -> tuple[float, float] | None:
+    """(validation loss two saves before, at the last save up to the voice file's step) from its experiment's
+    events (logs/<model folder>/events.jsonl), when it fell by more than STILL_FALLING; else None."""
+    from voiceapp.errors import VoiceAppError
+    from voiceapp.voices.file import read_voice_info
+
+    voice_path = Path(voice_path)
+    try:
+        steps = read_voice_info(voice_path).steps
+        exp = workspace.experiment(voice_path.parent.name)
+    except VoiceAppError:
+        return None
+    values = [float(e["mel_l1"]) for e in read_events(exp.events_path, {"validation"})
+              if isinstance(e.get("mel_l1"), (int, float)) and (steps is None or int(e.get("step", 0)) <= steps)]
+    if len(values) < 3:
+        return None
+    before, last = values[-3], values[-1]
+    return (before, last) if before > 0 and (before - last) / before > STILL_FALLING else None
+
+
 CURVES = (("mel", "mel L1 ×45"), ("g", "generator total"), ("d", "discriminator"), ("fm", "feature matching ×2"),
           ("kl", "KL"))
 

@@ -1,7 +1,9 @@
 """Training as a child process: start, stop, resume, watch; and the TensorBoard server.
 
-The Train tab never trains in the web server's process. It writes `logs/<exp>/train.json` and starts
-    python -m voiceapp --root ROOT --device DEV train --config logs/<exp>/train.json
+The Train tab never trains in the web server's process. It writes `logs/<exp>/train.pending.json` and starts
+    python -m voiceapp --root ROOT --device DEV train --config logs/<exp>/train.pending.json
+The child moves that file to `logs/<exp>/train.json` once its model is built and the checkpoints are read, so a
+Start that fails before then leaves the saved settings as they were.
 (torchrun with one process per GPU when several are visible) in a new process group, with stdout/stderr in
 `logs/<exp>/train.log` and {pid, started, command} in `logs/<exp>/train.pid`. The child reports through
 `logs/<exp>/events.jsonl`; `run_status` turns that file plus the process state into what the tab shows, including
@@ -103,9 +105,10 @@ class TrainingRunner:
         return proc.poll() if proc is not None else None
 
     def start(self, cfg: TrainConfig, stop_wait_s: float = 30.0) -> int:
-        """Write train.json and start the child; returns its pid. Refuses while this experiment trains (after
-        waiting up to `stop_wait_s` for a run that is stopping), and refuses a model that does not fit the
-        experiment's checkpoints before anything is written."""
+        """Write the settings (train.pending.json; the child makes them train.json once its model is built) and
+        start the child; returns its pid. Refuses while this experiment trains (after waiting up to `stop_wait_s`
+        for a run that is stopping), and refuses a model that does not fit the experiment's checkpoints before
+        anything is written."""
         exp = self.workspace.experiment(cfg.experiment)
         if self.is_stopping(exp.name):
             self.wait_stopped(exp.name, stop_wait_s)
@@ -117,9 +120,11 @@ class TrainingRunner:
         manifest = FeatureManifest.read(exp)
         check_against_features(cfg, manifest)
         check_against_checkpoints(cfg, exp, manifest)
-        write_json_atomic(exp.train_config_path, cfg.to_json())
+        # train.json keeps the saved settings until the child has built its model and read the checkpoints
+        # (train/cli.py moves this file there then): a Start that fails on the way changes nothing
+        write_json_atomic(exp.pending_train_config_path, cfg.to_json())
         processes = wanted_processes(self.device, cfg.gpus) if cfg.engine == "rvc" else 1   # quick: one process
-        command = launch_command(exp.train_config_path, self.workspace.root, self.device, processes)
+        command = launch_command(exp.pending_train_config_path, self.workspace.root, self.device, processes)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
         if os.name == "nt":
             env.setdefault("USE_LIBUV", "0")   # torchrun's store on Windows wheels built without libuv
@@ -135,9 +140,12 @@ class TrainingRunner:
 
     def resume(self, experiment: str, **changes: Any) -> int:
         """Start again from the saved train.json (e.g. with more epochs or a smaller batch); the run resumes
-        from the latest checkpoint."""
+        from the latest checkpoint. Without one, from the settings of a Start stopped before it got going."""
         exp = self.workspace.experiment(experiment)
-        cfg = TrainConfig.load(exp.train_config_path)
+        saved = exp.train_config_path
+        if not saved.exists() and exp.pending_train_config_path.exists():
+            saved = exp.pending_train_config_path   # stopped before its first run got going: nothing else saved
+        cfg = TrainConfig.load(saved)
         return self.start(cfg.replace(**changes) if changes else cfg)
 
     def is_stopping(self, experiment: str) -> bool:

@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,14 +322,17 @@ class QuickTrainer:
 
 
 def train_quick(exp: ExperimentDir, cfg: Any, workspace: Any, progress: Progress = no_progress,
-                cancel: CancelToken = NEVER) -> QuickResult:
-    """Train (or resume) the quick voice of `exp`; Cancelled after saving when `cancel` is set."""
+                cancel: CancelToken = NEVER, on_ready: Callable[[], Any] | None = None) -> QuickResult:
+    """Train (or resume) the quick voice of `exp`; Cancelled after saving when `cancel` is set. `on_ready` is
+    called once the network is built and its checkpoint (if any) loaded."""
     from voiceapp.train.board import Board
 
     trainer = QuickTrainer(exp, cfg, workspace, progress, cancel)
     board = Board(exp.tensorboard_dir)
     try:
         trainer.prepare()
+        if on_ready is not None:
+            on_ready()
         return trainer.fit(board)
     except Cancelled:
         if getattr(trainer, "net", None) is not None and trainer.step > 0:

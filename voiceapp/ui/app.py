@@ -26,7 +26,14 @@ TAB_MODULES: list[tuple[str, ModuleType]] = [
 ]
 TABS: list[tuple[str, str]] = [(title, module.__name__) for title, module in TAB_MODULES]  # (title, module name)
 
+# The order a user works in, shown under the header (the tab titles stay plain so links and tests can name them).
+PATH_LINE = ("**The path:** **1 Dataset** (your recordings → clips) → **2 Separate** (only when music is behind the "
+             "voice) → **3 Train** (features, training, index) → **4 Inference** or **TTS** (convert audio, speak "
+             "text). **Models**: import, export and base assets. New here? Run the demo below first.")
+
 CSS = """
+#va-path {border-left: 4px solid #6366f1; padding: 4px 12px; background: rgba(99, 102, 241, 0.07);
+          border-radius: 6px}
 .va-small {font-size: 0.85em; opacity: 0.8}
 footer {display: none !important}
 .va-message {border-left: 4px solid #dc2626; background: rgba(220, 38, 38, 0.08); padding: 6px 12px;
@@ -40,6 +47,7 @@ def build_app(services: Services) -> gr.Blocks:
     with gr.Blocks(title="Voiceapp", delete_cache=(3600, 86400)) as app:
         gr.Markdown(f"## Voiceapp <span class='va-small'>v{__version__} · workspace `{services.workspace.root}` · "
                     f"device `{services.device}`</span>")
+        gr.Markdown(PATH_LINE, elem_id="va-path")
         jobs_panel.build(services, app)
         demo_section.build(services)
         for title, module in TAB_MODULES:

@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from voiceapp.dataset.prepare import SAMPLE_RATES, DatasetConfig
+from voiceapp.dataset.report import CLIP_HEADERS
 from voiceapp.dataset.slicer import ChunkConfig, SlicerConfig
 from voiceapp.errors import InputError
 from voiceapp.services import Services
@@ -35,20 +36,37 @@ def _separators(services: Services) -> list[str]:
 
 
 def _sources(services: Services, name: str) -> list[tuple[str, str]]:
+    """(file name, numbered when two inputs share one; source key) for each input of the dataset."""
     from voiceapp.dataset.prepare import load_manifest
+    from voiceapp.dataset.report import source_labels
 
     manifest = load_manifest(services.workspace.dataset(name))
-    return [(Path(s["path"]).name, key) for key, s in (manifest.ok_sources() if manifest else {}).items()]
+    labels = source_labels(manifest) if manifest else {}
+    return [(labels[key], key) for key in (manifest.ok_sources() if manifest else {})]
 
 
-def _clips(services: Services, name: str) -> list[str]:
+def clip_table(services: Services, name: str) -> list[list[Any]]:
+    """The clips of a dataset with the file and time span each was cut from (the manifest's record)."""
+    from voiceapp.dataset.prepare import load_manifest
+    from voiceapp.dataset.report import clip_rows
+
+    manifest = load_manifest(services.workspace.dataset(name)) if name else None
+    return clip_rows(manifest) if manifest else []
+
+
+def _clips(services: Services, name: str) -> list[tuple[str, str]]:
+    """(clip file · source file start–end s, clip file) for the clip picker; clips the manifest does not know
+    (a hand-copied file) are listed by name."""
     ds = services.workspace.dataset(name)
-    return sorted(p.name for p in ds.clips_dir.glob("*.wav")) if ds.clips_dir.is_dir() else []
+    present = sorted(p.name for p in ds.clips_dir.glob("*.wav")) if ds.clips_dir.is_dir() else []
+    where = {row[0]: f"{row[0]} · {row[1]} {row[2]:.2f}–{row[3]:.2f} s" for row in clip_table(services, name)}
+    return [(where.get(clip, clip), clip) for clip in present]
 
 
 def prepare(services: Services, files: list[str] | None, folder: str, name: str, *settings: Any,
             progress: Any = None) -> tuple[Any, ...]:
-    """Handler of "Prepare dataset": returns (report markdown, histogram, source choices, clip choices, datasets)."""
+    """Handler of "Prepare dataset": returns (report markdown, histogram, source choices, clip choices, datasets,
+    clip table)."""
     from voiceapp.dataset.prepare import prepare_dataset
     from voiceapp.dataset.report import report_markdown
     from voiceapp.plots import clip_length_histogram
@@ -74,30 +92,41 @@ def prepare(services: Services, files: list[str] | None, folder: str, name: str,
         clips = _clips(services, name)
         return (summary + report_markdown(result.report), clip_length_histogram(result.report),
                 gr.update(choices=sources, value=sources[0][1] if sources else None),
-                gr.update(choices=clips, value=clips[0] if clips else None),
-                gr.update(choices=services.workspace.list_datasets(), value=result.dataset.name))
+                gr.update(choices=clips, value=clips[0][1] if clips else None),
+                gr.update(choices=services.workspace.list_datasets(), value=result.dataset.name),
+                clip_table(services, result.dataset.name))
 
     return run_job(job, progress=progress)
 
 
 def show_dataset(services: Services, name: str) -> tuple[Any, ...]:
-    """Handler of the dataset picker: report and lists of an existing dataset."""
+    """Handler of the dataset picker: (report, histogram, source choices, clip choices, clip table)."""
     from voiceapp.dataset.report import report_markdown
     from voiceapp.plots import clip_length_histogram
     from voiceapp.workspace import read_json
 
     if not name:
-        return "", None, gr.update(choices=[]), gr.update(choices=[])
+        return "", None, gr.update(choices=[]), gr.update(choices=[]), []
     try:
         report = read_json(services.workspace.dataset(name).report_path)
     except InputError as err:
         raise gr.Error(str(err)) from err
     if not report:
-        return f"Dataset `{name}` has no report yet.", None, gr.update(choices=[]), gr.update(choices=[])
+        return f"Dataset `{name}` has no report yet.", None, gr.update(choices=[]), gr.update(choices=[]), []
     sources, clips = _sources(services, name), _clips(services, name)
     return (report_markdown(report), clip_length_histogram(report),
             gr.update(choices=sources, value=sources[0][1] if sources else None),
-            gr.update(choices=clips, value=clips[0] if clips else None))
+            gr.update(choices=clips, value=clips[0][1] if clips else None), clip_table(services, name))
+
+
+def picked_row(rows: Any, evt: gr.SelectData) -> Any:
+    """Handler of a click in the clip table: that row's clip goes to the clip picker (and plays)."""
+    try:
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else int(evt.index)
+        values = rows.values.tolist() if hasattr(rows, "values") else rows
+        return values[row][0]
+    except (IndexError, TypeError, ValueError, KeyError):
+        return gr.skip()
 
 
 def show_cuts(services: Services, name: str, source_key: str | None) -> Any:
@@ -181,6 +210,8 @@ def build(services: Services) -> list[Any]:
             clip = gr.Dropdown(label="Clip", choices=[], info="Listen to a training clip.")
         waveform = gr.Plot(label="Waveform and cut points")
         player = gr.Audio(label="Clip", type="filepath", interactive=False)
+        clips_table = gr.Dataframe(headers=CLIP_HEADERS, label="Clips and where they were cut (click one to "
+                                   "listen)", interactive=False, max_height=320, elem_id="dataset-clips")
 
     settings = [sample_rate, use_highpass, isolate, separator, threshold, min_length, min_interval, hop, max_sil,
                 chunk_s, overlap_s, no_chunk]
@@ -188,10 +219,11 @@ def build(services: Services) -> list[Any]:
     def _prepare(files_, folder_, name_, *rest, progress=gr.Progress()):
         return prepare(services, files_, folder_, name_, *rest, progress=progress)
 
-    queued(services, run.click, "dataset", "Prepare dataset", _prepare, [files, folder, name, *settings], [message, report, histogram, source, clip, name],
+    queued(services, run.click, "dataset", "Prepare dataset", _prepare, [files, folder, name, *settings], [message, report, histogram, source, clip, name, clips_table],
               **COMPUTE_QUEUE)
     stop.click(lambda: services.cancel_job("dataset") and None, None, None, queue=False)
-    name.change(lambda n: show_dataset(services, n), [name], [report, histogram, source, clip])
+    name.change(lambda n: show_dataset(services, n), [name], [report, histogram, source, clip, clips_table])
+    clips_table.select(picked_row, [clips_table], [clip])
     source.change(lambda n, s: show_cuts(services, n, s), [name, source], [waveform])
     clip.change(lambda n, c: clip_path(services, n, c), [name, clip], [player])
     return [follow(services, name, services.workspace.list_datasets, fallback="keep"),

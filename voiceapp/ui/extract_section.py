@@ -105,7 +105,7 @@ def build(services: Services) -> tuple[list[Any], Any]:
         run = gr.Button("Extract features", variant="primary")
         halt = gr.Button("Stop", variant="stop")
     message = message_box()
-    status = gr.Markdown()
+    status = gr.Markdown(min_height=70)   # room for the progress bar's "clip n of N, about … left" while it runs
     with gr.Accordion("F0 curve", open=False):
         gr.Markdown("See the pitch a method finds in any audio, over its spectrogram, and download it as CSV "
                     "(one `time_s,f0_hz` row per 10 ms, 0 = unvoiced).")

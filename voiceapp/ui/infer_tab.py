@@ -22,10 +22,13 @@ STATUS_HEADERS = ["file", "status", "output"]
 
 # ----------------------------------------------------------------------------------------------- choices
 
-def model_choices(services: Services) -> list[tuple[str, str]]:
-    """(label, voice file path) for every voice file under models/voices/."""
-    from voiceapp.voices.store import voice_files
+def model_choices(services: Services, every_save: bool = False) -> list[tuple[str, str]]:
+    """(label, voice file path): one entry per model, as the Models tab lists them; with `every_save`, also the
+    voice files saved during training (`<name>_e10_s100`, `<name>_best`) to compare epochs."""
+    from voiceapp.voices.store import list_models, voice_files
 
+    if not every_save:
+        return [(m.name, str(m.path)) for m in list_models(services.workspace)]
     return [(p.stem if p.stem == p.parent.name else f"{p.parent.name} / {p.stem}", str(p))
             for p in voice_files(services.workspace)]
 
@@ -126,6 +129,7 @@ def convert_one(services: Services, model: str | None, index: str | None, audio_
     `settings`: the settings controls' values by name (`make_config`'s keywords)."""
     from voiceapp.infer.models import conversion_output_path
     from voiceapp.infer.pipeline import convert_file, load_voice
+    from voiceapp.train.monitor import validation_still_falling
     from voiceapp.voices.store import quality_hint
 
     if not model:
@@ -140,7 +144,7 @@ def convert_one(services: Services, model: str | None, index: str | None, audio_
         out = conversion_output_path(services.workspace, model, audio_path, fmt)
         result = convert_file(audio_path, voice, cfg, out_path=out, fmt=fmt, index_path=index or None,
                               services=services, progress=progress, cancel=token)
-        hint = quality_hint(model)
+        hint = quality_hint(model, validation_still_falling(model, services.workspace))
         return str(result.output_path), result.summary() + (f"\n{hint}" if hint else "")
 
     return run_job(job, progress=progress)
@@ -220,7 +224,7 @@ def _settings(services: Services) -> dict[str, Any]:
 
 def build(services: Services) -> list[Any]:
     from voiceapp.ui import cover_section
-    from voiceapp.ui.pickers import follow
+    from voiceapp.ui.pickers import follow, refreshed
 
     gr.Markdown("Convert speech or singing into a trained voice. Clean, dry vocals work best; separate "
                 "songs first in the Separate tab.")
@@ -228,8 +232,11 @@ def build(services: Services) -> list[Any]:
     first = models[0][1] if models else None
     index_start, description_start, _ = select_model(services, first)
     with gr.Row():
-        model = gr.Dropdown(models, value=first, label="Voice model", scale=4,
-                            info="Models in models/voices/ (train one, or import a .pth in the Models tab).")
+        with gr.Column(scale=4, min_width=240):
+            model = gr.Dropdown(models, value=first, label="Voice model",
+                                info="Models in models/voices/ (train one, or import a .pth in the Models tab).")
+            every_save = gr.Checkbox(False, label="Show every save (the files training saved: _best, _e<epoch>…)",
+                                     container=False)
         index = gr.Dropdown(index_choices(services), value=index_start.get("value", NO_INDEX), label="Index",
                             scale=4, info="The model's feature index; picked automatically by name. 'no index' = off.")
     fmt = gr.Radio(list(SAVE_FORMATS), value="wav", label="Output format",
@@ -285,6 +292,10 @@ def build(services: Services) -> list[Any]:
         stop.click(lambda: services.cancel_job("infer") and None, None, None, queue=False)
     model.change(lambda m: select_model(services, m), [model], [index, description, settings["speaker_id"]])
     model.change(engine_controls, [model], engine_outputs)
+    models_picker = follow(services, model, lambda every=False: model_choices(services, bool(every)),
+                           key="voice-model", inputs=[every_save])
+    every_save.change(lambda every, current: refreshed(models_picker, current, None, every), [every_save, model],
+                      [model], queue=False, show_progress="hidden")
     cover_pickers = cover_section.build(services, model, index, fmt, settings, make_config)   # the Cover section
-    return [follow(services, model, lambda: model_choices(services), key="voice-model"),
+    return [models_picker,
             follow(services, index, lambda: index_choices(services)), *cover_pickers]

@@ -24,6 +24,7 @@ class Picker:
     memory: Any = None               # gr.BrowserState holding the last value the user picked (None: not remembered)
     table: bool = False
     fallback: str = "first"          # with no remembered/current value: "first", "last" or "keep" (pick_value)
+    inputs: tuple[Any, ...] = ()     # components whose values `read` takes (e.g. a "show every save" box)
 
 
 def choice_values(choices: Sequence[Any]) -> list[Any]:
@@ -52,19 +53,21 @@ def _secret(services: Any) -> str:
     return hashlib.sha256(str(getattr(services.workspace, "root", "")).encode()).hexdigest()
 
 
-def follow(services: Any, component: Any, read: Callable[[], Any], key: str | None = None,
-           fallback: str = "first") -> Picker:
-    """Make `component` follow the workspace through `read`; with `key`, remember the user's choice under it."""
+def follow(services: Any, component: Any, read: Callable[..., Any], key: str | None = None,
+           fallback: str = "first", inputs: Sequence[Any] = ()) -> Picker:
+    """Make `component` follow the workspace through `read` (called with the values of `inputs`); with `key`,
+    remember the user's choice under it."""
     memory = None
     if key:
         memory = gr.BrowserState(None, storage_key=f"voiceapp-{key}", secret=_secret(services))
         component.change(lambda value: value, [component], [memory], queue=False, show_progress="hidden")
-    return Picker(component, read, memory, table=isinstance(component, gr.Dataframe), fallback=fallback)
+    return Picker(component, read, memory, table=isinstance(component, gr.Dataframe), fallback=fallback,
+                  inputs=tuple(inputs))
 
 
-def refreshed(picker: Picker, current: Any, remembered: Any) -> Any:
-    """The update of one picker after the workspace is read again."""
-    found = picker.read()
+def refreshed(picker: Picker, current: Any, remembered: Any, *values: Any) -> Any:
+    """The update of one picker after the workspace is read again (`values`: those of `picker.inputs`)."""
+    found = picker.read(*values)
     if picker.table:
         return gr.update(value=found)
     value = pick_value(found, current, remembered, picker.fallback)
@@ -78,14 +81,16 @@ def updater(pickers: Sequence[Picker]) -> tuple[Callable[..., list[Any]], list[A
     pickers = [p for p in pickers if p is not None]
     components = [p.component for p in pickers]
     memories = [p.memory for p in pickers if p.memory is not None]
+    extra = [c for p in pickers for c in p.inputs]
 
     def update(*values: Any) -> Any:
-        currents, remembered = values[:len(pickers)], iter(values[len(pickers):])
-        found = tuple(refreshed(p, current, next(remembered) if p.memory is not None else None)
-                      for p, current in zip(pickers, currents))
+        currents, rest = values[:len(pickers)], iter(values[len(pickers):])
+        remembered = [next(rest) if p.memory is not None else None for p in pickers]
+        found = tuple(refreshed(p, current, memory, *(next(rest) for _ in p.inputs))
+                      for p, current, memory in zip(pickers, currents, remembered))
         return found if len(found) > 1 else found[0]   # Gradio takes one output's value as it is
 
-    return update, [*components, *memories], components
+    return update, [*components, *memories, *extra], components
 
 
 def wire(triggers: list[Any], pickers: Sequence[Picker]) -> None:

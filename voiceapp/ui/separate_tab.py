@@ -113,7 +113,9 @@ def separate_songs(services: Services, files: list[str] | None, folder: str, mod
                                SeparateConfig(output_format=fmt or "wav"), progress, token)
         results = [{"name": r.source.name, "mixture": str(r.source), "vocals": str(r.vocals),
                     "instrumental": str(r.instrumental)} for r in batch.results]
-        choices = [(r["name"], i) for i, r in enumerate(results)]
+        from voiceapp.workspace import distinct_names
+
+        choices = [(label, i) for i, label in enumerate(distinct_names([r["name"] for r in results]))]
         shown = show_song(results, 0 if results else None)
         return (batch_markdown(batch), gr.update(choices=choices, value=0 if results else None), results, *shown)
 

@@ -242,7 +242,7 @@ def _train_section(services: Services, runner: Any) -> list[Any]:
     features_note = gr.Markdown()
     with gr.Row():
         start = gr.Button("Start", variant="primary")
-        stop = gr.Button("Stop", variant="stop")
+        stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
         resume = gr.Button("Resume")
         board = gr.Button("Open TensorBoard")
     message = message_box()

@@ -219,16 +219,22 @@ UNDERTRAINED_QUICK_STEPS = 1000
 TOO_LITTLE_DATA_MINUTES = 1.0
 
 
-def quality_hint(path: Path | str) -> str:
+def quality_hint(path: Path | str, falling: tuple[float, float] | None = None) -> str:
     """A sentence warning that the voice in `path` is undertrained or has too little data; "" when it is not
-    (or cannot be told from the file)."""
+    (or cannot be told). `falling`: (earlier, last) validation loss when it was still falling at the saves before
+    this file (`train.monitor.validation_still_falling`), which means more training helps."""
     from voiceapp.errors import VoiceAppError
 
+    path = Path(path)
     try:
-        info = read_voice_info(Path(path))
+        info = read_voice_info(path)
     except VoiceAppError:
         return ""
     problems = []
+    trend = falling
+    if trend is not None:
+        problems.append(f"its validation loss was still falling when it was saved ({trend[0]:.3f} → {trend[1]:.3f} "
+                        f"over the last saves)")
     if info.engine == "rvc" and info.epochs is not None and info.epochs < UNDERTRAINED_RVC_EPOCHS:
         problems.append(f"it trained only {info.epochs} epoch(s) (RVC models need {UNDERTRAINED_RVC_EPOCHS}+ from "
                         f"a pretrained base, hundreds from scratch)")
