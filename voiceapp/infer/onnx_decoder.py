@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from voiceapp.progress import Progress, no_progress
-from voiceapp.infer.speed import TILE_CONTEXT, TILE_FRAMES, _conv_weight, decoder_tiles, join_tiles
+from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, decoder_tiles, join_tiles
 from voiceapp.workspace import atomic_path, file_sha256, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def fused_conv1d_copy(dec: Any) -> Any:
             plain = (nn.ConvTranspose1d(output_padding=child.output_padding, **args)
                      if isinstance(child, nn.ConvTranspose1d) else nn.Conv1d(**args))
             with torch.no_grad():
-                plain.weight.copy_(_conv_weight(child))
+                plain.weight.copy_(conv_weight(child))
                 if child.bias is not None:
                     plain.bias.copy_(child.bias)
             setattr(module, name, plain)

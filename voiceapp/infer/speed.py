@@ -21,6 +21,8 @@ import logging
 import os
 from typing import Any
 
+from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, decoder_tiles, join_tiles
+
 log = logging.getLogger(__name__)
 
 
@@ -32,11 +34,6 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def _conv_weight(conv: Any) -> Any:
-    """The weight a conv uses: the fused product for weight-normed convs, else `.weight`."""
-    return conv.normed_weight() if hasattr(conv, "normed_weight") else conv.weight
 
 
 def convs_to_2d(module: Any) -> Any:
@@ -57,7 +54,7 @@ def convs_to_2d(module: Any) -> Any:
             plain = nn.ConvTranspose2d(output_padding=(0, child.output_padding[0]), **args)
         else:
             plain = nn.Conv2d(**args)
-        weight = _conv_weight(child)
+        weight = conv_weight(child)
         with torch.no_grad():
             plain.weight.copy_(weight.unsqueeze(2))
             if child.bias is not None:
@@ -90,46 +87,6 @@ def resolve_precision(precision: str, device: str) -> str:
     if cpu_has_fast_bf16():
         return "bf16"
     return "fp32" if os.environ.get("VOICEAPP_INT8_DECODER", "1") == "0" else "int8"
-
-
-TILE_FRAMES = 200    # the decoder runs on tiles of this many frames (2 s) ...
-TILE_CONTEXT = 16    # ... plus this many frames of context per side (its receptive field is ~12 frames)
-TILE_BUCKET = 50     # shorter inputs: one tile rounded up to this many frames
-
-
-def decoder_tiles(dec: Any, x: Any, f0_hz: Any, g: Any, generator: Any, tile_frames: int = TILE_FRAMES,
-                  context: int = TILE_CONTEXT) -> tuple[int, list[tuple[Any, Any]]]:
-    """Cut a decoder input into fixed-size tiles: (frames, [(latent tile, source tile or None), ...]).
-
-    The latent (batch, C, frames) is cut into tiles of `tile_frames` plus `context` frames of borrowed context on
-    each side (zeros beyond the ends); the NSF source is computed once for the whole input (phase and seeded
-    noise as without tiles) and cut the same way. Tile i decodes to audio whose samples
-    [context*hop, (context+core)*hop) are frames [i*core, (i+1)*core) of the input (see `join_tiles`).
-    """
-    import torch.nn.functional as F
-
-    hop, frames = dec.upsample, x.shape[-1]
-    core = min(tile_frames, -(-frames // TILE_BUCKET) * TILE_BUCKET)
-    tiles = -(-frames // core)
-    extra = tiles * core - frames
-    x = F.pad(x, (context, extra + context))
-    source = None
-    if hasattr(dec, "m_source"):
-        source = dec.m_source(f0_hz.float(), hop, generator)  # (batch, 1, frames*hop), float32
-        source = F.pad(source, (context * hop, (extra + context) * hop))
-    out = []
-    for i in range(tiles):
-        a, b = i * core, (i + 1) * core + 2 * context
-        out.append((x[..., a:b], source[..., a * hop:b * hop] if source is not None else None))
-    return frames, out
-
-
-def join_tiles(decoded: list[Any], frames: int, hop: int, context: int = TILE_CONTEXT) -> Any:
-    """The audio (batch, 1, frames*hop) float32 from the decoded tiles of `decoder_tiles`: each one's centre."""
-    import torch
-
-    core = decoded[0].shape[-1] // hop - 2 * context
-    return torch.cat([y[..., context * hop:(context + core) * hop].float() for y in decoded], dim=-1)[..., :frames * hop]
 
 
 def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, context: int = TILE_CONTEXT) -> Any:

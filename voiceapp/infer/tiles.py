@@ -1,0 +1,50 @@
+"""The CPU decoders' fixed-size tiles (speed.py's PyTorch ones and onnx_decoder.py's ONNX Runtime one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def conv_weight(conv: Any) -> Any:
+    """The weight a conv uses: the fused product for weight-normed convs, else `.weight`."""
+    return conv.normed_weight() if hasattr(conv, "normed_weight") else conv.weight
+
+
+TILE_FRAMES = 200    # the decoder runs on tiles of this many frames (2 s) ...
+TILE_CONTEXT = 16    # ... plus this many frames of context per side (its receptive field is ~12 frames)
+TILE_BUCKET = 50     # shorter inputs: one tile rounded up to this many frames
+
+
+def decoder_tiles(dec: Any, x: Any, f0_hz: Any, g: Any, generator: Any, tile_frames: int = TILE_FRAMES,
+                  context: int = TILE_CONTEXT) -> tuple[int, list[tuple[Any, Any]]]:
+    """Cut a decoder input into fixed-size tiles: (frames, [(latent tile, source tile or None), ...]).
+
+    The latent (batch, C, frames) is cut into tiles of `tile_frames` plus `context` frames of borrowed context on
+    each side (zeros beyond the ends); the NSF source is computed once for the whole input (phase and seeded
+    noise as without tiles) and cut the same way. Tile i decodes to audio whose samples
+    [context*hop, (context+core)*hop) are frames [i*core, (i+1)*core) of the input (see `join_tiles`).
+    """
+    import torch.nn.functional as F
+
+    hop, frames = dec.upsample, x.shape[-1]
+    core = min(tile_frames, -(-frames // TILE_BUCKET) * TILE_BUCKET)
+    tiles = -(-frames // core)
+    extra = tiles * core - frames
+    x = F.pad(x, (context, extra + context))
+    source = None
+    if hasattr(dec, "m_source"):
+        source = dec.m_source(f0_hz.float(), hop, generator)  # (batch, 1, frames*hop), float32
+        source = F.pad(source, (context * hop, (extra + context) * hop))
+    out = []
+    for i in range(tiles):
+        a, b = i * core, (i + 1) * core + 2 * context
+        out.append((x[..., a:b], source[..., a * hop:b * hop] if source is not None else None))
+    return frames, out
+
+
+def join_tiles(decoded: list[Any], frames: int, hop: int, context: int = TILE_CONTEXT) -> Any:
+    """The audio (batch, 1, frames*hop) float32 from the decoded tiles of `decoder_tiles`: each one's centre."""
+    import torch
+
+    core = decoded[0].shape[-1] // hop - 2 * context
+    return torch.cat([y[..., context * hop:(context + core) * hop].float() for y in decoded], dim=-1)[..., :frames * hop]
