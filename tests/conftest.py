@@ -13,9 +13,6 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-# Conversions in the suite use the float32 decoder on CPUs without fast bf16 rather than building an int8 graph
-# per test workspace (tens of seconds each); tests/test_infer_int8.py covers the int8 decoder.
-os.environ.setdefault("VOICEAPP_INT8_DECODER", "0")
 
 @pytest.fixture
 def workspace(tmp_path: Path):

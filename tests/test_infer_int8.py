@@ -147,16 +147,13 @@ def test_failed_export_falls_back_and_leaves_no_graph(workspace, services, monke
     assert _graphs(workspace) == []
 
 
-def test_auto_picks_int8_only_on_cpus_without_fast_bf16(monkeypatch):
+def test_auto_never_picks_int8_and_names_the_cpu(monkeypatch):
     from voiceapp.infer import speed
 
-    monkeypatch.delenv("VOICEAPP_INT8_DECODER", raising=False)
     monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: False)
-    assert speed.resolve_precision("auto", "cpu") == "int8"
-    assert speed.resolve_precision("auto", "cuda") == "fp32"
-    monkeypatch.setenv("VOICEAPP_INT8_DECODER", "0")
     assert speed.resolve_precision("auto", "cpu") == "fp32"
+    assert speed.resolve_precision("int8", "cpu") == "int8"
+    assert speed.resolve_precision("auto", "cuda") == "fp32"
     monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: True)
     assert speed.resolve_precision("auto", "cpu") == "bf16"
-    assert speed.resolve_precision("fp32", "cpu") == "fp32"
     assert speed.cpu_isa() in ("AMX", "AVX-512 BF16", "AVX-512", "AVX2", "older", "unknown")

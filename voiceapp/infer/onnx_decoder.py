@@ -1,10 +1,11 @@
 """The int8 decoder for CPUs without fast bfloat16 (most laptops and desktops: AVX2 only).
 
 The HiFi-GAN conv stack (the decoder after its NSF source: ~95% of the synthesis time) is exported once per
-model to ONNX with the weight norm fused, quantized to int8 (weights per output channel, activations per tensor
-with ranges calibrated on real speech: the shipped LJ Speech clip through this model) and run by ONNX Runtime,
-whose int8 convolutions do about twice the work per cycle of float32 ones on AVX2. bench/infer.py measures the
-speed and how far the output moves (log-mel distance against another noise seed).
+model to ONNX with the weight norm fused, the convolutions of its first two stages quantized to int8 (weights per
+output channel, activations per tensor with ranges calibrated on real speech: the shipped LJ Speech clip through
+this model) and run by ONNX Runtime, whose int8 convolutions do about twice the work per cycle of float32 ones on
+AVX2. It is the user's choice (`--precision int8`), not the default: bench/infer.py --quality measures that it
+moves the sound further than another noise seed does (full v2 model, random weights, real speech).
 
 The graph is cached under `models/cache/decoders/`, named by the sha256 of the model file and the tile shape,
 so it is built once per model (tens of seconds) and rebuilt when the file changes; graphs of an earlier version

@@ -69,8 +69,8 @@ class InferConfig:
                                        # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
-    precision: Precision = "auto"      # CPU decoder: bf16 on CPUs with AMX/AVX-512 BF16, else int8 (ONNX Runtime);
-                                       # fp32 = PyTorch float32 (speed.py, onnx_decoder.py)
+    precision: Precision = "auto"      # CPU decoder: bf16 on CPUs with AMX/AVX-512 BF16, else fp32; int8 = ONNX
+                                       # Runtime, faster on AVX2 but less exact (speed.py, onnx_decoder.py)
 
     def __post_init__(self) -> None:
         checks = [
