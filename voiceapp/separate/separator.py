@@ -1,7 +1,7 @@
 """Separate songs into vocals and instrumental: the registry of separators and the file-level stage.
 
-Registry: the DSP separators (no weights; always there) plus every trained U-Net under
-`models/separators/<name>/`. The CLI, the Separate tab and the Dataset hook all read `list_separators`.
+Registry: the DSP separators (no weights; always there), the U-Nets shipped in `voiceapp/separate/weights/<name>/`,
+plus every trained U-Net under `models/separators/<name>/`. The CLI, the Separate tab and the Dataset hook all read `list_separators`.
 """
 
 from __future__ import annotations
@@ -64,19 +64,32 @@ class BatchResult:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def trained_separators(workspace: Workspace) -> list[str]:
+# U-Nets whose weights ship inside the package (no download): voiceapp/separate/weights/<name>/ + MODEL_CARD.md
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def _separator_folders(folder: Path) -> list[str]:
     from voiceapp.separate.model import SIDECAR_NAME, WEIGHTS_NAME
 
-    folder = workspace.separators_dir
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir()
                   if (p / SIDECAR_NAME).exists() and (p / WEIGHTS_NAME).exists())
 
 
+def trained_separators(workspace: Workspace) -> list[str]:
+    return _separator_folders(workspace.separators_dir)
+
+
+def shipped_separators() -> list[str]:
+    return _separator_folders(SHIPPED_DIR)
+
+
 def list_separators(workspace: Workspace | None) -> list[str]:
-    """Every usable separator name: the DSP ones first, then trained U-Nets."""
-    return [*DSP_SEPARATORS, *(trained_separators(workspace) if workspace is not None else [])]
+    """Every usable separator name: the DSP ones, the shipped U-Nets, then the workspace's trained U-Nets."""
+    shipped = shipped_separators()
+    trained = trained_separators(workspace) if workspace is not None else []
+    return [*DSP_SEPARATORS, *shipped, *(n for n in trained if n not in shipped)]
 
 
 def default_separator(workspace: Workspace | None) -> str:
@@ -90,10 +103,13 @@ def load_separator(name: str | None, workspace: Workspace | None = None, device:
     if name in DSP_SEPARATORS:
         return DspSeparator(name, DSP_SEPARATORS[name])
     choices = list_separators(workspace)
-    if workspace is None or name not in choices:
+    if name not in choices:
         raise InputError(f"Unknown separator {name!r}; choose one of {choices} "
                          f"(trained separators live in models/separators/<name>/).")
-    folder = workspace.separator_dir(name)
+    if workspace is not None and name in trained_separators(workspace):
+        folder = workspace.separator_dir(name)  # the user's own training wins over a shipped namesake
+    else:
+        folder = SHIPPED_DIR / name
 
     from voiceapp.separate.model import WEIGHTS_NAME, load_unet_separator
 
