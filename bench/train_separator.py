@@ -43,6 +43,8 @@ SOURCES = {
     "en_US_f_Allison": "CC BY-SA 3.0 (Asterisk core sounds en, Allison Smith; Debian asterisk-core-sounds-en-g722)",
     "moh": "CC BY-SA 3.0 (Debian asterisk-moh-opsound-wav: Macroform, Manolo Camp, Reno Project)",
 }
+# validation takes (model selection only; never trained on): fixed names, so a resumed run keeps the same set
+VAL_SONGS = (*(f"vocals_{i:03d}" for i in range(4)), *(f"accomp_{i:03d}" for i in range(5)))
 ALLISON_MIN_BYTES = 16_000   # G.722 is 8000 bytes/s: prompts of 2 s or more (sentences, not single words)
 ALLISON_MAX_FILES = 160
 
@@ -73,7 +75,7 @@ def train_config(epochs: int, steps: int, batch: int):
     from voiceapp.separate.train import SeparatorTrainConfig
 
     return SeparatorTrainConfig(size="custom", epochs=epochs, steps_per_epoch=steps, batch_size=batch,
-                                learning_rate=1e-3, val_fraction=0.08, val_items=48, same_song_prob=0.0,
+                                learning_rate=1e-3, val_songs=VAL_SONGS, val_items=48, same_song_prob=0.0,
                                 sample_rate=22050, model=model_config())
 
 

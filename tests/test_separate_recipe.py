@@ -45,9 +45,10 @@ def sources(tmp_path: Path) -> tuple[list[Path], list[Path]]:
 def test_builds_a_stems_folder_the_trainer_reads(tmp_path, sources):
     speech, music = sources
     before = {p: p.read_bytes() for p in [*speech, *music]}
-    cfg = RecipeConfig(take_s=2.0, accomp_takes=3)
+    cfg = RecipeConfig(take_s=2.0, accomp_takes=2, guitar_takes=1)
     built = build_training_set(speech, music, tmp_path / "stems", cfg, {"test": "CC0"})
     assert built.vocals_takes >= 2 and built.accomp_takes == 3
+    assert (tmp_path / "stems" / "accomp_002" / "accompaniment.flac").exists()  # the guitar take follows
     assert [p for p, _ in built.skipped] == [str(speech[2])]  # 0.1 s is too short
     songs = load_stem_songs(tmp_path / "stems", cfg.sample_rate)
     assert sum(s.vocals is not None for s in songs) == built.vocals_takes
@@ -69,7 +70,7 @@ def test_builds_a_stems_folder_the_trainer_reads(tmp_path, sources):
 def test_needs_speech_and_music(tmp_path, sources):
     speech, music = sources
     with pytest.raises(InputError, match="speech and instrumental music"):
-        build_training_set(speech, [], tmp_path / "out", RecipeConfig(take_s=2.0, accomp_takes=1))
+        build_training_set(speech, [], tmp_path / "out", RecipeConfig(take_s=2.0, accomp_takes=1, guitar_takes=0))
     with pytest.raises(InputError, match="No usable speech"):
         build_training_set([speech[2]], music, tmp_path / "out", RecipeConfig(take_s=2.0, accomp_takes=1))
 

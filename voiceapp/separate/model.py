@@ -42,6 +42,7 @@ class MaskModelConfig:
     log_floor: float = 1e-5      # network input = (log10(magnitude + floor) - log10(floor)) / -log10(floor)
     high_band: str = "extend"    # above the modelled band: "extend" (mean of the top bins) or "dsp" (the DSP mask)
     centre_power: float = 0.0    # stereo: multiply the mask by the inter-channel similarity ** power (0: off)
+    dsp_mix: float = 0.0         # modelled band: mask = unet ** (1 - dsp_mix) * dsp ** dsp_mix (0: the U-Net alone)
 
     def __post_init__(self) -> None:
         multiple = 2 ** self.unet.depth
@@ -50,9 +51,9 @@ class MaskModelConfig:
                               f"must be multiples of 2**depth = {multiple}.")
         if not 1 <= self.high_band_bins <= self.n_bins:
             raise ConfigError(f"MaskModelConfig.high_band_bins must be in 1..n_bins, got {self.high_band_bins}")
-        if self.high_band not in HIGH_BAND_MODES or self.centre_power < 0:
-            raise ConfigError(f"MaskModelConfig: high_band must be one of {HIGH_BAND_MODES} and centre_power >= 0, "
-                              f"got {self.high_band!r}, {self.centre_power}")
+        if self.high_band not in HIGH_BAND_MODES or self.centre_power < 0 or not 0 <= self.dsp_mix <= 1:
+            raise ConfigError(f"MaskModelConfig: high_band must be one of {HIGH_BAND_MODES}, centre_power >= 0 and "
+                              f"dsp_mix in [0, 1], got {self.high_band!r}, {self.centre_power}, {self.dsp_mix}")
 
     @classmethod
     def tiny(cls) -> "MaskModelConfig":
@@ -63,7 +64,7 @@ class MaskModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "MaskModelConfig":
-        names = {"n_bins", "patch_frames", "high_band_bins", "log_floor", "high_band", "centre_power"}
+        names = {"n_bins", "patch_frames", "high_band_bins", "log_floor", "high_band", "centre_power", "dsp_mix"}
         known = {k: v for k, v in data.items() if k in names}
         return cls(unet=UNetConfig(**data.get("unet", {})), stft=StftConfig(**data.get("stft", {})), **known)
 
@@ -112,13 +113,17 @@ class UNetSeparator:
         with torch.inference_mode():
             for i in range(0, x.shape[0], self.batch_items):
                 outs.append(self.net(x[i:i + self.batch_items].to(self.device)).float().cpu())
-        mask = torch.cat(outs).numpy()[:, 0, :used]  # (k * c, used, t)
+        mask = torch.cat(outs).numpy()[:, 0, :used].reshape(k, c, used, t)
+        dsp = None
+        if self.cfg.dsp_mix > 0 or (f > n and self.cfg.high_band == "dsp"):
+            dsp = self._dsp.estimate(patches, sample_rate, bin_hz)  # (k, c, f, t)
+        if self.cfg.dsp_mix > 0:
+            w = np.float32(self.cfg.dsp_mix)
+            mask = mask ** (1 - w) * dsp[:, :, :used] ** w
         if f > n and self.cfg.high_band == "dsp":
-            high = self._dsp.estimate(patches, sample_rate, bin_hz)[:, :, n:]  # (k, c, f - n, t)
-            mask = np.concatenate([mask.reshape(k, c, n, t), high], axis=2)
+            mask = np.concatenate([mask, dsp[:, :, n:]], axis=2)
         elif f > n:
             mask = extend_high_band(mask, f, self.cfg)
-        mask = mask.reshape(k, c, f, t)
         if c == 2 and self.cfg.centre_power > 0:
             from voiceapp.separate.dsp import centre_mask
 

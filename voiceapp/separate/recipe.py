@@ -52,6 +52,7 @@ class RecipeConfig:
     synth_prob: float = 0.35
     second_music_prob: float = 0.3
     seed: int = 0
+    guitar_takes: int = 40          # extra accompaniment takes built around generated distorted guitar + bass
 
     def __post_init__(self) -> None:
         if self.sample_rate < 8000 or self.take_s <= 1.0 or self.accomp_takes < 1:
@@ -249,6 +250,34 @@ def synth_notes(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def guitar(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Distorted power chords (detuned saws, root + fifth + octave, tanh drive, cabinet low-pass) and a bass line."""
+    from scipy import signal
+
+    out = np.zeros(n, dtype=np.float32)
+    beat = int(60.0 / rng.uniform(80, 170) * rate)
+    note_n = beat * int(rng.choice([1, 2, 4]))
+    root = rng.uniform(38, 52)  # MIDI: E2..E3
+    steps = [root + rng.choice([0, 2, 3, 5, 7, -2]) for _ in range(4)]
+    drive = rng.uniform(3, 25)
+    cab = signal.butter(2, rng.uniform(2000, 5000), fs=rate, output="sos")
+    bass = np.zeros(n, dtype=np.float32)
+    for i, pos in enumerate(range(0, n - 1, note_n)):
+        t = np.arange(min(note_n, n - pos)) / rate
+        midi = steps[(i // 2) % 4]
+        chord = np.zeros(len(t))
+        for interval in (0, 7, 12):
+            for detune in (-0.08, 0.08):
+                f = 440 * 2 ** ((midi + interval + detune - 69) / 12)
+                chord += 2 * ((f * t) % 1.0) - 1
+        env = np.minimum(1.0, t / 0.005) * np.exp(-t / rng.uniform(0.3, 3.0))
+        out[pos:pos + len(t)] = np.tanh(drive * chord * env / 6).astype(np.float32)
+        fb = 440 * 2 ** ((midi - 12 - 69) / 12)
+        bass[pos:pos + len(t)] = (np.sin(2 * np.pi * fb * t) + 0.3 * np.sin(4 * np.pi * fb * t)) * np.exp(-t / 1.5)
+    out = signal.sosfilt(cab, out).astype(np.float32)
+    return out + np.float32(rng.uniform(0.2, 1.0)) * normalize_rms(bass) * (_rms(out) / 0.1)
+
+
 def exciter(x: np.ndarray, rate: int, band_hz: float, rng: np.random.Generator) -> np.ndarray:
     """Continue a band-limited recording above `band_hz`: soft-clipped top octave, high-passed, added quietly."""
     from scipy import signal
@@ -344,24 +373,34 @@ def _excerpt(source: _Source, seconds: float, rng: np.random.Generator, out_rate
 
 
 def build_accompaniment(files: list[Path], out_dir: Path, cfg: RecipeConfig, progress: Progress = no_progress,
-                        cancel: CancelToken = NEVER) -> tuple[int, float]:
-    """Write `out_dir/accomp_NNN/accompaniment.flac` takes; returns (takes, minutes)."""
-    rate, rng = cfg.sample_rate, np.random.default_rng(cfg.seed + 1)
+                        cancel: CancelToken = NEVER, guitar_only: bool = False) -> tuple[int, float]:
+    """Write `out_dir/accomp_NNN/accompaniment.flac` takes; returns (takes, minutes).
+
+    Takes 0..accomp_takes-1 mix music, drums and synth notes; the `guitar_takes` after them (own random stream)
+    always hold generated guitar + bass over music (and drums). `guitar_only` writes only those.
+    """
+    rate = cfg.sample_rate
     sources = [_Source(p, *_load_mono(p, None)) for p in files]
     n = int(cfg.take_s * rate)
-    for k in range(cfg.accomp_takes):
+    plan = [] if guitar_only else [(k, False) for k in range(cfg.accomp_takes)]
+    plan += [(cfg.accomp_takes + k, True) for k in range(cfg.guitar_takes)]
+    rngs = {False: np.random.default_rng(cfg.seed + 1), True: np.random.default_rng(cfg.seed + 2)}
+    for done, (k, with_guitar) in enumerate(plan):
         cancel.raise_if_set()
+        rng = rngs[with_guitar]
         parts = [_excerpt(sources[int(rng.integers(len(sources)))], cfg.take_s, rng, rate)]
+        if with_guitar:
+            parts.append(guitar(n, rate, rng))
         if rng.random() < cfg.second_music_prob:
             parts.append(_excerpt(sources[int(rng.integers(len(sources)))], cfg.take_s, rng, rate))
         if rng.random() < cfg.drums_prob:
             parts.append(drums(n, rate, rng))
-        if rng.random() < cfg.synth_prob:
+        if not with_guitar and rng.random() < cfg.synth_prob:
             parts.append(synth_notes(n, rate, rng))
         mix = sum(normalize_rms(p) * np.float32(10 ** (rng.uniform(-8, 0) / 20)) for p in parts)
         _write(out_dir / f"accomp_{k:03d}", "accompaniment.flac", normalize_rms(random_eq(mix, rate, rng)), rate)
-        progress((k + 1) / cfg.accomp_takes, f"accompaniment take {k + 1}/{cfg.accomp_takes}")
-    return cfg.accomp_takes, cfg.accomp_takes * cfg.take_s / 60
+        progress((done + 1) / len(plan), f"accompaniment take {done + 1}/{len(plan)}")
+    return len(plan), len(plan) * cfg.take_s / 60
 
 
 def build_training_set(speech_files: list[Path], music_files: list[Path], out_dir: Path | str,
