@@ -18,8 +18,6 @@ notes. The songs in shared/data/music (CC BY-NC-SA / research-only) are the held
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -122,14 +120,21 @@ def train(args: argparse.Namespace) -> None:
 
 
 def ship(args: argparse.Namespace) -> None:
-    from voiceapp.separate.model import SIDECAR_NAME, WEIGHTS_NAME
+    """Best-validation weights as float16 safetensors + the sidecar with the chosen inference options."""
+    from safetensors.torch import load_file
+
+    from voiceapp.separate.model import MaskModelConfig, read_sidecar, save_separator
 
     src = args.cache / "workspace" / "models" / "separators" / NAME
     dst = ROOT / "voiceapp" / "separate" / "weights" / NAME
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS_NAME, SIDECAR_NAME):
-        shutil.copyfile(src / name, dst / name)
-    info = json.loads((dst / SIDECAR_NAME).read_text())["info"]
+    sidecar = read_sidecar(src)
+    config = {**sidecar["config"], "high_band": args.high_band, "centre_power": args.centre_power,
+              "dsp_mix": args.dsp_mix}
+    weights = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(src / "model.safetensors")).items()}
+    info = {k: v for k, v in sidecar["info"].items() if k not in ("stems",)}
+    info["licence"] = "CC BY-SA 3.0 (share-alike: trained on CC BY-SA music-on-hold and Asterisk prompts)"
+    info["model_card"] = "MODEL_CARD.md"
+    save_separator(dst, weights, MaskModelConfig.from_dict(config), info)
     print(f"shipped epoch {info['epoch']} (step {info['step']}, val loss {info['val_loss']:.4e}) to {dst}")
 
 
@@ -170,6 +175,9 @@ def main() -> int:
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--high-band", default="dsp", help="ship: MaskModelConfig.high_band")
+    parser.add_argument("--centre-power", type=float, default=0.0, help="ship: MaskModelConfig.centre_power")
+    parser.add_argument("--dsp-mix", type=float, default=0.0, help="ship: MaskModelConfig.dsp_mix")
     args = parser.parse_args()
     {"build": build, "train": train, "ship": ship, "speed": speed}[args.stage](args)
     return 0
