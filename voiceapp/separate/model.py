@@ -43,6 +43,7 @@ class MaskModelConfig:
     high_band: str = "extend"    # above the modelled band: "extend" (mean of the top bins) or "dsp" (the DSP mask)
     centre_power: float = 0.0    # stereo: multiply the mask by the inter-channel similarity ** power (0: off)
     dsp_mix: float = 0.0         # modelled band: mask = unet ** (1 - dsp_mix) * dsp ** dsp_mix (0: the U-Net alone)
+    mask_power: float = 1.0      # U-Net mask ** power before blending (< 1 lifts a mask that is too cautious)
 
     def __post_init__(self) -> None:
         multiple = 2 ** self.unet.depth
@@ -51,9 +52,11 @@ class MaskModelConfig:
                               f"must be multiples of 2**depth = {multiple}.")
         if not 1 <= self.high_band_bins <= self.n_bins:
             raise ConfigError(f"MaskModelConfig.high_band_bins must be in 1..n_bins, got {self.high_band_bins}")
-        if self.high_band not in HIGH_BAND_MODES or self.centre_power < 0 or not 0 <= self.dsp_mix <= 1:
-            raise ConfigError(f"MaskModelConfig: high_band must be one of {HIGH_BAND_MODES}, centre_power >= 0 and "
-                              f"dsp_mix in [0, 1], got {self.high_band!r}, {self.centre_power}, {self.dsp_mix}")
+        if self.high_band not in HIGH_BAND_MODES or self.centre_power < 0 or not 0 <= self.dsp_mix <= 1 \
+                or self.mask_power <= 0:
+            raise ConfigError(f"MaskModelConfig: high_band must be one of {HIGH_BAND_MODES}, centre_power >= 0, "
+                              f"dsp_mix in [0, 1] and mask_power > 0, got {self.high_band!r}, {self.centre_power}, "
+                              f"{self.dsp_mix}, {self.mask_power}")
 
     @classmethod
     def tiny(cls) -> "MaskModelConfig":
@@ -64,7 +67,8 @@ class MaskModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "MaskModelConfig":
-        names = {"n_bins", "patch_frames", "high_band_bins", "log_floor", "high_band", "centre_power", "dsp_mix"}
+        names = {"n_bins", "patch_frames", "high_band_bins", "log_floor", "high_band", "centre_power", "dsp_mix",
+                 "mask_power"}
         known = {k: v for k, v in data.items() if k in names}
         return cls(unet=UNetConfig(**data.get("unet", {})), stft=StftConfig(**data.get("stft", {})), **known)
 
@@ -114,6 +118,8 @@ class UNetSeparator:
             for i in range(0, x.shape[0], self.batch_items):
                 outs.append(self.net(x[i:i + self.batch_items].to(self.device)).float().cpu())
         mask = torch.cat(outs).numpy()[:, 0, :used].reshape(k, c, used, t)
+        if self.cfg.mask_power != 1.0:
+            mask = mask ** np.float32(self.cfg.mask_power)
         dsp = None
         if self.cfg.dsp_mix > 0 or (f > n and self.cfg.high_band == "dsp"):
             dsp = self._dsp.estimate(patches, sample_rate, bin_hz)  # (k, c, f, t)
