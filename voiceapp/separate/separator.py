@@ -24,12 +24,12 @@ from voiceapp.workspace import Workspace, atomic_path, sanitize_name
 
 log = logging.getLogger(__name__)
 
-# Weight-free separators, by name. "dsp" measured best on real songs (bench/separate.py).
+# Weight-free separators, by name.
 DSP_SEPARATORS: dict[str, DspConfig] = {
     "dsp": DspConfig(),
     "dsp-centre": DspConfig(use_harmonic=False),
 }
-DEFAULT_SEPARATOR = "dsp"
+DEFAULT_SEPARATOR = "unet-speech"  # shipped weights; beat "dsp" on both held-out songs (bench/separate.py, MODEL_CARD.md)
 OUTPUT_FORMATS = ("wav", "flac")
 
 
@@ -214,7 +214,7 @@ def isolate_vocals_file(path: Path | str, out_dir: Path | str, model_name: str |
                         progress: Progress = no_progress, cancel: CancelToken = NEVER) -> Path:
     """Dataset hook: write the vocals of `path` to `out_dir/<stem>.wav` (input rate and channels) and return it.
 
-    `model_name` None means the default separator ("dsp", needs no weights); trained U-Nets are found in the
+    `model_name` None means the default separator ("unet-speech", shipped weights); trained U-Nets are found in the
     services' workspace, loaded on its device and cached.
     """
     path, out_dir = Path(path), Path(out_dir)
