@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/train_separator.py build [--cache /work/cache/sep]          # material, once (~15 min CPU)
     .venv/bin/python bench/train_separator.py train [--cache ...] [--minutes 80]        # resumes; checkpoints each epoch
-    .venv/bin/python bench/train_separator.py ship  [--cache ...]                       # copy the best weights into
-                                                                                        # voiceapp/separate/weights/
+    .venv/bin/python bench/train_separator.py ship  [--cache ...]                       # best weights (float16) into
+                                        # voiceapp/separate/weights/ with --dsp-mix 0.5 --mask-power 0.3 (shipped)
     .venv/bin/python bench/train_separator.py speed                                     # training steps per second
 
 Sources (all licences allow redistribution of a model trained on them; none is used for evaluation):
@@ -129,7 +129,7 @@ def ship(args: argparse.Namespace) -> None:
     dst = ROOT / "voiceapp" / "separate" / "weights" / NAME
     sidecar = read_sidecar(src)
     config = {**sidecar["config"], "high_band": args.high_band, "centre_power": args.centre_power,
-              "dsp_mix": args.dsp_mix}
+              "dsp_mix": args.dsp_mix, "mask_power": args.mask_power}
     weights = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(src / "model.safetensors")).items()}
     info = {k: v for k, v in sidecar["info"].items() if k not in ("stems",)}
     info["licence"] = "CC BY-SA 3.0 (share-alike: trained on CC BY-SA music-on-hold and Asterisk prompts)"
@@ -177,7 +177,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--high-band", default="dsp", help="ship: MaskModelConfig.high_band")
     parser.add_argument("--centre-power", type=float, default=0.0, help="ship: MaskModelConfig.centre_power")
-    parser.add_argument("--dsp-mix", type=float, default=0.0, help="ship: MaskModelConfig.dsp_mix")
+    parser.add_argument("--dsp-mix", type=float, default=0.5, help="ship: MaskModelConfig.dsp_mix")
+    parser.add_argument("--mask-power", type=float, default=0.3, help="ship: MaskModelConfig.mask_power")
     args = parser.parse_args()
     {"build": build, "train": train, "ship": ship, "speed": speed}[args.stage](args)
     return 0
