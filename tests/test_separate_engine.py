@@ -90,3 +90,50 @@ def test_unet_mask_above_the_modelled_band_follows_the_top_bins():
     assert full.shape == (cfg.n_bins + 50, 4)
     np.testing.assert_allclose(full[cfg.n_bins:], np.broadcast_to(low[-cfg.high_band_bins:].mean(axis=0), (50, 4)),
                                rtol=1e-6)
+
+
+def _patches(channels: int = 2, bins: int = 300, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (2, channels, bins, MaskModelConfig.tiny().patch_frames)
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64) * 0.01
+
+
+def _with(**options) -> UNetSeparator:
+    from dataclasses import replace
+
+    import torch
+
+    from voiceapp.nets.unet import UNet
+
+    torch.manual_seed(0)
+    cfg = replace(MaskModelConfig.tiny(), **options)
+    return UNetSeparator("tiny", UNet(cfg.unet).eval(), cfg)
+
+
+def test_unet_options_blend_with_the_dsp_mask():
+    from voiceapp.separate.dsp import DspConfig, DspSeparator, centre_mask
+
+    patches, n = _patches(), MaskModelConfig.tiny().n_bins
+    dsp = DspSeparator("dsp", DspConfig(patch_frames=MaskModelConfig.tiny().patch_frames))
+    dsp_mask = dsp.estimate(patches, 44100, 21.5)
+    plain = _with().estimate(patches, 44100, 21.5)
+    high = _with(high_band="dsp").estimate(patches, 44100, 21.5)
+    np.testing.assert_allclose(high[:, :, :n], plain[:, :, :n], rtol=1e-6)
+    np.testing.assert_allclose(high[:, :, n:], dsp_mask[:, :, n:], rtol=1e-6)  # above the band: the DSP mask
+    only_dsp = _with(high_band="dsp", dsp_mix=1.0).estimate(patches, 44100, 21.5)
+    np.testing.assert_allclose(only_dsp, dsp_mask, rtol=1e-5, atol=1e-6)
+    lifted = _with(mask_power=0.5).estimate(patches, 44100, 21.5)
+    np.testing.assert_allclose(lifted[:, :, :n], np.sqrt(plain[:, :, :n]), rtol=1e-5)
+    centred = _with(centre_power=2.0).estimate(patches, 44100, 21.5)
+    np.testing.assert_allclose(centred, plain * centre_mask(patches, 2.0), rtol=1e-5)
+
+
+def test_unet_options_are_checked_and_survive_the_sidecar():
+    from voiceapp.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        MaskModelConfig.tiny().__class__(high_band="mirror")
+    with pytest.raises(ConfigError):
+        _with(dsp_mix=1.5)
+    cfg = _with(high_band="dsp", dsp_mix=0.4, mask_power=0.5, centre_power=1.0).cfg
+    assert MaskModelConfig.from_dict(cfg.to_dict()) == cfg

@@ -29,6 +29,7 @@ FORMAT = "voiceapp-separator"
 WEIGHTS_NAME = "model.safetensors"   # files of a trained separator in models/separators/<name>/
 SIDECAR_NAME = "separator.json"
 FORMAT_VERSION = 1
+HIGH_BAND_MODES = ("extend", "dsp")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class MaskModelConfig:
     patch_frames: int = 128      # frames per network input (~1.5 s)
     high_band_bins: int = 32     # above the modelled band: mean mask of this many top modelled bins
     log_floor: float = 1e-5      # network input = (log10(magnitude + floor) - log10(floor)) / -log10(floor)
+    high_band: str = "extend"    # above the modelled band: "extend" (mean of the top bins) or "dsp" (the DSP mask)
+    centre_power: float = 0.0    # stereo: multiply the mask by the inter-channel similarity ** power (0: off)
+    dsp_mix: float = 0.0         # modelled band: mask = unet ** (1 - dsp_mix) * dsp ** dsp_mix (0: the U-Net alone)
+    mask_power: float = 1.0      # U-Net mask ** power before blending (< 1 lifts a mask that is too cautious)
 
     def __post_init__(self) -> None:
         multiple = 2 ** self.unet.depth
@@ -47,6 +52,11 @@ class MaskModelConfig:
                               f"must be multiples of 2**depth = {multiple}.")
         if not 1 <= self.high_band_bins <= self.n_bins:
             raise ConfigError(f"MaskModelConfig.high_band_bins must be in 1..n_bins, got {self.high_band_bins}")
+        if self.high_band not in HIGH_BAND_MODES or self.centre_power < 0 or not 0 <= self.dsp_mix <= 1 \
+                or self.mask_power <= 0:
+            raise ConfigError(f"MaskModelConfig: high_band must be one of {HIGH_BAND_MODES}, centre_power >= 0, "
+                              f"dsp_mix in [0, 1] and mask_power > 0, got {self.high_band!r}, {self.centre_power}, "
+                              f"{self.dsp_mix}, {self.mask_power}")
 
     @classmethod
     def tiny(cls) -> "MaskModelConfig":
@@ -57,7 +67,9 @@ class MaskModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "MaskModelConfig":
-        known = {k: v for k, v in data.items() if k in {"n_bins", "patch_frames", "high_band_bins", "log_floor"}}
+        names = {"n_bins", "patch_frames", "high_band_bins", "log_floor", "high_band", "centre_power", "dsp_mix",
+                 "mask_power"}
+        known = {k: v for k, v in data.items() if k in names}
         return cls(unet=UNetConfig(**data.get("unet", {})), stft=StftConfig(**data.get("stft", {})), **known)
 
 
@@ -88,6 +100,9 @@ class UNetSeparator:
         self.device = device
         self.patch_frames = cfg.patch_frames
         self.batch_items = batch_items
+        from voiceapp.separate.dsp import DspConfig, DspSeparator
+
+        self._dsp = DspSeparator("dsp", DspConfig(patch_frames=cfg.patch_frames))  # high band when asked
 
     def estimate(self, patches: np.ndarray, sample_rate: int, bin_hz: float) -> np.ndarray:
         import torch
@@ -102,10 +117,24 @@ class UNetSeparator:
         with torch.inference_mode():
             for i in range(0, x.shape[0], self.batch_items):
                 outs.append(self.net(x[i:i + self.batch_items].to(self.device)).float().cpu())
-        mask = torch.cat(outs).numpy()[:, 0, :used]  # (k * c, used, t)
-        if f > n:
+        mask = torch.cat(outs).numpy()[:, 0, :used].reshape(k, c, used, t)
+        if self.cfg.mask_power != 1.0:
+            mask = mask ** np.float32(self.cfg.mask_power)
+        dsp = None
+        if self.cfg.dsp_mix > 0 or (f > n and self.cfg.high_band == "dsp"):
+            dsp = self._dsp.estimate(patches, sample_rate, bin_hz)  # (k, c, f, t)
+        if self.cfg.dsp_mix > 0:
+            w = np.float32(self.cfg.dsp_mix)
+            mask = mask ** (1 - w) * dsp[:, :, :used] ** w
+        if f > n and self.cfg.high_band == "dsp":
+            mask = np.concatenate([mask, dsp[:, :, n:]], axis=2)
+        elif f > n:
             mask = extend_high_band(mask, f, self.cfg)
-        return mask.reshape(k, c, f, t)
+        if c == 2 and self.cfg.centre_power > 0:
+            from voiceapp.separate.dsp import centre_mask
+
+            mask = mask * centre_mask(patches, self.cfg.centre_power)
+        return mask
 
 
 def save_separator(folder: Path, state_dict: dict, cfg: MaskModelConfig, info: dict) -> Path:

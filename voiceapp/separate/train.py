@@ -150,6 +150,12 @@ def _fixed_validation(songs: list, cfg: SeparatorTrainConfig, segment: int) -> t
     return remixer.batch(cfg.val_items)
 
 
+def _network_keys(model_config: dict) -> dict:
+    """The parts of a MaskModelConfig that shape the network and its input (inference-only options may change)."""
+    keys = ("unet", "stft", "n_bins", "patch_frames", "log_floor")
+    return {k: model_config.get(k) for k in keys}
+
+
 def _save_state(path: Path, net, optimizer, epoch: int, step: int, best: float, history: list[dict],
                 cfg: SeparatorTrainConfig, mcfg: MaskModelConfig) -> None:
     import torch
@@ -185,7 +191,7 @@ def train_separator(name: str, stems_dir: Path | str, workspace: Workspace,
     epoch, step, best, history = 0, 0, math.inf, []
     if cfg.resume and state_path.exists():
         state = torch.load(str(state_path), map_location=device, weights_only=True)
-        if state.get("model_config") != mcfg.to_dict():
+        if _network_keys(state.get("model_config") or {}) != _network_keys(mcfg.to_dict()):
             raise ConfigError(f"{state_path} was trained with another network config; pick another name or delete "
                               f"{folder / 'training'} to start over.")
         net.load_state_dict(state["model"])
