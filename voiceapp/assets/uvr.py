@@ -3,7 +3,9 @@
 Each entry names its files (the published file names; they land in `models/uvr/`), where they come from, their
 size and checksums when they are on record, the licence, what the model is for (`PURPOSES`) and the facts the
 engine needs (for MDX-Net ONNX files the model data UVR keeps per file: n_fft, dim_f, dim_t, compensate, primary
-stem; MDX23C / RoFormer checkpoints carry theirs in the yaml config that comes with them).
+stem; for VR-arch `.pth` files UVR's model data: band-split parameter set, primary stem, network width, also
+looked up by UVR hash in `VR_MODEL_DATA`; MDX23C / RoFormer checkpoints carry theirs in the yaml config that comes
+with them; Demucs `.th` files carry theirs inside, the catalogue adds a bag's weights).
 
 Checking, downloading (mirror setting: $VOICEAPP_UVR_MIRROR) and importing these files: `assets/uvr_files.py`.
 """
@@ -21,19 +23,22 @@ MIRROR_ENV = "VOICEAPP_UVR_MIRROR"
 UVR_RELEASE = "https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models"
 UVR_CONFIGS = "https://raw.githubusercontent.com/TRvlvr/application_data/main/mdx_model_data/mdx_c_configs"
 AUDIO_SEPARATOR_RELEASE = "https://github.com/nomadkaraoke/python-audio-separator/releases/download/model-configs"
+DEMUCS_RELEASE = "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer"
 UVR_HASH_TAIL_BYTES = 10_000 * 1024
 
 Purpose = Literal["vocals", "karaoke", "dereverb"]
 PURPOSES: dict[str, str] = {
     "vocals": "Vocals / instrumental",
     "karaoke": "Karaoke: lead vocals vs backing (and music)",
-    "dereverb": "De-reverb / de-echo",
+    "dereverb": "De-reverb / de-echo / de-noise",
 }
-Family = Literal["mdx", "mdxc"]
-FAMILY_TITLES = {"mdx": "MDX-Net (ONNX)", "mdxc": "MDX23C / RoFormer (checkpoint + yaml)"}
+Family = Literal["mdx", "mdxc", "vr", "demucs"]
+FAMILY_TITLES = {"mdx": "MDX-Net (ONNX)", "mdxc": "MDX23C / RoFormer (checkpoint + yaml)",
+                 "vr": "VR arch (.pth)", "demucs": "Demucs v4 (.th)"}
 
 _UVR_LICENCE = ("UVR public model release (Ultimate Vocal Remover, MIT); no separate licence file comes with "
                 "the weights")
+_DEMUCS_LICENCE = "MIT (Meta Platforms, Demucs); weights published by Meta with the code"
 _COMMUNITY = "community model shared for UVR / audio-separator; the authors state no licence: personal use"
 
 
@@ -44,10 +49,11 @@ class UvrFile:
     size: int | None = None     # bytes, when on record
     sha256: str | None = None   # when on record
     uvr_hash: str | None = None  # md5 of the last 10,000 KiB (UVR's model-data key), when on record
+    sha256_prefix: str | None = None  # Demucs names its files <sig>-<first 8 hex of the sha256>.th
 
     @property
     def kind(self) -> str:
-        return {".onnx": "onnx", ".ckpt": "checkpoint", ".pth": "checkpoint", ".yaml": "yaml",
+        return {".onnx": "onnx", ".ckpt": "checkpoint", ".pth": "checkpoint", ".th": "demucs", ".yaml": "yaml",
                 ".yml": "yaml"}.get(Path(self.name).suffix.lower(), "file")
 
 
@@ -64,6 +70,25 @@ class MdxParams:
 
 
 @dataclass(frozen=True)
+class VrParams:
+    """UVR's model data for one VR-arch `.pth` file."""
+
+    band_params: str            # the band-split parameter set (audio-separator's vr_network/modelparams/<name>.json)
+    primary_stem: str           # what the mask keeps: "Instrumental", "No Reverb", "Noise", ...
+    secondary_stem: str         # what (1 - mask) keeps
+    nout: int | None = None     # VR 5.1 (CascadedNet, with an LSTM) width; None: a VR 5.0 net (CascadedASPPNet)
+    nout_lstm: int = 128
+    arch_size: int | None = None  # VR 5.0 capacity class (UVR's "nn arch size"); None: from the file's size
+
+
+@dataclass(frozen=True)
+class DemucsParams:
+    """A Demucs model: one `.th` or a bag of them (the files), with the bag's per-source weights."""
+
+    weights: tuple[tuple[float, ...], ...] | None = None  # (models, sources); None: every model counts fully
+
+
+@dataclass(frozen=True)
 class UvrModel:
     name: str                   # our name: the CLI's --model and the picker's value
     title: str
@@ -73,6 +98,8 @@ class UvrModel:
     licence: str
     about: str
     mdx: MdxParams | None = None
+    vr: VrParams | None = None
+    demucs: DemucsParams | None = None
     voice_stems: tuple[str, ...] = ("vocals",)  # the stem(s) written as the first output ("vocals")
     stem_names: tuple[str, str] = ("vocals", "instrumental")  # output file names: voice stem, the rest
     approx_mb: float | None = None  # shown when the exact size is not on record
@@ -83,7 +110,7 @@ class UvrModel:
 
     @property
     def config_file(self) -> UvrFile | None:
-        return self.files[1] if len(self.files) > 1 else None
+        return self.files[1] if self.family == "mdxc" and len(self.files) > 1 else None
 
     @property
     def size(self) -> int | None:
@@ -105,6 +132,31 @@ class UvrModel:
 def _mdx(name: str, title: str, purpose: Purpose, file: UvrFile, params: MdxParams, about: str,
          **kw: Any) -> UvrModel:
     return UvrModel(name, title, purpose, "mdx", (file,), kw.pop("licence", _UVR_LICENCE), about, params, **kw)
+
+
+def _vr(name: str, title: str, purpose: Purpose, file: UvrFile, params: VrParams, about: str, **kw: Any) -> UvrModel:
+    return UvrModel(name, title, purpose, "vr", (file,), kw.pop("licence", _UVR_LICENCE), about, vr=params, **kw)
+
+
+def _demucs(name: str, title: str, files: tuple[UvrFile, ...], about: str, **kw: Any) -> UvrModel:
+    return UvrModel(name, title, "vocals", "demucs", files, _DEMUCS_LICENCE, about,
+                    demucs=kw.pop("demucs", DemucsParams()), **kw)
+
+
+def _uvr_pth(name: str, uvr_hash: str | None = None, base: str = UVR_RELEASE) -> UvrFile:
+    return UvrFile(name, f"{base}/{name}", uvr_hash=uvr_hash)
+
+
+def _th(name: str, sha256: str | None = None) -> UvrFile:
+    return UvrFile(name, f"{DEMUCS_RELEASE}/{name}", sha256=sha256, sha256_prefix=name.rsplit("-", 1)[-1][:8])
+
+
+# Sizes: UVR tells VR 5.0 capacity classes apart by file size in KiB (123,821 / 123,812 for the HP nets); VR 5.1
+# files of nout 48 are 56,817 KiB and those of nout 64 218,409 KiB. The HT-Demucs members weigh about 80.5 MB each.
+_HP_MB, _V51_48_MB, _V51_64_MB, _HTDEMUCS_MB = 126.8, 58.2, 223.7, 80.5
+_DEREVERB = {"voice_stems": ("no reverb", "dry"), "stem_names": ("dry", "reverb")}
+_DEECHO = {"voice_stems": ("no echo",), "stem_names": ("dry", "echo"), "approx_mb": _V51_48_MB}
+_KARAOKE = {"stem_names": ("lead_vocals", "backing"), "approx_mb": _HP_MB}
 
 
 UVR_MODELS: dict[str, UvrModel] = {m.name: m for m in (
@@ -178,7 +230,63 @@ UVR_MODELS: dict[str, UvrModel] = {m.name: m for m in (
                       f"{UVR_CONFIGS}/deverb_bs_roformer_8_256dim_8depth.yaml")),
              _COMMUNITY, "RoFormer de-reverb for vocals (mono or stereo reverb).",
              voice_stems=("no reverb", "dry"), stem_names=("dry", "reverb")),
+    _vr("vr-1-hp", "VR 1_HP-UVR", "vocals", _uvr_pth("1_HP-UVR.pth"),
+        VrParams("4band_44100", "Instrumental", "Vocals"),
+        "UVR's VR-arch vocal remover (4 bands, 44.1 kHz): keeps vocals' natural tone; more bleed than MDX-Net.",
+        approx_mb=_HP_MB),
+    _vr("vr-2-hp", "VR 2_HP-UVR", "vocals", _uvr_pth("2_HP-UVR.pth"),
+        VrParams("4band_v2", "Instrumental", "Vocals"),
+        "UVR's second VR-arch vocal remover (4-band v2 parameters); a little more aggressive than 1_HP.",
+        approx_mb=_HP_MB),
+    _vr("vr-5-hp-karaoke", "VR 5_HP-Karaoke-UVR", "karaoke", _uvr_pth("5_HP-Karaoke-UVR.pth",
+                                                                     "f6ea8473ff86017b5ebd586ccacf156b"),
+        VrParams("4band_v2_sn", "Instrumental", "Vocals", arch_size=123812),
+        "Lead vocals vs backing vocals and music (VR arch); run it on a song or on separated vocals.", **_KARAOKE),
+    _vr("vr-6-hp-karaoke", "VR 6_HP-Karaoke-UVR", "karaoke", _uvr_pth("6_HP-Karaoke-UVR.pth",
+                                                                     "6b5916069a49be3fe29d4397ecfd73fa"),
+        VrParams("3band_44100_msb2", "Instrumental", "Vocals", arch_size=123812),
+        "Karaoke VR model on 3 mid/side bands: keeps a little more of the backing vocals out of the lead.",
+        **_KARAOKE),
+    _vr("vr-deecho-dereverb", "VR UVR-DeEcho-DeReverb (FoxJoy)", "dereverb",
+        _uvr_pth("UVR-DeEcho-DeReverb.pth", "0fb9249ffe4ffc38d7b16243f394c0ff"),
+        VrParams("4band_v3", "No Reverb", "Reverb", nout=64),
+        "Removes both reverb and echo from separated vocals; writes the dry voice and what it took away.",
+        approx_mb=_V51_64_MB, **_DEREVERB),
+    _vr("vr-de-echo-normal", "VR UVR-De-Echo-Normal (FoxJoy)", "dereverb",
+        _uvr_pth("UVR-De-Echo-Normal.pth", "f200a145434efc7dcf0cd093f517ed52"),
+        VrParams("4band_v3", "No Echo", "Echo", nout=48),
+        "Removes delay / echo repeats from vocals (mild).", **_DEECHO),
+    _vr("vr-de-echo-aggressive", "VR UVR-De-Echo-Aggressive (FoxJoy)", "dereverb",
+        _uvr_pth("UVR-De-Echo-Aggressive.pth", "6857b2972e1754913aad0c9a1678c753"),
+        VrParams("4band_v3", "No Echo", "Echo", nout=48),
+        "Removes delay / echo repeats from vocals (strong; may thin the voice).", **_DEECHO),
+    _vr("vr-denoise", "VR UVR-DeNoise (FoxJoy)", "dereverb",
+        _uvr_pth("UVR-DeNoise.pth", "44c55d8b5d2e3edea98c2b2bf93071c7"),
+        VrParams("4band_v3", "Noise", "No Noise", nout=48),
+        "Removes hiss and background noise from vocals; writes the clean voice and the noise.",
+        voice_stems=("no noise",), stem_names=("clean", "noise"), approx_mb=_V51_48_MB),
+    _vr("vr-dereverb-aufr33", "VR De-Reverb (aufr33 & jarredou)", "dereverb",
+        _uvr_pth("UVR-De-Reverb-aufr33-jarredou.pth", "97dc361a7a88b2c4542f68364b32c7f6", AUDIO_SEPARATOR_RELEASE),
+        VrParams("4band_v4_ms_fullband", "Dry", "Reverb", nout=32),
+        "Full-band VR de-reverb for vocals (mid/side bands).", licence=_COMMUNITY, voice_stems=("dry",),
+        stem_names=("dry", "reverb")),
+    _demucs("htdemucs", "Demucs v4 htdemucs", (_th("955717e8-8726e21a.th"),),
+            "Meta's Hybrid Transformer Demucs (4 sources); vocals are its vocals source, the rest is the "
+            "instrumental. Slower than MDX-Net on a CPU.", approx_mb=_HTDEMUCS_MB),
+    _demucs("htdemucs-ft-vocals", "Demucs v4 htdemucs_ft (vocals model)",
+            (_th("04573f0d-f3cf25b2.th", "f3cf25b222c4eed7cd49dd8b2c9597d50c18bd154090f7b919cfa5f93cf22c49"),),
+            "The vocals member of the fine-tuned htdemucs_ft bag (its weight matrix gives vocals to this model "
+            "only; the other three members serve drums, bass and other, which a vocal split does not use).",
+            approx_mb=_HTDEMUCS_MB),
+    _demucs("htdemucs-6s", "Demucs v4 htdemucs_6s", (_th("5c90dfd2-34c22ccb.th"),),
+            "Six-source HT-Demucs (adds guitar and piano); vocals are its vocals source."),
+    _demucs("hdemucs-mmi", "Demucs v3 hdemucs_mmi", (_th("75fc33f5-1941ce65.th"),),
+            "Hybrid Demucs v3 retrained on MUSDB + 800 songs (4 sources); vocals are its vocals source."),
 )}
+
+# UVR's VR model data, keyed as UVR keys it (md5 of a file's last 10,000 KiB): the parameters a VR `.pth` needs.
+VR_MODEL_DATA: dict[str, VrParams] = {m.model_file.uvr_hash: m.vr for m in UVR_MODELS.values()
+                                      if m.vr is not None and m.model_file.uvr_hash}
 
 UvrState = Literal["present", "missing", "partial", "bad-size"]
 
@@ -239,7 +347,7 @@ def catalogue_rows(ws: Workspace) -> list[dict]:
     for purpose in PURPOSES:
         for model in (m for m in UVR_MODELS.values() if m.purpose == purpose):
             st = uvr_status(ws, model.name)
-            pinned = all(f.sha256 or f.uvr_hash for f in model.files if f.kind != "yaml")
+            pinned = all(f.sha256 or f.uvr_hash or f.sha256_prefix for f in model.files if f.kind != "yaml")
             rows.append({"name": model.name, "title": model.title, "purpose": purpose,
                          "purpose_title": PURPOSES[purpose], "family": FAMILY_TITLES[model.family],
                          "size": model.size_text(ws), "licence": model.licence, "state": st.state,

@@ -1,8 +1,9 @@
 """UVR model files: checks, downloads and offline import for the catalogue in `assets/uvr.py`.
 
 Checks: size, sha256 and UVR's own file hash (md5 of the last 10,000 KiB, the key of UVR's model data) when on
-record, and always a structural check (the ONNX graph opens and has the input the model data expects; a checkpoint
-loads with `torch.load(weights_only=True)`; a yaml config parses and has `audio`, `model` and `training`).
+record (a Demucs file: the sha256 prefix in its name), and always a structural check (the ONNX graph opens and has
+the input the model data expects; a checkpoint loads with `torch.load(weights_only=True)`; a Demucs `.th` loads
+through the allow-list of `separate/uvr_demucs.py`; a yaml config parses and has `audio`, `model` and `training`).
 
 Downloads go through the one downloader (`assets/download.py`: progress, resume, atomic placement). The mirror
 setting ($VOICEAPP_UVR_MIRROR, or `mirror=`) is a base address under which every file is found by its file name
@@ -89,6 +90,10 @@ def structural_problem(path: Path, f: UvrFile, model: UvrModel | None = None) ->
             import torch
 
             torch.load(str(path), map_location="cpu", weights_only=True)
+        elif f.kind == "demucs":
+            from voiceapp.separate.uvr_demucs import load_demucs_package
+
+            load_demucs_package(path)
         elif f.kind == "yaml":
             read_uvr_config(path)
     except InputError as err:
@@ -106,10 +111,12 @@ def check_uvr_file(path: Path, f: UvrFile, model: UvrModel | None = None, sha256
     size = path.stat().st_size
     if f.size is not None and size != f.size:
         return f"size {size:,} bytes, expected {f.size:,}"
-    if f.sha256 is not None:
+    if f.sha256 is not None or f.sha256_prefix is not None:
         digest = sha256 or _sha256(path)
-        if digest != f.sha256:
+        if f.sha256 is not None and digest != f.sha256:
             return f"sha256 {digest[:12]}… does not match the published file"
+        if f.sha256_prefix is not None and not digest.startswith(f.sha256_prefix):
+            return f"sha256 {digest[:12]}… does not start with {f.sha256_prefix}, as the published file's name says"
     if f.uvr_hash is not None and uvr_hash(path) != f.uvr_hash:
         return "its UVR hash does not match the published file (a different or damaged file)"
     return structural_problem(path, f, model)
@@ -178,10 +185,10 @@ def identify_uvr_file(path: Path) -> tuple[UvrModel, UvrFile] | None:
     files = [(m, f) for m in UVR_MODELS.values() for f in m.files]
     size = path.stat().st_size
     candidates = [(m, f) for m, f in files if f.size in (None, size)]
-    if any(f.sha256 for _, f in candidates):
+    if any(f.sha256 or f.sha256_prefix for _, f in candidates):
         digest = _sha256(path)
         for m, f in candidates:
-            if f.sha256 == digest:
+            if f.sha256 == digest or (f.sha256 is None and f.sha256_prefix and digest.startswith(f.sha256_prefix)):
                 return m, f
     if any(f.uvr_hash for _, f in candidates):
         tail = uvr_hash(path)
@@ -194,7 +201,8 @@ def identify_uvr_file(path: Path) -> tuple[UvrModel, UvrFile] | None:
 
 def import_uvr_files(ws: Workspace, paths: list[Path | str], progress: Progress = no_progress,
                      cancel: CancelToken = NEVER) -> list[tuple[UvrModel, Path]]:
-    """Place model files the user already has (a UVR .onnx, a .ckpt and its .yaml) into models/uvr/.
+    """Place model files the user already has (a UVR .onnx or .pth, a .ckpt and its .yaml, a Demucs .th) into
+    models/uvr/.
 
     Each file is recognised (sha256, UVR hash or its published name), copied next to its destination, checked
     like a download, and renamed into place; the user's file is left as it is. Raises InputError naming the
@@ -202,7 +210,7 @@ def import_uvr_files(ws: Workspace, paths: list[Path | str], progress: Progress 
     """
     files = [user_path(p) for p in paths]
     if not files:
-        raise InputError("No files given. Pick the model files (.onnx, or .ckpt with its .yaml) to import.")
+        raise InputError("No files given. Pick the model files (.onnx, .pth, .th, or .ckpt with its .yaml) to import.")
     placed = []
     for i, src in enumerate(files):
         cancel.raise_if_set()

@@ -1,5 +1,6 @@
-"""UVR models as separators: MDX-Net ONNX files (onnxruntime) and MDX23C / RoFormer checkpoints (networks from
-the `audio-separator` package), run on Voiceapp's streaming file stage.
+"""UVR models as separators: MDX-Net ONNX files (onnxruntime), MDX23C / RoFormer checkpoints (networks from
+the `audio-separator` package), VR-arch `.pth` files (`uvr_vr.py`) and Demucs `.th` files (`uvr_demucs.py`), run on
+Voiceapp's streaming file stage.
 
 A `UvrSeparator` is a waveform separator (`kind = "wave"`): `vocals(audio, sample_rate)` returns the voice stem of
 a window of audio (the model's first output: vocals, lead vocals or the dry voice); the file stage writes it and
@@ -24,7 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from voiceapp.assets.uvr import UvrModel, require_uvr_model
+from voiceapp.assets.uvr import VR_MODEL_DATA, UvrModel, VrParams, require_uvr_model
 from voiceapp.assets.uvr_files import read_uvr_config, structural_problem
 from voiceapp.errors import ConfigError, InputError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
@@ -320,8 +321,38 @@ def load_uvr_separator(workspace: Workspace, name: str, device: str = "cpu") -> 
                              f"(Separate > UVR models), or import a good copy.")
         # MDX-Net windows keep their middle (n_fft / 2 of margin): 1 s of context is plenty.
         return UvrSeparator(model, MdxNet(paths[0], model, device), context_s=1.0)
+    if model.family == "vr":
+        from voiceapp.separate.uvr_vr import VrNet
+
+        # VR windows are ~5.5 s (512 frames) and the network sees 64-128 frames (~1 s) of margin: 2 s is plenty.
+        return UvrSeparator(model, VrNet(paths[0], model, resolve_vr_params(model, paths[0]), device),
+                            context_s=2.0)
+    if model.family == "demucs":
+        from voiceapp.separate.uvr_demucs import DemucsNet
+
+        if model.demucs is None:
+            raise ConfigError(f"{model.name}: a Demucs entry needs its DemucsParams")
+        # Demucs windows are the training segment (7.8 s) overlapping by a quarter: 3 s of context at chunk edges.
+        return UvrSeparator(model, DemucsNet(paths, model, model.demucs, device), context_s=3.0)
     # MDX23C / RoFormer windows (~6-8 s) overlap 2-4 times: give the chunk edges a few seconds of context.
     return UvrSeparator(model, MdxcNet(paths[0], paths[1], model, device), context_s=3.0)
+
+
+def resolve_vr_params(model: UvrModel, path: Path) -> VrParams:
+    """UVR's model data for a VR `.pth`: by the file's UVR hash (`VR_MODEL_DATA`, as UVR looks it up), else the
+    catalogue entry's own; InputError when neither has it."""
+    from voiceapp.assets.uvr_files import uvr_hash
+
+    digest = uvr_hash(path)
+    found = VR_MODEL_DATA.get(digest)
+    if found is not None:
+        if model.vr is not None and found != model.vr:
+            log.warning("%s: UVR's model data for hash %s differs from the catalogue entry; using UVR's", path, digest)
+        return found
+    if model.vr is None:
+        raise InputError(f"{path}: no VR model data for this file (UVR hash {digest}); it is not a VR model Voiceapp "
+                         f"knows. Download {model.title} again, or import the published file.")
+    return model.vr
 
 
 def wave_chunks(source: SampleSource, sample_rate: int, separator: UvrSeparator, chunk_s: float = 30.0,
