@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fractions
 import logging
+import re
 import sys
 import types
 from pathlib import Path
@@ -68,9 +69,11 @@ def load_demucs_package(path: Path) -> dict:
         with torch.serialization.safe_globals(_safe_globals()):
             package = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for a refused global, RuntimeError / EOFError for a damaged file
-        raise InputError(f"{path}: not a Demucs checkpoint Voiceapp can load safely ({type(err).__name__}: "
-                         f"{str(err)[:240]}). Delete it and download the model again, or import the published "
-                         f"file.") from err
+        refused = re.search(r"GLOBAL ([\w.]+)", str(err))
+        why = (f"it holds `{refused.group(1)}`, which is not a tensor, container, number, string, Fraction or Demucs "
+               f"class name" if refused else f"{type(err).__name__}: {str(err)[:200]}")
+        raise InputError(f"{path}: not a Demucs checkpoint Voiceapp can load safely ({why}). Delete it and download "
+                         f"the model again, or import the published file.") from err
     klass = package.get("klass") if isinstance(package, dict) else None
     if not (isinstance(klass, type) and issubclass(klass, _ClassName)):
         raise InputError(f"{path}: not a Demucs v4 checkpoint (it has no HTDemucs / HDemucs class entry). Delete it "
