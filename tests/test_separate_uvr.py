@@ -207,9 +207,10 @@ def test_catalogue_groups_the_main_uvr_models_by_purpose_with_their_facts(worksp
     kim = uvr.UVR_MODELS["kim-vocal-2"]
     assert kim.size == 66_759_214 and kim.model_file.sha256 and kim.mdx.n_fft == 7680
     for model in uvr.UVR_MODELS.values():   # every model family here has an engine; mdxc models ship a yaml
-        assert model.family in ("mdx", "mdxc")
+        assert model.family in ("mdx", "mdxc", "vr", "demucs")
         assert (model.config_file is not None) == (model.family == "mdxc")
-        assert model.mdx is not None or model.family == "mdxc"
+        assert (model.mdx is not None) == (model.family == "mdx") and (model.vr is not None) == (model.family == "vr")
+        assert (model.demucs is not None) == (model.family == "demucs")
 
 
 def test_picker_reads_the_registry_and_marks_what_is_on_disk(workspace, monkeypatch, tmp_path):

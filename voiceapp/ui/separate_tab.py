@@ -84,7 +84,7 @@ def import_uvr_ui(services: Services, files: list[str] | None, progress: Any = N
     from voiceapp.assets.uvr_files import import_uvr_files
 
     if not files:
-        raise gr.Error("Upload the model files: a UVR .onnx, or a .ckpt together with its .yaml config.")
+        raise gr.Error("Upload the model files: a UVR .onnx or .pth, a Demucs .th, or a .ckpt together with its .yaml config.")
     token = services.start_job("uvr-download")
     placed = run_job(lambda progress: import_uvr_files(services.workspace, list(files), progress, token),
                      progress=progress)
@@ -186,8 +186,8 @@ def _uvr_section(services: Services, model: Any, download: Any, message: Any, no
                                 info=f"A base address that has every file by its published name (default: "
                                      f"${MIRROR_ENV}, else the UVR release on GitHub).")
         with gr.Row():
-            files = gr.File(label="Model files you already have (.onnx, or .ckpt + .yaml)", file_count="multiple",
-                            type="filepath")
+            files = gr.File(label="Model files you already have (.onnx, .pth, .th, or .ckpt + .yaml)",
+                            file_count="multiple", type="filepath")
             do_import = gr.Button("Import")
 
     def _download(name_, mirror_, progress=gr.Progress()):
