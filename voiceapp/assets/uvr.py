@@ -151,9 +151,10 @@ def _th(name: str, sha256: str | None = None) -> UvrFile:
     return UvrFile(name, f"{DEMUCS_RELEASE}/{name}", sha256=sha256, sha256_prefix=name.rsplit("-", 1)[-1][:8])
 
 
-# Sizes: UVR tells VR 5.0 capacity classes apart by file size in KiB (123,821 / 123,812 for the HP nets); VR 5.1
-# files of nout 48 are 56,817 KiB and those of nout 64 218,409 KiB. The HT-Demucs members weigh about 80.5 MB each.
-_HP_MB, _V51_48_MB, _V51_64_MB, _HTDEMUCS_MB = 126.8, 58.2, 223.7, 80.5
+# Sizes (estimates, shown as "about"): UVR tells VR 5.0 capacity classes apart by file size in KiB (123,821 /
+# 123,812 for the HP nets); a VR 5.1 file of nout 64 is 218,409 KiB, and a float32 state dict of the nout 48 net on
+# 4band_v3 is 127.1 MB (bench/uvr_pipeline.py builds it). The HT-Demucs members weigh about 80.5 MB each.
+_HP_MB, _V51_48_MB, _V51_64_MB, _HTDEMUCS_MB = 126.8, 127.1, 223.7, 80.5
 _DEREVERB = {"voice_stems": ("no reverb", "dry"), "stem_names": ("dry", "reverb")}
 _DEECHO = {"voice_stems": ("no echo",), "stem_names": ("dry", "echo"), "approx_mb": _V51_48_MB}
 _KARAOKE = {"stem_names": ("lead_vocals", "backing"), "approx_mb": _HP_MB}
