@@ -42,21 +42,26 @@ def tiny_vr_pth(path: Path, params: VrParams = TINY_VR, seed: int = 0) -> Path:
     return path
 
 
-def tiny_demucs_th(folder: Path, seed: int = 0, **overrides) -> Path:
-    """A random tiny HTDemucs saved as Demucs saves its checkpoints: {"klass": the class (pickled by reference as
-    demucs.htdemucs.HTDemucs), "args", "kwargs", "state" (float16), "training_args"}; named <sig>-<sha256[:8]>.th."""
+TINY_HDEMUCS = dict(sources=SOURCES, audio_channels=2, samplerate=44100, segment=1, channels=8)
+
+
+def tiny_demucs_th(folder: Path, seed: int = 0, klass_name: str = "HTDemucs") -> Path:
+    """A random tiny HTDemucs (or HDemucs) saved as Demucs saves its checkpoints: {"klass": the class (pickled by
+    reference as demucs.htdemucs.HTDemucs), "args", "kwargs", "state" (float16), "training_args"}; named
+    <sig>-<sha256[:8]>.th."""
     import torch
 
     from voiceapp.separate.uvr_demucs import _demucs_classes
 
-    kwargs = {**TINY_HTDEMUCS, **overrides}
+    kwargs = dict(TINY_HTDEMUCS if klass_name == "HTDemucs" else TINY_HDEMUCS)
     torch.manual_seed(seed)
-    net = _demucs_classes()["HTDemucs"](**kwargs)
-    demucs, htdemucs = types.ModuleType("demucs"), types.ModuleType("demucs.htdemucs")
-    klass = type("HTDemucs", (), {"__module__": "demucs.htdemucs"})
-    htdemucs.HTDemucs, demucs.htdemucs = klass, htdemucs
-    saved = {k: sys.modules.get(k) for k in ("demucs", "demucs.htdemucs")}
-    sys.modules.update({"demucs": demucs, "demucs.htdemucs": htdemucs})
+    net = _demucs_classes()[klass_name](**kwargs)
+    module_name = f"demucs.{klass_name.lower()}"
+    demucs, sub = types.ModuleType("demucs"), types.ModuleType(module_name)
+    klass = type(klass_name, (), {"__module__": module_name})
+    setattr(sub, klass_name, klass)
+    saved = {k: sys.modules.get(k) for k in ("demucs", module_name)}
+    sys.modules.update({"demucs": demucs, module_name: sub})
     try:
         tmp = folder / f"tiny{seed}.tmp"
         torch.save({"klass": klass, "args": [], "kwargs": kwargs,
@@ -175,10 +180,11 @@ def test_vr_voice_stem_follows_the_model_data(workspace, monkeypatch, tmp_path, 
     assert np.abs(dry - vocals).max() > 1e-4
 
 
-def test_tiny_htdemucs_separates_from_the_picker_name(workspace, monkeypatch, tmp_path, small_torch_ops):
+@pytest.mark.parametrize("klass_name", ["HTDemucs", "HDemucs"])
+def test_tiny_demucs_separates_from_the_picker_name(klass_name, workspace, monkeypatch, tmp_path, small_torch_ops):
     from voiceapp.separate import SeparateConfig, load_separator, separate_file
 
-    th = tiny_demucs_th(tmp_path)
+    th = tiny_demucs_th(tmp_path, klass_name=klass_name)
     add_model(monkeypatch, UvrModel("tiny-demucs", "Tiny Demucs", "vocals", "demucs", (demucs_file(th),), "MIT",
                                     "test", demucs=DemucsParams()))
     install(workspace, th)
