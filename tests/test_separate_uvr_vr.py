@@ -66,7 +66,8 @@ def tiny_demucs_th(folder: Path, seed: int = 0, klass_name: str = "HTDemucs") ->
         tmp = folder / f"tiny{seed}.tmp"
         torch.save({"klass": klass, "args": [], "kwargs": kwargs,
                     "state": {k: v.half() for k, v in net.state_dict().items()},
-                    "training_args": {"dset": {"name": "musdb"}, "epochs": 3}}, tmp)
+                    "training_args": {"dset": {"name": "musdb"}, "epochs": 3, "lr": np.float64(3e-4),
+                                      "weights": np.array([1.0, 0.5], dtype=np.float32)}}, tmp)
     finally:
         for k, v in saved.items():
             if v is None:

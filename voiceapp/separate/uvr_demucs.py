@@ -4,7 +4,8 @@ a separator network: (2, n) at 44.1 kHz -> {source: (2, n)} (drums, bass, other,
 A published `.th` is a pickled dict: {"klass": <demucs class>, "args": [...], "kwargs": {...}, "state": {name:
 tensor}, "training_args": {...}}. Loading it never runs pickle's code: `torch.load(weights_only=True)` with an
 allow-list that admits only the class *names* of the networks (to our stand-ins, never importing demucs) and
-`fractions.Fraction` (the segment length); anything else in the file is refused with a message naming it. The
+`fractions.Fraction` (the segment length) and numpy's scalar / dtype / array constructors (numbers in the settings);
+anything else in the file is refused with a message naming it. The
 network is then built from audio-separator's copy of the Demucs classes (`uvr_lib_v5/demucs`) with the file's
 kwargs, and the weights are loaded into it.
 
@@ -48,8 +49,25 @@ def _stand_in(name: str) -> type:
 _STAND_INS = {name: _stand_in(name) for name in DEMUCS_CLASSES}
 
 
+def _numpy_data_globals() -> list:
+    """numpy's data constructors (scalars, dtypes, arrays) under the names numpy 1 and 2 pickle them by: published
+    Demucs files hold numpy numbers in their settings. They rebuild data only; anything inside still goes through
+    the weights-only unpickler."""
+    import numpy as np
+
+    core = np._core if hasattr(np, "_core") else np.core   # numpy 2 / numpy 1
+    allowed: list = [np.dtype, np.ndarray]
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed += [(core.multiarray.scalar, f"{module}.scalar"),
+                    (core.multiarray._reconstruct, f"{module}._reconstruct")]
+    for name in ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool_"):
+        dtype_class = type(np.dtype(getattr(np, name)))
+        allowed += [dtype_class, (dtype_class, f"numpy.dtypes.{dtype_class.__name__}")]
+    return allowed
+
+
 def _safe_globals() -> list:
-    allowed: list = [fractions.Fraction]
+    allowed: list = [fractions.Fraction, *_numpy_data_globals()]
     for name, cls in _STAND_INS.items():
         module = "htdemucs" if name == "HTDemucs" else "hdemucs"
         for prefix in ("demucs", "audio_separator.separator.uvr_lib_v5.demucs"):
@@ -61,7 +79,8 @@ def load_demucs_package(path: Path) -> dict:
     """The checkpoint's {"klass": name, "args", "kwargs", "state"}, loaded without running pickled code.
 
     Raises InputError naming the file and what to do when it is damaged, holds something other than tensors,
-    containers, numbers, strings, Fractions and the Demucs class names, or is a quantized (diffq) checkpoint.
+    containers, numbers (numpy's too), strings, Fractions and the Demucs class names, or is a quantized (diffq)
+    checkpoint.
     """
     import torch
 
@@ -110,7 +129,8 @@ def _no_diffq() -> types.ModuleType:
         raise InputError("Quantized Demucs checkpoints need the `diffq` package; Voiceapp runs the full-precision "
                          "Demucs files.")
 
-    module.DiffQuantizer = module.UniformQuantizer = module.restore_quantized_state = refuse  # type: ignore[attr-defined]
+    for name in ("DiffQuantizer", "UniformQuantizer", "restore_quantized_state"):
+        setattr(module, name, refuse)
     return module
 
 

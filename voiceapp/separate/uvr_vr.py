@@ -69,7 +69,8 @@ def _lp_mask(n_bins: int, start: int, stop: int) -> np.ndarray:
 
 
 def _hp_mask(n_bins: int, start: int, stop: int) -> np.ndarray:
-    return np.concatenate([np.zeros(stop + 1), np.linspace(0, 1, 1 + start - stop), np.ones(n_bins - start - 2)])[:, None]
+    ramp = np.linspace(0, 1, 1 + start - stop)
+    return np.concatenate([np.zeros(stop + 1), ramp, np.ones(n_bins - start - 2)])[:, None]
 
 
 def _lp_filter(spec: np.ndarray, start: int, stop: int, v51: bool) -> np.ndarray:
