@@ -178,7 +178,7 @@ def _uvr_section(services: Services, model: Any, download: Any, message: Any, no
         gr.Markdown("Ultimate Vocal Remover's models, by purpose. Pick one in the **Separator** list, then "
                     "**Download** it there (once; progress shown, resumed if the connection breaks, checked before use), "
                     "or import the files you already have. They run on a CPU (MDX-Net: a few times the song's "
-                    "length; RoFormer needs a GPU to be practical). Files live in models/uvr/.")
+                    "length; RoFormer, VR arch and Demucs need a GPU to be practical). Files live in models/uvr/.")
         table = gr.Markdown(uvr_table(services.workspace))
         with gr.Row():
             mirror = gr.Textbox(label="Mirror (optional)", value=resolve_mirror() or "",
