@@ -348,11 +348,15 @@ def catalogue_rows(ws: Workspace) -> list[dict]:
     for purpose in PURPOSES:
         for model in (m for m in UVR_MODELS.values() if m.purpose == purpose):
             st = uvr_status(ws, model.name)
-            pinned = all(f.sha256 or f.uvr_hash or f.sha256_prefix for f in model.files if f.kind != "yaml")
+            weights = [f for f in model.files if f.kind != "yaml"]
+            if all(f.sha256 or f.uvr_hash for f in weights):
+                checksum = "sha256/UVR hash on record"
+            elif all(f.sha256 or f.uvr_hash or f.sha256_prefix for f in weights):
+                checksum = "sha256 prefix on record (in the published file name)"
+            else:
+                checksum = "no checksum on record (checked by loading)"
             rows.append({"name": model.name, "title": model.title, "purpose": purpose,
                          "purpose_title": PURPOSES[purpose], "family": FAMILY_TITLES[model.family],
                          "size": model.size_text(ws), "licence": model.licence, "state": st.state,
-                         "on_disk": st.usable, "detail": st.detail, "about": model.about,
-                         "checksum": "sha256/UVR hash on record" if pinned else "no checksum on record (checked by "
-                                                                                 "loading)"})
+                         "on_disk": st.usable, "detail": st.detail, "about": model.about, "checksum": checksum})
     return rows
