@@ -330,3 +330,20 @@ def test_import_recognises_vr_and_demucs_files_by_their_checksums(workspace, mon
     placed = uvr_files.import_uvr_files(workspace, [renamed / "my vr.pth", renamed / "demucs copy.th"])
     assert [(m.name, p.name) for m, p in placed] == [("tiny-vr", pth.name), ("tiny-demucs", th.name)]
     assert (renamed / "my vr.pth").read_bytes() == pth.read_bytes(), "the user's file is left as it was"
+
+
+def test_vr_5_0_files_get_their_capacity_class_from_their_size(tmp_path, small_torch_ops):
+    """UVR sizes a VR 5.0 net by its file (nearest of the known sizes in KiB); the weights then fit that class."""
+    from voiceapp.separate.uvr_vr import VrNet, arch_size_for
+
+    for kib, expected in ((123_800, 123812), (123_830, 123821), (31_000, 31191), (537_230, 537227)):
+        sparse = tmp_path / f"{kib}.pth"
+        with open(sparse, "wb") as fh:
+            fh.truncate(kib * 1024)
+        assert arch_size_for(sparse) == expected
+    params = VrParams("1band_sr44100_hl1024", "Instrumental", "Vocals")   # no arch size: from the file
+    pth = tiny_vr_pth(tmp_path / "sp.pth", replace(params, arch_size=31191))
+    assert arch_size_for(pth) == 31191, "a 31191-class state dict is itself about 31,191 KiB"
+    model = UvrModel("sp", "SP", "vocals", "vr", (UvrFile(pth.name, "x"),), "t", "t", vr=params)
+    net = VrNet(pth, model, params)
+    assert type(net.net).__name__ == "CascadedASPPNet" and net.net.offset == 128
