@@ -111,7 +111,7 @@ def test_catalogue_has_the_vr_and_demucs_families_with_their_facts(workspace):
     assert uvr.VR_MODEL_DATA["0fb9249ffe4ffc38d7b16243f394c0ff"].primary_stem == "No Reverb"
     rows = {r["name"]: r for r in uvr.catalogue_rows(workspace)}
     assert rows["vr-5-hp-karaoke"]["purpose"] == "karaoke" and rows["vr-denoise"]["purpose"] == "dereverb"
-    assert rows["htdemucs"]["family"] == "Demucs v4 (.th)" and "MB" in rows["htdemucs"]["size"]
+    assert rows["htdemucs"]["family"] == "Demucs (.th)" and "MB" in rows["htdemucs"]["size"]
     assert rows["vr-1-hp"]["checksum"].startswith("no checksum")   # none on record for 1_HP-UVR: it says so
     assert rows["htdemucs"]["checksum"].startswith("sha256 prefix")
     assert rows["htdemucs-ft-vocals"]["checksum"].startswith("sha256/")

@@ -34,7 +34,7 @@ PURPOSES: dict[str, str] = {
 }
 Family = Literal["mdx", "mdxc", "vr", "demucs"]
 FAMILY_TITLES = {"mdx": "MDX-Net (ONNX)", "mdxc": "MDX23C / RoFormer (checkpoint + yaml)",
-                 "vr": "VR arch (.pth)", "demucs": "Demucs v4 (.th)"}
+                 "vr": "VR arch (.pth)", "demucs": "Demucs (.th)"}
 
 _UVR_LICENCE = ("UVR public model release (Ultimate Vocal Remover, MIT); no separate licence file comes with "
                 "the weights")
@@ -281,7 +281,7 @@ UVR_MODELS: dict[str, UvrModel] = {m.name: m for m in (
             approx_mb=_HTDEMUCS_MB),
     _demucs("htdemucs-6s", "Demucs v4 htdemucs_6s", (_th("5c90dfd2-34c22ccb.th"),),
             "Six-source HT-Demucs (adds guitar and piano); vocals are its vocals source."),
-    _demucs("hdemucs-mmi", "Demucs v3 hdemucs_mmi", (_th("75fc33f5-1941ce65.th"),),
+    _demucs("hdemucs-mmi", "Demucs hdemucs_mmi (Hybrid Demucs v3)", (_th("75fc33f5-1941ce65.th"),),
             "Hybrid Demucs v3 retrained on MUSDB + 800 songs (4 sources); vocals are its vocals source."),
 )}
 
