@@ -347,3 +347,29 @@ def test_vr_5_0_files_get_their_capacity_class_from_their_size(tmp_path, small_t
     model = UvrModel("sp", "SP", "vocals", "vr", (UvrFile(pth.name, "x"),), "t", "t", vr=params)
     net = VrNet(pth, model, params)
     assert type(net.net).__name__ == "CascadedASPPNet" and net.net.offset == 128
+
+
+def test_cancel_stops_vr_and_demucs_between_their_windows(tmp_path, monkeypatch, small_torch_ops):
+    from voiceapp.errors import Cancelled
+    from voiceapp.progress import CancelToken
+    from voiceapp.separate.uvr_demucs import DemucsNet
+    from voiceapp.separate.uvr_vr import VrNet
+
+    pth = tiny_vr_pth(tmp_path / "tiny.pth")
+    model = UvrModel("v", "V", "vocals", "vr", (UvrFile(pth.name, "x"),), "t", "t", vr=TINY_VR)
+    vr = VrNet(pth, model, TINY_VR, window_size=256, batch_windows=1)   # 128-frame (1.4 s) steps
+    th = tiny_demucs_th(tmp_path)
+    demucs = DemucsNet([th], replace(model, family="demucs", vr=None), DemucsParams())
+    mix = np.random.default_rng(3).standard_normal((2, 3 * 44100)).astype(np.float32) * 0.1
+    for net, module in ((vr.net, "predict_mask"), (demucs.nets[0], "forward")):
+        token, calls, run = CancelToken(), [], getattr(net, module)
+
+        def counting(*a, _run=run, _token=token, _calls=calls):
+            _calls.append(1)
+            _token.set()
+            return _run(*a)
+
+        monkeypatch.setattr(net, module, counting)
+        with pytest.raises(Cancelled):
+            (vr if net is vr.net else demucs)(mix, token)
+        assert len(calls) == 1, "the model stopped before its next window"

@@ -8,7 +8,8 @@ spectrogram around them is ours. Facts used (UVR / audio-separator): a parameter
 (librosa's centred Hann STFT); the bins crop_start:crop_stop of each band, stacked low to high, form one
 (2, bins + 1, frames) spectrogram (low-passed from pre_filter_start). VR 5.0 files apply the set's channel
 transform (mid/side, reversed, ...) to the waveform, VR 5.1 files a per-band `convert_channels` to the spectrum.
-The network sees the magnitude, normalised to a peak of 1, in windows of `window_size` frames that overlap by
+The network sees the magnitude, normalised to a peak of 1 (per chunk of the file stage here; UVR normalises the
+whole song), in windows of `window_size` frames that overlap by
 2 * net.offset, and returns a mask; primary = mask * mix, secondary = (1 - mask) * mix, with UVR's "aggression"
 exponent applied to the mask first (split at band 1's crop_stop). Bands go back to waveforms low to high: each is
 band-pass filtered, inverted, added to the lower bands and resampled up to the next band's rate.
