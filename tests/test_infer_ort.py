@@ -124,11 +124,11 @@ def test_fp32_graph_is_rebuilt_when_the_model_file_changes_and_keeps_the_int8_on
     assert not int8.exists()  # ... and so is the int8 graph of the old contents
 
 
-def test_auto_picks_ort_on_avx2_only(monkeypatch):
+def test_auto_picks_ort_on_avx2_and_avx512_without_fast_bf16(monkeypatch):
     from voiceapp.infer import speed
 
     monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: False)
-    for isa, expected in (("AVX2", "ort"), ("AVX-512", "fp32"), ("older", "fp32"), ("unknown", "fp32")):
+    for isa, expected in (("AVX2", "ort"), ("AVX-512", "ort"), ("older", "fp32"), ("unknown", "fp32")):
         monkeypatch.setattr(speed, "cpu_isa", lambda isa=isa: isa)
         assert speed.resolve_precision("auto", "cpu") == expected, isa
     monkeypatch.setattr(speed, "cpu_isa", lambda: "AVX2")

@@ -12,9 +12,9 @@ The HiFi-GAN decoder is ~95% of the synthesis time. On the CPU we run a copy of 
   noise seed (tests/test_infer_convert.py).
 
 With `ort` the decoder's conv stack runs in float32 in ONNX Runtime instead (onnx_decoder.py: the graph exported
-once per model and cached on disk), ~1.45x faster than the channels-last PyTorch decoder on AVX2 CPUs with
-the same numbers (within 1e-6). `auto` picks bf16 where fast bf16 exists, ort on AVX2 CPUs (where it was
-measured faster), else PyTorch float32; `int8` is opt-in.
+once per model and cached on disk), 1.35-1.45x faster than the channels-last PyTorch decoder with the same
+numbers (within 1e-6). `auto` picks bf16 where fast bf16 exists, ort on AVX2/AVX-512 CPUs without it (where it
+was measured faster), else PyTorch float32; `int8` is opt-in.
 
 On CUDA the model runs as loaded (float32).
 """
@@ -80,15 +80,17 @@ def cpu_isa() -> str:
     return "older"
 
 
-# CPU classes on which the float32 ONNX Runtime decoder was measured faster than PyTorch's (bench/infer.py)
-ORT_FASTER_ON = ("AVX2",)
+# CPU classes without fast bf16 on which the float32 ONNX Runtime decoder was measured faster than PyTorch's
+# channels-last one: AVX2 (2-core EPYC: 0.93 vs 1.33 CPU s per s of audio on the conv stack) and AVX-512 kernels on
+# both sides (Zen 4 EPYC, bench/decoder_cpu.py: 1.07 vs 1.46). Older CPUs were not measured: PyTorch float32.
+ORT_FASTER_ON = ("AVX2", "AVX-512")
 PRECISIONS = ("fp32", "bf16", "ort", "int8")
 
 
 def resolve_precision(precision: str, device: str) -> str:
     """"auto" -> "bf16" on a CPU with fast bfloat16 (AMX / AVX-512 BF16), "ort" (float32 in ONNX Runtime) on an
-    AVX2 CPU, else "fp32"; explicit values are kept. Whether ONNX Runtime is installed is checked when the decoder
-    is built (`for_precision`: one line, then PyTorch float32).
+    AVX2 or AVX-512 CPU without it, else "fp32"; explicit values are kept. Whether ONNX Runtime is installed is
+    checked when the decoder is built (`for_precision`: one line, then PyTorch float32).
 
     "int8" (ONNX Runtime, onnx_decoder.py) is never chosen by "auto": on the full v2 model it is 1.24x faster than
     float32 here but moves the sound further than another noise seed (log-mel L1 0.45 vs 0.30, bench/infer.py
