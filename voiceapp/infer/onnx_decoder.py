@@ -6,10 +6,10 @@ exported once per model with the weight norm fused and run by ONNX Runtime on th
 - **float32** (`--precision ort`, what `auto` picks on AVX2/AVX-512 CPUs without fast bf16): every 1-D conv
   exported as the equivalent (1, k) 2-D conv, which ONNX Runtime's graph optimizer turns into its blocked
   (NCHWc) convolutions with the activations fused (convolutions are then 88% of its time); the same numbers as
-  PyTorch within 1e-6. One thread, CPU seconds per second of audio on one tile: AVX2 EPYC 0.93 against 1.33 for
-  PyTorch's channels-last float32 (issue #17's profile); Zen 4 EPYC (AVX-512) 0.95 against 1.38, while the
-  1-D convs exported as they are take 1.42 (no gain). Its kernels are not built per input shape, so its tiles
-  follow the input (tiles.even_core: fewer, longer tiles, less context decoded twice).
+  PyTorch within 1e-6. Seconds per second of audio on one 2 s tile: AVX2 EPYC (2 threads, issue #17's profile)
+  0.93 against 1.33 for PyTorch's channels-last float32; AVX-512 EPYC (Zen 4 or later, 1 thread, CPU seconds)
+  0.95 against 1.38, while the 1-D convs exported as they are take 1.42 (no gain). Its kernels are not built per
+  input shape, so its tiles follow the input (tiles.even_core: fewer, longer tiles, less context decoded twice).
 - **int8** (`--precision int8`): the convolutions of the first two stages quantized to int8 (weights per output
   channel, activations per tensor with ranges calibrated on real speech: the shipped LJ Speech clip through this
   model). It is the user's choice, not the default: bench/infer.py --quality measures that it moves the sound

@@ -81,8 +81,9 @@ def cpu_isa() -> str:
 
 
 # CPU classes without fast bf16 on which the float32 ONNX Runtime decoder was measured faster than PyTorch's
-# channels-last one: AVX2 (2-core EPYC: 0.93 vs 1.33 CPU s per s of audio on the conv stack) and AVX-512 kernels on
-# both sides (Zen 4 EPYC, bench/decoder_cpu.py: 1.07 vs 1.46). Older CPUs were not measured: PyTorch float32.
+# channels-last one: AVX2 (2-core EPYC, issue #17's profile: 0.93 vs 1.33 s per s of audio on the conv stack) and
+# AVX-512 kernels on both sides (EPYC Zen 4 or later, bench/decoder_cpu.py: 1.07 vs 1.46 CPU s). Older CPUs were
+# not measured: PyTorch float32 there.
 ORT_FASTER_ON = ("AVX2", "AVX-512")
 PRECISIONS = ("fp32", "bf16", "ort", "int8")
 
