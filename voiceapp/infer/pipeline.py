@@ -70,8 +70,8 @@ class InferConfig:
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
     precision: Precision = "auto"      # CPU decoder: bf16 on CPUs with AMX/AVX-512 BF16, ort (float32 in ONNX
-                                       # Runtime) on AVX2, else fp32 (PyTorch); int8 = ONNX Runtime, faster
-                                       # still but less exact (speed.py, onnx_decoder.py)
+                                       # Runtime) on other AVX2/AVX-512 CPUs, else fp32 (PyTorch); int8 = ONNX
+                                       # Runtime, faster still but less exact (speed.py, onnx_decoder.py)
 
     def __post_init__(self) -> None:
         checks = [
