@@ -10,7 +10,7 @@ run back to back, so their ratio is measured under the same machine load. Config
   rvc            RVC's CPU settings: pieces (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s, the model as
                  loaded (float32, weight-normed 1-D convs)
   voiceapp       our defaults (InferConfig(): pieces (0.5, 2, 10, 12) s, precision auto: decoder in bf16 on CPUs
-                 with AMX/AVX-512 BF16, float32 in ONNX Runtime on AVX2, else float32 PyTorch)
+                 with AMX/AVX-512 BF16, float32 in ONNX Runtime on other AVX2/AVX-512 CPUs, else float32 PyTorch)
   voiceapp-fp32  our defaults with the float32 PyTorch decoder (channels-last)
   voiceapp-ort   our defaults with the float32 ONNX Runtime decoder
   voiceapp-bf16  our defaults in bfloat16
