@@ -9,13 +9,15 @@ Each (config, f0 method) runs in a fresh child process (so its peak RSS is its o
 run back to back, so their ratio is measured under the same machine load. Configs:
   rvc            RVC's CPU settings: pieces (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s, the model as
                  loaded (float32, weight-normed 1-D convs)
-  voiceapp       our defaults (InferConfig(): pieces (0.5, 2, 10, 12) s, decoder in bf16 on CPUs with AMX/AVX-512
-                 BF16, else int8 in ONNX Runtime)
+  voiceapp       our defaults (InferConfig(): pieces (0.5, 2, 10, 12) s, precision auto: decoder in bf16 on CPUs
+                 with AMX/AVX-512 BF16, float32 in ONNX Runtime on other AVX2/AVX-512 CPUs, else float32 PyTorch)
   voiceapp-fp32  our defaults with the float32 PyTorch decoder (channels-last)
+  voiceapp-ort   our defaults with the float32 ONNX Runtime decoder
   voiceapp-bf16  our defaults in bfloat16
   voiceapp-int8  our defaults with the int8 ONNX Runtime decoder
   seg<C>         our defaults with pieces cut every C seconds (query C/5, max 1.2 C): for the segment-length scan
-RTF = seconds per second of audio (lower is faster), model/encoder loading excluded (reported apart). On a shared
+RTF = seconds per second of audio (lower is faster), model/encoder loading excluded (reported apart: "load s"
+includes building or opening the decoder's cached ONNX graph; "graph" says whether this process built it). On a shared
 machine the CPU seconds of the child (process time) are the stable number; wall seconds are given beside them.
 The first line names the CPU's instruction-set class (AVX2 / AVX-512 / AMX), which decides the fast paths.
 --quality also converts with RVC's settings and seed 1, and prints how far each config's output is from RVC's
@@ -54,6 +56,8 @@ def config_for(name: str):
         return replace(base, precision="fp32")
     if name == "voiceapp-bf16":
         return replace(base, precision="bf16")
+    if name == "voiceapp-ort":
+        return replace(base, precision="ort")
     if name == "voiceapp-int8":
         return replace(base, precision="int8")
     if name.startswith("seg"):
@@ -96,8 +100,10 @@ def prepare(root: Path, seconds: float) -> dict:
     ws = Workspace(root).ensure()
     torch.manual_seed(0)
     cfg = SynthConfig.preset("v2", 40000, True, "full")
-    model = export_voice_model(Synthesizer(cfg).state_dict(), cfg, ws.voice_model_path("bench"), epoch=1, step=1,
-                               embedder="contentvec", name="bench")
+    model = ws.voice_model_path("bench")
+    if not model.is_file():  # kept between runs (same weights): its cached decoder graphs stay valid
+        model = export_voice_model(Synthesizer(cfg).state_dict(), cfg, model, epoch=1, step=1,
+                                   embedder="contentvec", name="bench")
     if not (ws.contentvec_dir / "config.json").exists():
         from transformers import HubertConfig, HubertModel
 
@@ -137,7 +143,25 @@ def worker(spec: dict) -> dict:
     voice = load_voice(spec["model"], services)
     load_model_s = time.perf_counter() - started
     cfg = replace(config_for(spec["config"]), f0_method=spec["method"], seed=int(spec.get("seed", 0)))
+    cache = services.workspace.models_dir / "cache" / "decoders"
+    graphs_before = set(cache.glob("*.onnx")) if cache.exists() else set()
+    if spec.get("first_call"):  # what a new process pays at its first conversion, beyond the second one
+        calls = []
+        for _ in range(2):
+            t = convert(audio, rate, voice, cfg, index_path=spec["index"], services=services).timings
+            calls.append((t.get("cpu_load", 0.0), t["cpu_total"] - t.get("cpu_load", 0.0),
+                          t["total"] - t.get("load", 0.0)))
+        from voiceapp.infer.speed import resolve_precision
+
+        built = (set(cache.glob("*.onnx")) if cache.exists() else set()) - graphs_before
+        return {"config": spec["config"], "precision": resolve_precision(cfg.precision, "cpu"),
+                "audio_s": round(len(audio) / rate, 2), "load_model_s": round(load_model_s, 2),
+                "first_load_cpu_s": round(calls[0][0], 2), "first_cpu_s": round(calls[0][1], 2),
+                "first_wall_s": round(calls[0][2], 2), "second_cpu_s": round(calls[1][1], 2),
+                "second_wall_s": round(calls[1][2], 2),
+                "graph": "built" if built else ("cached" if graphs_before else "-")}
     result = convert(audio, rate, voice, cfg, index_path=spec["index"], services=services)
+    graphs_after = set(cache.glob("*.onnx")) if cache.exists() else set()
     t, dur = result.timings, result.duration_s
     out = {"config": spec["config"], "method": spec["method"], "threads": spec["threads"], "seed": cfg.seed,
            "audio_s": round(dur, 2), "pieces": result.segments,
@@ -148,6 +172,10 @@ def worker(spec: dict) -> dict:
     out.update({f"{k}_per_s": round(t.get(k, 0.0) / dur, 3) for k in STEPS})
     out.update({f"cpu_{k}_per_s": round(t.get(f"cpu_{k}", 0.0) / dur, 3) for k in STEPS})
     out["other_per_s"] = round(t.get("post", 0.0) / dur, 3)
+    from voiceapp.infer.speed import resolve_precision
+
+    out["precision"] = resolve_precision(cfg.precision, "cpu") if spec["config"] != "rvc" else "rvc"
+    out["graph"] = "built" if graphs_after - graphs_before else ("cached" if graphs_after else "-")
     if spec.get("save"):
         import numpy as np
 
@@ -168,15 +196,16 @@ def run_child(spec: dict) -> dict:
 def table(results: list[dict]) -> str:
     """Per step: CPU seconds per second of audio (wall seconds in brackets)."""
     head = ("| method | config | CPU RTF (wall) | f0 | features | retrieval | synthesis | pieces | peak MB | "
-            "load s |")
-    lines = [head, "|" + "---|" * 10]
+            "load s | decoder | graph |")
+    lines = [head, "|" + "---|" * 12]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['method']} | {r['config']} | error: {r['error'][-120:]} |")
             continue
         cells = " | ".join(f"{r['cpu_' + k + '_per_s']:.2f} ({r[k + '_per_s']:.2f})" for k in STEPS)
         lines.append(f"| {r['method']} | {r['config']} | {r['cpu_rtf']:.2f} ({r['rtf']:.2f}) | {cells} | "
-                     f"{r['pieces']} | {r['peak_rss_mb']:.0f} | {r['load_s']:.1f} |")
+                     f"{r['pieces']} | {r['peak_rss_mb']:.0f} | {r['load_s']:.1f} | {r.get('precision', '?')} | "
+                     f"{r.get('graph', '?')} |")
     return "\n".join(lines)
 
 
@@ -217,6 +246,26 @@ def quality_table(saved: dict) -> str:
     return "\n".join(lines)
 
 
+def first_call(args: argparse.Namespace, paths: dict) -> int:
+    """Per config, a new process converting the same speech twice: the first conversion's extra cost."""
+    method = args.methods.split(",")[0]
+    print(f"| config | decoder | {args.seconds:.0f} s speech ({method}) | load model s | first call: loading CPU s "
+          f"(encoder, index, decoder graph) | first call: conversion CPU s (wall) | second call: conversion CPU s "
+          f"(wall) | first-call extra conversion CPU s | decoder graph |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for config in [c for c in args.configs.split(",") if c]:
+        r = run_child({**paths, "config": config, "method": method, "threads": args.threads, "first_call": True})
+        if "error" in r:
+            print(f"| {config} | error: {r['error'][-160:]} |")
+            continue
+        print(f"| {config} | {r['precision'] if config != 'rvc' else 'rvc'} | {r['audio_s']:.0f} s | "
+              f"{r['load_model_s']:.1f} | {r['first_load_cpu_s']:.2f} | {r['first_cpu_s']:.2f} ({r['first_wall_s']:.2f}) "
+              f"| {r['second_cpu_s']:.2f} ({r['second_wall_s']:.2f}) | {r['first_cpu_s'] - r['second_cpu_s']:.2f} | "
+              f"{r['graph']} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -230,6 +279,9 @@ def main() -> int:
     parser.add_argument("--quality", action="store_true",
                         help="also measure how far the outputs are from RVC's (log-mel, speaker similarity)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--first-call", action="store_true",
+                        help="instead: in a new process per config, convert --seconds of speech twice and print "
+                             "what the first conversion costs beyond the second (kernel building, graph loading)")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -245,6 +297,8 @@ def main() -> int:
           f"{resolve_precision('auto', 'cpu')})")
     print(f"# {args.seconds:.0f} s of speech, full v2 40k (random weights), random HuBERT-base, index 30k rows, "
           f"{args.threads} thread(s), load average {load:.1f} on {os.cpu_count()} cores")
+    if args.first_call:
+        return first_call(args, paths)
     results, saved = [], {}
     for method in [m for m in args.methods.split(",") if m]:
         runs = [(c, 0) for c in args.configs.split(",") if c]

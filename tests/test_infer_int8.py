@@ -151,9 +151,12 @@ def test_auto_never_picks_int8_and_names_the_cpu(monkeypatch):
     from voiceapp.infer import speed
 
     monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: False)
-    assert speed.resolve_precision("auto", "cpu") == "fp32"
+    for isa in ("AVX2", "AVX-512", "older"):  # float32 (ONNX Runtime or PyTorch), never int8
+        monkeypatch.setattr(speed, "cpu_isa", lambda isa=isa: isa)
+        assert speed.resolve_precision("auto", "cpu") in ("ort", "fp32")
     assert speed.resolve_precision("int8", "cpu") == "int8"
     assert speed.resolve_precision("auto", "cuda") == "fp32"
     monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: True)
     assert speed.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.undo()
     assert speed.cpu_isa() in ("AMX", "AVX-512 BF16", "AVX-512", "AVX2", "older", "unknown")

@@ -1,16 +1,25 @@
-"""The int8 decoder for CPUs without fast bfloat16 (most laptops and desktops: AVX2 only).
+"""ONNX Runtime decoders for CPUs without fast bfloat16 (most laptops and desktops: AVX2 only).
 
-The HiFi-GAN conv stack (the decoder after its NSF source: ~95% of the synthesis time) is exported once per
-model to ONNX with the weight norm fused, the convolutions of its first two stages quantized to int8 (weights per
-output channel, activations per tensor with ranges calibrated on real speech: the shipped LJ Speech clip through
-this model) and run by ONNX Runtime, whose int8 convolutions do about twice the work per cycle of float32 ones on
-AVX2. It is the user's choice (`--precision int8`), not the default: bench/infer.py --quality measures that it
-moves the sound further than another noise seed does (full v2 model, random weights, real speech).
+Two graphs of the HiFi-GAN conv stack (the decoder after its NSF source: ~95% of the synthesis time), each
+exported once per model with the weight norm fused and run by ONNX Runtime on the CPU:
 
-The graph is cached under `models/cache/decoders/`, named by the sha256 of the model file and the tile shape,
-so it is built once per model (tens of seconds) and rebuilt when the file changes; graphs of an earlier version
-of the same file are deleted then. Any failure (runtime missing, export or quantization failing) is reported by
-the caller in one line, which then uses the float32 PyTorch decoder.
+- **float32** (`--precision ort`, what `auto` picks on AVX2/AVX-512 CPUs without fast bf16): every 1-D conv
+  exported as the equivalent (1, k) 2-D conv, which ONNX Runtime's graph optimizer turns into its blocked
+  (NCHWc) convolutions with the activations fused (convolutions are then 88% of its time); the same numbers as
+  PyTorch within 1e-6. Seconds per second of audio on one 2 s tile: AVX2 EPYC (2 threads, issue #17's profile)
+  0.93 against 1.33 for PyTorch's channels-last float32; AVX-512 EPYC (Zen 4 or later, 1 thread, CPU seconds)
+  0.95 against 1.38, while the 1-D convs exported as they are take 1.42 (no gain). Its kernels are not built per
+  input shape, so its tiles follow the input (tiles.even_core: fewer, longer tiles, less context decoded twice).
+- **int8** (`--precision int8`): the convolutions of the first two stages quantized to int8 (weights per output
+  channel, activations per tensor with ranges calibrated on real speech: the shipped LJ Speech clip through this
+  model). It is the user's choice, not the default: bench/infer.py --quality measures that it moves the sound
+  further than another noise seed does (full v2 model, random weights, real speech).
+
+The graphs are cached under `models/cache/decoders/`, named by the sha256 of the model file, the kind and the
+graph version (and the tile shape for int8, whose calibration depends on it), so each is built once per model
+(seconds for float32, tens of seconds for int8) and kept across processes; it is rebuilt when the file changes
+and the graphs of an earlier version of the same file are deleted then. Any failure (runtime missing, export or
+quantization failing) is reported by the caller in one line, which then uses the PyTorch float32 decoder.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from voiceapp.workspace import atomic_path, file_sha256, read_json, write_json_a
 log = logging.getLogger(__name__)
 
 GRAPH_VERSION = 4      # part of the cache name: a change in how graphs are built rebuilds them
+FP32_GRAPH_VERSION = 1  # ... the same for the float32 graph
 OPSET = 17
 CALIBRATION_TILES = 6     # tiles of real speech whose activation ranges set the int8 scales ...
 CALIBRATION_FRAMES = 100  # ... each this many frames (+ context): calibration keeps every activation in memory
@@ -98,6 +108,41 @@ def export_filter(dec: Any, path: Path, tile_frames: int = TILE_FRAMES, context:
     return path
 
 
+def export_fp32(dec: Any, path: Path, frames: int = 2 * TILE_CONTEXT + 100, gin_channels: int = 0) -> Path:
+    """Export the decoder's conv stack at `path` for ONNX Runtime in float32, every conv as a (1, k) 2-D conv.
+
+    NSF decoders: inputs x (1, C, frames), source (1, 1, frames*hop), g (1, gin, 1); plain (no-f0) decoders: x
+    and g. Output `audio` (1, 1, frames*hop); the time axis is free (the exported shape is only an example)."""
+    from voiceapp.infer.speed import convs_to_2d
+
+    nsf = hasattr(dec, "m_source")
+
+    class Filter2d(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor, source: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+            return self.inner.filter(x.unsqueeze(2), source.unsqueeze(2), g.unsqueeze(2)).squeeze(2)
+
+    class Plain2d(Filter2d):
+        def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            return self.inner(x.unsqueeze(2), g=g.unsqueeze(2)).squeeze(2)
+
+    plain = convs_to_2d(fused_conv1d_copy(dec))
+    channels = plain.conv_pre.in_channels
+    x, g = torch.zeros(1, channels, frames), torch.zeros(1, max(gin_channels, 1), 1)
+    if nsf:
+        module, example, names = Filter2d(plain), (x, torch.zeros(1, 1, frames * plain.upsample), g), list(INPUTS)
+    else:
+        module, example, names = Plain2d(plain), (x, g), ["x", "g"]
+    axes = {"x": {2: "frames"}, "audio": {2: "samples"}, **({"source": {2: "samples"}} if nsf else {})}
+    with torch.no_grad():
+        torch.onnx.export(module.eval(), example, str(path), input_names=names, output_names=["audio"],
+                          opset_version=OPSET, dynamo=False, dynamic_axes=axes)
+    return path
+
+
 def quantize_graph(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.ndarray]], kernels_per_stage: int = 3) -> Path:
     """Static int8 quantization (QDQ) of the convolutions of the first two upsampling stages (~65% of the work:
     256 and 128 channels at 1/40 and 1/4 of the output rate): int8 weights per output channel, uint8 inputs with
@@ -154,27 +199,31 @@ def session(path: Path, threads: int) -> Any:
 
 
 class OrtDecoder(torch.nn.Module):
-    """Same call as the NSF decoder (x, f0_hz, g, generator) -> (batch, 1, frames*hop) float32, with the conv
-    stack run by an ONNX Runtime session on `decoder_tiles` tiles. The NSF source stays in PyTorch (float32)."""
+    """Same call as the decoder (x, f0_hz, g, generator) -> (batch, 1, frames*hop) float32, with the conv stack
+    run by an ONNX Runtime session on `decoder_tiles` tiles (`even`: tiles of at most `tile_frames`, cut evenly).
+    The NSF source stays in PyTorch (float32)."""
 
     def __init__(self, dec: Any, graph: Path, threads: int, tile_frames: int = TILE_FRAMES,
-                 context: int = TILE_CONTEXT) -> None:
+                 context: int = TILE_CONTEXT, even: bool = False) -> None:
         super().__init__()
-        self.m_source = copy.deepcopy(dec.m_source).float().eval()  # only the source: the convs live in the graph
+        if hasattr(dec, "m_source"):  # only the source: the convs live in the graph
+            self.m_source = copy.deepcopy(dec.m_source).float().eval()
         self.upsample = dec.upsample
         self.graph = graph
         self.session = session(graph, threads)
-        self.tile_frames, self.context = tile_frames, context
+        self.tile_frames, self.context, self.even = tile_frames, context, even
 
     def forward(self, x: Any, f0_hz: Any = None, g: Any = None, generator: Any = None) -> Any:
         if x.shape[0] != 1:
-            raise ValueError("the int8 decoder decodes one item at a time")
+            raise ValueError("the ONNX Runtime decoder decodes one item at a time")
         with torch.no_grad():
-            frames, tiles = decoder_tiles(self, x, f0_hz, g, generator, self.tile_frames, self.context)
+            frames, tiles = decoder_tiles(self, x, f0_hz, g, generator, self.tile_frames, self.context, self.even)
         g_np = (g if g is not None else torch.zeros(1, 1, 1)).detach().float().cpu().numpy()
         out = []
         for latent, source in tiles:
-            feed = {"x": latent.float().cpu().numpy(), "source": source.float().cpu().numpy(), "g": g_np}
+            feed = {"x": latent.float().cpu().numpy(), "g": g_np}
+            if source is not None:
+                feed["source"] = source.float().cpu().numpy()
             out.append(torch.from_numpy(self.session.run(None, feed)[0]))
         return join_tiles(out, frames, self.upsample, self.context)
 
@@ -200,8 +249,38 @@ def cache_dir(models_dir: Path) -> Path:
     return Path(models_dir) / "cache" / "decoders"
 
 
-def graph_path(models_dir: Path, model_sha: str, tile_frames: int = TILE_FRAMES, context: int = TILE_CONTEXT) -> Path:
+def graph_path(models_dir: Path, model_sha: str, tile_frames: int = TILE_FRAMES, context: int = TILE_CONTEXT,
+               kind: str = "int8") -> Path:
+    """The cache file of the `kind` ("int8" or "fp32") graph of the model whose file has sha256 `model_sha`."""
+    if kind == "fp32":  # its time axis is free: one graph for any tile
+        return cache_dir(models_dir) / f"{model_sha[:20]}-v{FP32_GRAPH_VERSION}-fp32.onnx"
     return cache_dir(models_dir) / f"{model_sha[:20]}-t{tile_frames}c{context}-v{GRAPH_VERSION}-int8.onnx"
+
+
+def _cached(target: Path, sha: str) -> bool:
+    return target.is_file() and (read_json(target.with_suffix(".json"), {}) or {}).get("model_sha256") == sha
+
+
+def fp32_graph(dec: Any, model_path: Path, models_dir: Path, gin_channels: int,
+               progress: Progress = no_progress) -> Path:
+    """The cached float32 graph of the decoder of the model file `model_path`, exported when missing (a few
+    seconds, once per model file) and moved into place atomically."""
+    model_path = Path(model_path)
+    sha = file_sha256(model_path)
+    target = graph_path(models_dir, sha, kind="fp32")
+    if _cached(target, sha):
+        return target
+    log.info("exporting the float32 ONNX Runtime decoder of %s (once per model file)", model_path.name)
+    progress(0.0, f"preparing the fast CPU decoder of {model_path.name} (once per model)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="voiceapp_dec_") as tmp:
+        export_fp32(dec, Path(tmp) / "fp32.onnx", gin_channels=gin_channels)
+        with atomic_path(target) as part:
+            shutil.move(str(Path(tmp) / "fp32.onnx"), str(part))
+    write_json_atomic(target.with_suffix(".json"), {"model": str(model_path.resolve()), "model_sha256": sha,
+                                                    "kind": "fp32", "graph_version": FP32_GRAPH_VERSION})
+    prune(models_dir, model_path, keep=target)
+    return target
 
 
 def int8_graph(dec: Any, model_path: Path, models_dir: Path, capture: Callable[[], list[tuple[Any, Any, Any]]],
@@ -213,7 +292,7 @@ def int8_graph(dec: Any, model_path: Path, models_dir: Path, capture: Callable[[
     sha = file_sha256(model_path)
     target = graph_path(models_dir, sha, tile_frames, context)
     sidecar = target.with_suffix(".json")
-    if target.is_file() and (read_json(sidecar, {}) or {}).get("model_sha256") == sha:
+    if _cached(target, sha):
         return target
     log.info("building the int8 decoder of %s (once per model file)", model_path.name)
     progress(0.0, f"preparing the fast CPU decoder of {model_path.name} (once per model; up to a minute)")
@@ -224,18 +303,25 @@ def int8_graph(dec: Any, model_path: Path, models_dir: Path, capture: Callable[[
         with atomic_path(target) as part:
             quantize_graph(fp32, Path(tmp) / "int8.onnx", feeds, int(dec.num_kernels))
             shutil.move(str(Path(tmp) / "int8.onnx"), str(part))
-    write_json_atomic(sidecar, {"model": str(model_path.resolve()), "model_sha256": sha, "tile_frames": tile_frames,
-                                "context": context, "graph_version": GRAPH_VERSION})
+    write_json_atomic(sidecar, {"model": str(model_path.resolve()), "model_sha256": sha, "kind": "int8",
+                                "tile_frames": tile_frames, "context": context, "graph_version": GRAPH_VERSION})
     prune(models_dir, model_path, keep=target)
     return target
 
 
 def prune(models_dir: Path, model_path: Path, keep: Path) -> None:
-    """Delete the graphs built from earlier contents of `model_path` (the file was replaced or retrained)."""
+    """Delete the graphs built from earlier contents of `model_path` (the file was replaced or retrained) and those
+    of an earlier graph version of the same kind; the other kind's graph of the same contents stays."""
+    sha = (read_json(keep.with_suffix(".json"), {}) or {}).get("model_sha256")
+    kind = "fp32" if keep.name.endswith("-fp32.onnx") else "int8"
     for sidecar in cache_dir(models_dir).glob("*.json"):
         graph = sidecar.with_suffix(".onnx")
         if graph == keep:
             continue
-        if (read_json(sidecar, {}) or {}).get("model") == str(Path(model_path).resolve()):
+        info = read_json(sidecar, {}) or {}
+        if info.get("model") != str(Path(model_path).resolve()):
+            continue
+        same_kind = graph.name.endswith(f"-{kind}.onnx")
+        if info.get("model_sha256") != sha or same_kind:
             graph.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)

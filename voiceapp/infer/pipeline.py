@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ConversionResult", "FileStatus", "InferConfig", "convert", "convert_file", "convert_folder",
            "load_voice"]
 
-Precision = Literal["auto", "fp32", "bf16", "int8"]
+Precision = Literal["auto", "fp32", "bf16", "ort", "int8"]
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
@@ -69,8 +69,9 @@ class InferConfig:
                                        # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
-    precision: Precision = "auto"      # CPU decoder: bf16 on CPUs with AMX/AVX-512 BF16, else fp32; int8 = ONNX
-                                       # Runtime, faster on AVX2 but less exact (speed.py, onnx_decoder.py)
+    precision: Precision = "auto"      # CPU decoder: bf16 on CPUs with AMX/AVX-512 BF16, ort (float32 in ONNX
+                                       # Runtime) on other AVX2/AVX-512 CPUs, else fp32 (PyTorch); int8 = ONNX
+                                       # Runtime, faster still but less exact (speed.py, onnx_decoder.py)
 
     def __post_init__(self) -> None:
         checks = [
@@ -89,7 +90,8 @@ class InferConfig:
             (self.f0_block_s >= 10, "f0_block_s must be >= 10"),
             (0.01 <= self.piece_bucket_s <= 10, "piece_bucket_s must be in 0.01..10"),
             (1 <= self.f0_workers <= 64, "f0_workers must be 1..64"),
-            (self.precision in ("auto", "fp32", "bf16", "int8"), "precision must be auto, fp32, bf16 or int8"),
+            (self.precision in ("auto", "fp32", "bf16", "ort", "int8"),
+             "precision must be auto, fp32, bf16, ort or int8"),
             (self.decoder_context_s is None or self.decoder_context_s >= 0.12,
              "decoder_context_s must be None or >= 0.12 (the decoder sees about 11 frames each side)"),
         ]
@@ -248,7 +250,8 @@ def _load_parts(voice: Any, cfg: InferConfig, index_path: Path | str | None, ser
     # keyed like the voice itself (file, modification time, device): an id() could be reused by another net
     run_voice = cached(services, ("voice-fast", str(voice.path), _mtime(Path(str(voice.path))),
                                   str(next(voice.net.parameters()).device), precision),
-                       lambda: for_precision(voice, precision, _int8_graph_builder(voice, cfg, services, progress)))
+                       lambda: for_precision(voice, precision, _int8_graph_builder(voice, cfg, services, progress),
+                                             _fp32_graph_builder(voice, services, progress)))
     return _Parts(encoder, encoder_name, retrieval, method, f0_fn, run_voice)
 
 
@@ -263,6 +266,16 @@ def _int8_graph_builder(voice: Any, cfg: InferConfig, services: Services, progre
 
         return onnx_decoder.int8_graph(dec, Path(str(voice.path)), services.workspace.models_dir,
                                        lambda: _capture_decoder_inputs(voice, cfg, services),
+                                       int(getattr(voice.config, "gin_channels", 0) or 0), progress=progress)
+    return build
+
+
+def _fp32_graph_builder(voice: Any, services: Services, progress: Progress = no_progress) -> Any:
+    """`dec -> path of its cached float32 ONNX graph` for `voice` (speed.for_precision), kept in the workspace."""
+    def build(dec: Any) -> Path:
+        from voiceapp.infer import onnx_decoder
+
+        return onnx_decoder.fp32_graph(dec, Path(str(voice.path)), services.workspace.models_dir,
                                        int(getattr(voice.config, "gin_channels", 0) or 0), progress=progress)
     return build
 

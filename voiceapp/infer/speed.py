@@ -11,6 +11,11 @@ The HiFi-GAN decoder is ~95% of the synthesis time. On the CPU we run a copy of 
   so does the content encoder. The change of the output (log-mel) is smaller than the change from another
   noise seed (tests/test_infer_convert.py).
 
+With `ort` the decoder's conv stack runs in float32 in ONNX Runtime instead (onnx_decoder.py: the graph exported
+once per model and cached on disk), 1.35-1.45x faster than the channels-last PyTorch decoder with the same
+numbers (within 1e-6). `auto` picks bf16 where fast bf16 exists, ort on AVX2/AVX-512 CPUs without it (where it
+was measured faster), else PyTorch float32; `int8` is opt-in.
+
 On CUDA the model runs as loaded (float32).
 """
 
@@ -75,8 +80,18 @@ def cpu_isa() -> str:
     return "older"
 
 
+# CPU classes without fast bf16 on which the float32 ONNX Runtime decoder was measured faster than PyTorch's
+# channels-last one: AVX2 (2-core EPYC, issue #17's profile: 0.93 vs 1.33 s per s of audio on the conv stack) and
+# AVX-512 kernels on both sides (EPYC Zen 4 or later, bench/decoder_cpu.py: 1.07 vs 1.46 CPU s). Older CPUs were
+# not measured: PyTorch float32 there.
+ORT_FASTER_ON = ("AVX2", "AVX-512")
+PRECISIONS = ("fp32", "bf16", "ort", "int8")
+
+
 def resolve_precision(precision: str, device: str) -> str:
-    """"auto" -> "bf16" on a CPU with fast bfloat16 (AMX / AVX-512 BF16), else "fp32"; explicit values are kept.
+    """"auto" -> "bf16" on a CPU with fast bfloat16 (AMX / AVX-512 BF16), "ort" (float32 in ONNX Runtime) on an
+    AVX2 or AVX-512 CPU without it, else "fp32"; explicit values are kept. Whether ONNX Runtime is installed is
+    checked when the decoder is built (`for_precision`: one line, then PyTorch float32).
 
     "int8" (ONNX Runtime, onnx_decoder.py) is never chosen by "auto": on the full v2 model it is 1.24x faster than
     float32 here but moves the sound further than another noise seed (log-mel L1 0.45 vs 0.30, bench/infer.py
@@ -84,7 +99,11 @@ def resolve_precision(precision: str, device: str) -> str:
     """
     if precision != "auto":
         return precision
-    return "bf16" if device == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if device != "cpu":
+        return "fp32"
+    if cpu_has_fast_bf16():
+        return "bf16"
+    return "ort" if cpu_isa() in ORT_FASTER_ON else "fp32"
 
 
 def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, context: int = TILE_CONTEXT) -> Any:
@@ -127,24 +146,25 @@ def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, 
     return ChannelsLastDecoder(dec)
 
 
-def for_precision(voice: Any, precision: str, int8_graph: Any = None) -> Any:
+def for_precision(voice: Any, precision: str, int8_graph: Any = None, fp32_graph: Any = None) -> Any:
     """A copy of `voice` whose decoder runs faster on the CPU in `precision`: "fp32" or "bf16" (channels-last
-    PyTorch) or "int8" (ONNX Runtime; `int8_graph(dec)` returns the cached graph's path, see onnx_decoder.py);
-    `voice` itself on other devices with "fp32". The original is untouched. When the int8 decoder cannot be
-    had (no runtime, a model without pitch, an export that fails) one line says why and float32 is used."""
+    PyTorch), "ort" (float32 in ONNX Runtime; `fp32_graph(dec)` returns the cached graph's path) or "int8"
+    (ONNX Runtime; `int8_graph(dec)` likewise, see onnx_decoder.py); `voice` itself on other devices with "fp32".
+    The original is untouched. When an ONNX Runtime decoder cannot be had (no runtime, an export that fails,
+    for int8 a model without pitch) one line says why and the PyTorch float32 decoder is used."""
     import torch
 
-    if precision not in ("fp32", "bf16", "int8"):
+    if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}")
     device = next(voice.net.parameters()).device
     dec = getattr(voice.net, "dec", None)
-    if not isinstance(dec, torch.nn.Module) or (device.type != "cpu" and precision in ("fp32", "int8")):
+    if not isinstance(dec, torch.nn.Module) or (device.type != "cpu" and precision in ("fp32", "int8", "ort")):
         return voice
     fast = copy.copy(voice)
     fast.net = copy.copy(voice.net)  # shares enc_p, flow, emb_g with `voice`; only the decoder is new
     fast.net._modules = dict(voice.net._modules)
-    if precision == "int8":
-        decoder = int8_decoder(voice, dec, int8_graph)
+    if precision in ("int8", "ort"):
+        decoder = ort_decoder(voice, dec, int8_graph if precision == "int8" else fp32_graph, precision)
         if decoder is not None:
             fast.net.dec = decoder
             return fast
@@ -154,24 +174,36 @@ def for_precision(voice: Any, precision: str, int8_graph: Any = None) -> Any:
     return fast
 
 
-def int8_decoder(voice: Any, dec: Any, int8_graph: Any) -> Any:
-    """The ONNX Runtime int8 decoder of `voice`, or None after logging one line that says why not."""
+def ort_decoder(voice: Any, dec: Any, graph: Any, precision: str = "int8") -> Any:
+    """The ONNX Runtime decoder of `voice` in `precision` ("int8" or "ort" = float32), or None after logging one
+    line that says why not. `graph(dec)` gives the path of the cached graph (building it when missing)."""
     import torch
 
     from voiceapp.infer import onnx_decoder
+    from voiceapp.infer.tiles import ORT_TILE_FRAMES
 
     name = getattr(getattr(voice, "path", None), "name", None) or str(getattr(voice, "path", "?"))
+    what = "int8 decoder" if precision == "int8" else "float32 ONNX Runtime decoder"
     reason = onnx_decoder.missing_runtime()
-    if reason is None and not hasattr(dec, "m_source"):
+    if reason is None and precision == "int8" and not hasattr(dec, "m_source"):
         reason = "the model has no pitch guidance (the int8 decoder covers pitch models)"
-    if reason is None and int8_graph is None:
+    if reason is None and graph is None:
         reason = "no workspace to keep its graph in"
     if reason is None:
         try:
-            decoder = onnx_decoder.OrtDecoder(dec, int8_graph(dec), torch.get_num_threads())
-            log.info("decoder of %s: int8 (ONNX Runtime, %s)", name, decoder.graph.name)
+            path = graph(dec)
+            if precision == "int8":
+                decoder = onnx_decoder.OrtDecoder(dec, path, torch.get_num_threads())
+            else:
+                decoder = onnx_decoder.OrtDecoder(dec, path, torch.get_num_threads(), ORT_TILE_FRAMES, even=True)
+            log.info("decoder of %s: %s (%s)", name, what, path.name)
             return decoder
         except Exception as err:  # noqa: BLE001 - any failure of export/quantization/runtime: float32 instead
             reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else 'failed'}"
-    log.warning("int8 decoder unavailable for %s (%s); using the float32 decoder", name, reason)
+    log.warning("%s unavailable for %s (%s); using the PyTorch float32 decoder", what, name, reason)
     return None
+
+
+def int8_decoder(voice: Any, dec: Any, int8_graph: Any) -> Any:
+    """The ONNX Runtime int8 decoder of `voice`, or None after logging one line that says why not."""
+    return ort_decoder(voice, dec, int8_graph, "int8")

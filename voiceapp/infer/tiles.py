@@ -13,21 +13,32 @@ def conv_weight(conv: Any) -> Any:
 TILE_FRAMES = 200    # the decoder runs on tiles of this many frames (2 s) ...
 TILE_CONTEXT = 16    # ... plus this many frames of context per side (its receptive field is ~12 frames)
 TILE_BUCKET = 50     # shorter inputs: one tile rounded up to this many frames
+ORT_TILE_FRAMES = 400  # ONNX Runtime decoder: tiles of at most this many frames, the input split evenly (its
+                       # kernels are not built per shape, so no rounding to one tile length is needed)
+ORT_TILE_ALIGN = 8     # ... each tile's core a multiple of this many frames
+
+
+def even_core(frames: int, tile_frames: int, align: int = ORT_TILE_ALIGN) -> int:
+    """The core length of the fewest tiles of at most `tile_frames` that cover `frames` evenly (a multiple of
+    `align`): 1100 frames in tiles of <= 400 -> 3 tiles of 368, not 6 of 200 (less context and padding)."""
+    tiles = -(-frames // max(tile_frames, align))
+    return -(-(-(-frames // tiles)) // align) * align
 
 
 def decoder_tiles(dec: Any, x: Any, f0_hz: Any, g: Any, generator: Any, tile_frames: int = TILE_FRAMES,
-                  context: int = TILE_CONTEXT) -> tuple[int, list[tuple[Any, Any]]]:
+                  context: int = TILE_CONTEXT, even: bool = False) -> tuple[int, list[tuple[Any, Any]]]:
     """Cut a decoder input into fixed-size tiles: (frames, [(latent tile, source tile or None), ...]).
 
     The latent (batch, C, frames) is cut into tiles of `tile_frames` plus `context` frames of borrowed context on
     each side (zeros beyond the ends); the NSF source is computed once for the whole input (phase and seeded
     noise as without tiles) and cut the same way. Tile i decodes to audio whose samples
     [context*hop, (context+core)*hop) are frames [i*core, (i+1)*core) of the input (see `join_tiles`).
+    `even`: the tiles' length follows the input (`even_core`) instead of being `tile_frames` (or one bucket).
     """
     import torch.nn.functional as F
 
     hop, frames = dec.upsample, x.shape[-1]
-    core = min(tile_frames, -(-frames // TILE_BUCKET) * TILE_BUCKET)
+    core = even_core(frames, tile_frames) if even else min(tile_frames, -(-frames // TILE_BUCKET) * TILE_BUCKET)
     tiles = -(-frames // core)
     extra = tiles * core - frames
     x = F.pad(x, (context, extra + context))
