@@ -21,14 +21,81 @@ if TYPE_CHECKING:
     from voiceapp.infer.pipeline import InferConfig
     from voiceapp.services import Services
 
+class PitchTrack:
+    """The pitch of a stream, carried across blocks (10 ms frames numbered from the stream's start).
+
+    Frames already emitted keep the f0 they were synthesised with (a later, shorter view of them is not used);
+    new frames continue the track: an octave jump against the median of the last second of voiced raw pitch is
+    folded back (pitch trackers halve or double for a frame or two; a real leap moves that median within half a
+    second and is then kept), and voicing has a one-frame hysteresis (a lone unvoiced frame inside voicing is
+    bridged, a lone voiced frame in silence is dropped). Raw f0 in, corrected f0 out, before any transpose.
+    """
+
+    KEEP_FRAMES = 300          # committed frames remembered (3 s)
+    MEDIAN_FRAMES = 100        # the reference median: the last second of voiced raw pitch
+    FOLD_OCTAVES = 0.75        # a frame further than this from the reference is moved by whole octaves
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.committed: dict[int, float] = {}
+        self.raw: dict[int, float] = {}
+
+    def fix(self, f0_hz: np.ndarray, origin_frame: int, commit_until: int) -> np.ndarray:
+        """`f0_hz[i]` is frame `origin_frame + i`; frames before `commit_until` (window frame index) are emitted
+        by this call and are remembered."""
+        f0 = np.asarray(f0_hz, dtype=np.float32).copy()
+        raw = f0.copy()
+        ref = self._reference()
+        fresh = np.ones(len(f0), dtype=bool)
+        for i in range(len(f0)):
+            kept = self.committed.get(origin_frame + i)
+            if kept is not None:
+                f0[i], fresh[i] = kept, False
+            elif ref and f0[i] > 0:
+                octaves = np.log2(f0[i] / ref)
+                if abs(octaves) > self.FOLD_OCTAVES:
+                    f0[i] = f0[i] * 2.0 ** -round(float(octaves))
+        for i in range(1, len(f0) - 1):
+            if fresh[i] and f0[i] <= 0 < f0[i - 1] and f0[i + 1] > 0:
+                f0[i] = 0.5 * (f0[i - 1] + f0[i + 1])
+            elif fresh[i] and f0[i] > 0 and f0[i - 1] <= 0 and f0[i + 1] <= 0:
+                f0[i] = 0.0
+        for i in range(min(max(commit_until, 0), len(f0))):
+            if fresh[i]:
+                self.committed[origin_frame + i] = float(f0[i])
+                self.raw[origin_frame + i] = float(raw[i])
+        self._forget(origin_frame + commit_until - self.KEEP_FRAMES)
+        return f0
+
+    def _reference(self) -> float:
+        if not self.raw:
+            return 0.0
+        last = max(self.raw)
+        voiced = [v for k, v in self.raw.items() if k > last - self.MEDIAN_FRAMES and v > 0]
+        return float(np.median(voiced)) if len(voiced) >= 10 else 0.0
+
+    def _forget(self, before: int) -> None:
+        for store in (self.committed, self.raw):
+            for k in [k for k in store if k < before]:
+                del store[k]
+
+
 class WindowEngine:
-    """Base: `convert(window, start, stop)` -> output samples at `sample_rate` for input samples
-    [start, stop) of the 16 kHz `window` (positions may lie a little outside the window's real audio)."""
+    """Base: `convert(window, start, stop, origin)` -> output samples at `sample_rate` for input samples
+    [start, stop) of the 16 kHz `window` (positions may lie a little outside the window's real audio);
+    `origin` is the stream position (16 kHz samples, a multiple of 160) of `window[0]`, for the pitch track.
+    This base is the passthrough: the input itself, resampled."""
 
     name = "passthrough"
     sample_rate = SAMPLE_RATE
+    pitch: PitchTrack | None = None     # shared by the quality levels of a live session
 
-    def convert(self, window: np.ndarray, start: int, stop: int) -> np.ndarray:
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
+        self.sample_rate = int(sample_rate)
+
+    def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
         out_start, out_stop = _out(start, self.sample_rate), _out(stop, self.sample_rate)
         from voiceapp.audio import resample
 
@@ -49,8 +116,36 @@ def _span(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
     return out
 
 
+class Silence(WindowEngine):
+    """Zeros (a closed noise gate): costs no conversion."""
+
+    name = "silence"
+
+    def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
+        return np.zeros(_out(stop, self.sample_rate) - _out(start, self.sample_rate), dtype=np.float32)
+
+
+def receptive_frames(net: Any) -> int:
+    """Content frames each side that change one output frame of a 1-D conv net, + 2 frames of margin."""
+    from torch import nn
+
+    return sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in net.modules() if isinstance(m, nn.Conv1d)) + 2
+
+
+def _pitch(engine: WindowEngine, window: np.ndarray, n: int, start: int, stop: int, origin: int) -> np.ndarray:
+    """Raw f0 of the window's `n` frames, continued from the session's pitch track when there is one."""
+    f0 = steps.fit_frames(np.asarray(engine.parts.f0_fn(window), dtype=np.float32), n)
+    if engine.pitch is not None:
+        f0 = engine.pitch.fix(f0, origin // WINDOW, stop // WINDOW)
+    return f0
+
+
 class WorldWindow(WindowEngine):
-    """instant/quick voices (infer/world_engine.py) on one window; the same settings as the Inference tab."""
+    """instant/quick voices (infer/world_engine.py) on one window; the same settings as the Inference tab.
+
+    Content and pitch see the whole window; the frame matching (and the quick net) runs on the content frames of
+    the span only, plus `margin_frames` each side (the net's receptive field), which gives the same frames as the
+    whole window at a fraction of the cost; WORLD synthesises the span's frames (+2 each side)."""
 
     def __init__(self, voice: Any, cfg: InferConfig, services: Services) -> None:
         from voiceapp.infer.world_engine import _load_parts
@@ -58,19 +153,23 @@ class WorldWindow(WindowEngine):
         self.name, self.voice, self.cfg = voice.engine, voice, cfg
         self.sample_rate = int(voice.sample_rate)
         self.parts = _load_parts(voice, cfg, services)
+        self.margin_frames = 2 if voice.net is None else receptive_frames(voice.net)
 
-    def convert(self, window: np.ndarray, start: int, stop: int) -> np.ndarray:
+    def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
         from voiceapp.audio.world import WorldFrames, synthesize
         from voiceapp.infer.world_engine import _acoustic_frames
 
         n = len(window) // WINDOW + 1
-        f0 = steps.fit_frames(np.asarray(self.parts.f0_fn(window), dtype=np.float32), n)
-        f0 = steps.transpose_f0(f0, self.cfg.transpose_semitones)
-        content = np.asarray(self.parts.encoder.encode(window), dtype=np.float32)
+        f0 = steps.transpose_f0(_pitch(self, window, n, start, stop, origin), self.cfg.transpose_semitones)
+        content = steps.fit_frames(np.asarray(self.parts.encoder.encode(window), dtype=np.float32), (n + 1) // 2)
         lo = max(0, start // WINDOW - 2)                      # synthesise only the frames of the span (+2 each side)
         hi = min(n, -(-stop // WINDOW) + 3)
-        sp, ap = _acoustic_frames(self.voice, self.parts, content, f0, self.cfg, self.cfg.neighbour_blend)
-        wav = synthesize(f0[lo:hi], WorldFrames(sp[lo:hi], ap[lo:hi], self.sample_rate))
+        c_lo = max(0, lo // 2 - self.margin_frames)           # content frames (50/s) the span's frames depend on
+        c_hi = min(len(content), -(-hi // 2) + self.margin_frames)
+        sp, ap = _acoustic_frames(self.voice, self.parts, content[c_lo:c_hi], f0[2 * c_lo:min(n, 2 * c_hi)],
+                                  self.cfg, self.cfg.neighbour_blend)
+        sp, ap = sp[lo - 2 * c_lo:hi - 2 * c_lo], ap[lo - 2 * c_lo:hi - 2 * c_lo]
+        wav = synthesize(f0[lo:hi], WorldFrames(sp, ap, self.sample_rate))
         first = _out(lo * WINDOW, self.sample_rate)           # output sample of wav[0]
         return _span(wav, _out(start, self.sample_rate) - first, _out(stop, self.sample_rate) - first)
 
@@ -92,14 +191,14 @@ class RvcWindow(WindowEngine):
         device = str(next(voice.net.parameters()).device)
         self.generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
 
-    def convert(self, window: np.ndarray, start: int, stop: int) -> np.ndarray:
+    def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
         from voiceapp.features.f0 import coarse_f0
         from voiceapp.infer.pipeline import _piece_features, _synthesize, _Timer
 
         n = len(window) // WINDOW
         pitch = pitchf = None
         if self.parts.f0_fn is not None:
-            f0 = steps.fit_frames(np.asarray(self.parts.f0_fn(window), dtype=np.float32), n)
+            f0 = _pitch(self, window, n, start, stop, origin)
             pitchf = steps.transpose_f0(f0, self.cfg.transpose_semitones)
             pitch = np.asarray(coarse_f0(pitchf), dtype=np.int64)
         timer = _Timer()
