@@ -4,9 +4,10 @@
 // index is the AudioContext frame of its first sample (the capture index the server echoes back).
 // Playback: a ring buffer of converted samples, each run tagged with the capture index of its first sample. The
 // delay of a sample played at frame F is F - index: measured here, on the same clock as the capture.
-// Jitter buffer: over each window the lowest fill is watched; fill that never drained below the margin is
-// surplus delay and is dropped (with a short crossfade), so playback never drifts behind. When the buffer runs
-// dry it plays silence and the delay grows by that much, until the next window trims it again.
+// Jitter buffer: over each window (250 ms) the lowest fill is watched; fill that never drained below the margin
+// is surplus delay and is dropped (with a short crossfade), so playback never drifts behind. When the buffer runs
+// dry it plays silence (the delay grows by that much) and the margin grows by what was missing; after two
+// seconds without a starved sample it shrinks again by 1 ms a window, down to the base margin.
 // Recorder (the benchmark's hook): {type: "record", frames} stores mic and played samples from the next quantum
 // on and posts {type: "recording", startFrame, mic, played} when full.
 
@@ -20,8 +21,12 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     this.fill = 0;               // samples buffered
     this.readIndex = null;       // capture index of the sample at readPos (null: nothing buffered yet)
     this.writeIndex = null;      // capture index the next arriving sample should have
-    this.marginFrames = Math.round(this.rate * (opts.marginMs ?? 10) / 1000);
+    this.baseMargin = Math.round(this.rate * (opts.marginMs ?? 5) / 1000);
+    this.maxMargin = Math.round(this.rate * 0.08);
+    this.marginFrames = this.baseMargin;
     this.windowFrames = Math.round(this.rate * 0.25);
+    this.starvedInWindow = 0;
+    this.calmWindows = 0;
     this.fade = 64;
     this.minFill = Infinity;
     this.windowLeft = this.windowFrames;
@@ -39,9 +44,6 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
   onMessage(msg) {
     if (msg.type === "play") {
       this.write(msg.index, msg.samples);
-    } else if (msg.type === "config") {
-      if (msg.windowMs) this.windowFrames = Math.round(this.rate * msg.windowMs / 1000);
-      if (msg.marginMs !== undefined) this.marginFrames = Math.round(this.rate * msg.marginMs / 1000);
     } else if (msg.type === "flush") {
       this.fill = 0;
       this.readIndex = this.writeIndex = null;
@@ -103,7 +105,7 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
         this.readIndex += 1;
       } else {
         output[i] = 0;
-        if (this.readIndex !== null) this.starved += 1;
+        if (this.readIndex !== null) { this.starved += 1; this.starvedInWindow += 1; }
       }
     }
     this.levels(input, output, frames);
@@ -116,17 +118,29 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     this.minFill = Math.min(this.minFill, this.fill);
     this.windowLeft -= frames;
     if (this.windowLeft > 0) return;
+    this.adaptMargin();
     if (this.readIndex !== null && this.minFill > this.marginFrames && this.minFill !== Infinity) {
       this.trim(this.minFill - this.marginFrames);
     }
     this.port.postMessage({
       type: "stats", delayFrames: this.delayCount ? this.delaySum / this.delayCount : null,
       fill: this.fill, minFill: this.minFill === Infinity ? null : this.minFill,
-      trimmed: this.trimmed, starved: this.starved, frame: currentFrame,
+      trimmed: this.trimmed, starved: this.starved, marginFrames: this.marginFrames, frame: currentFrame,
     });
     this.delaySum = this.delayCount = 0;
     this.minFill = Infinity;
     this.windowLeft = this.windowFrames;
+  }
+
+  adaptMargin() {
+    const ms = Math.round(this.rate / 1000);
+    if (this.starvedInWindow > 0) {
+      this.marginFrames = Math.min(this.maxMargin, this.marginFrames + Math.max(this.starvedInWindow, 2 * ms));
+      this.calmWindows = 0;
+    } else if (++this.calmWindows >= 8) {
+      this.marginFrames = Math.max(this.baseMargin, this.marginFrames - ms);
+    }
+    this.starvedInWindow = 0;
   }
 
   levels(input, output, frames) {

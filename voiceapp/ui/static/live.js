@@ -25,7 +25,7 @@
     constructor() {
       this.state = "stopped";
       this.sendFrames = 256;     // samples per socket message (5.3 ms at 48 kHz)
-      this.marginMs = 10;        // jitter-buffer margin the worklet keeps below its lowest fill
+      this.marginMs = 5;         // the least jitter-buffer margin (the worklet widens it where playback starves)
       this.reset();
     }
 
@@ -94,7 +94,6 @@
     sendStart() {
       const s = {...this.settings, device_rate: this.ctx.sampleRate};
       this.ws.send(JSON.stringify({type: "start", settings: s}));
-      this.node.port.postMessage({type: "config", windowMs: Math.max(250, 2.5 * (s.block_ms || 100))});
     }
 
     update(settings) {
