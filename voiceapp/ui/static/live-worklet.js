@@ -9,7 +9,8 @@
 // dry it plays silence (the delay grows by that much) and the margin grows by what was missing; after two
 // seconds without a starved sample it shrinks again by 1 ms a window, down to the base margin.
 // Recorder (the benchmark's hook): {type: "record", frames} stores mic and played samples from the next quantum
-// on and posts {type: "recording", startFrame, mic, played} when full.
+// on and posts {type: "recording", startFrame, mic, played, delays} when full (delays: the measured delay in
+// frames of each quantum's first played sample, NaN where playback starved).
 
 class VoiceappLiveProcessor extends AudioWorkletProcessor {
   constructor(options) {
@@ -48,8 +49,9 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
       this.fill = 0;
       this.readIndex = this.writeIndex = null;
     } else if (msg.type === "record") {
-      this.recording = {frames: msg.frames, pos: 0, startFrame: null,
-                        mic: new Float32Array(msg.frames), played: new Float32Array(msg.frames)};
+      this.recording = {frames: msg.frames, pos: 0, startFrame: null, quanta: 0,
+                        mic: new Float32Array(msg.frames), played: new Float32Array(msg.frames),
+                        delays: new Float32Array(Math.ceil(msg.frames / 128) + 1).fill(NaN)};
     }
   }
 
@@ -95,6 +97,7 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     this.port.postMessage({type: "mic", index: frame, samples: mic}, [mic.buffer]);
 
     const len = this.ring.length;
+    const delay = this.fill > 0 ? frame - this.readIndex : NaN;   // of this quantum's first played sample
     for (let i = 0; i < frames; i++) {
       if (this.fill > 0) {
         output[i] = this.ring[this.readPos];
@@ -110,7 +113,7 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     }
     this.levels(input, output, frames);
     this.jitter(frames);
-    this.record(input, output, frame, frames);
+    this.record(input, output, frame, frames, delay);
     return true;
   }
 
@@ -157,17 +160,19 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     }
   }
 
-  record(input, output, frame, frames) {
+  record(input, output, frame, frames, delay) {
     const rec = this.recording;
     if (!rec) return;
     if (rec.startFrame === null) rec.startFrame = frame;
+    if (rec.quanta < rec.delays.length) rec.delays[rec.quanta++] = delay;
     const n = Math.min(frames, rec.frames - rec.pos);
     if (input) rec.mic.set(input.subarray(0, n), rec.pos);
     rec.played.set(output.subarray(0, n), rec.pos);
     rec.pos += n;
     if (rec.pos >= rec.frames) {
       this.port.postMessage({type: "recording", startFrame: rec.startFrame, rate: this.rate,
-                             mic: rec.mic, played: rec.played}, [rec.mic.buffer, rec.played.buffer]);
+                             mic: rec.mic, played: rec.played, delays: rec.delays.subarray(0, rec.quanta)},
+                            [rec.mic.buffer, rec.played.buffer]);
       this.recording = null;
     }
   }

@@ -7,7 +7,8 @@
 // track's reported latency where the browser gives one.
 //
 // Test hook (bench/live.py, tests/test_live_browser.py): voiceappLive.record(seconds) resolves to
-// {rate, startFrame, mic, played} (base64 float32 of what the worklet captured and played, frame-aligned);
+// {rate, startFrame, mic, played, delayMedianMs} (base64 float32 of what the worklet captured and played,
+// frame-aligned, and the median of the delay the page measured meanwhile);
 // voiceappLive.history holds every stats message of the session.
 (() => {
   if (window.voiceappLive) return;
@@ -236,7 +237,9 @@
         const frames = Math.round(seconds * this.ctx.sampleRate);
         this.onRecording = (msg) => {
           this.onRecording = null;
+          const delays = Array.from(msg.delays).filter((d) => isFinite(d)).sort((a, b) => a - b);
           resolve({rate: msg.rate, startFrame: msg.startFrame, mic: b64(msg.mic), played: b64(msg.played),
+                   delayMedianMs: delays.length ? 1000 * delays[delays.length >> 1] / msg.rate : null,
                    baseLatency: this.ctx ? this.ctx.baseLatency || 0 : 0,
                    outputLatency: this.ctx ? this.ctx.outputLatency || 0 : 0});
         };
