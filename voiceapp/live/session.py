@@ -38,6 +38,42 @@ GATE_HOLD_MS = 300          # the gate stays open this long after the last block
 CONTEXT_MS = 800            # the encoder and pitch context of the top levels
 SHORT_CONTEXT_MS = 300      # the "300 ms context" level
 PROBE_S = 1.0               # generated audio on which open_session measures the load
+LOUDNESS_S = 1.0            # the loudness mix compares the last second of input and output (offline: 1 s windows)
+MAX_GAIN = 8.0
+
+
+class _Loudness:
+    """The Inference tab's `rms_mix_rate` on a stream: the output gets the input's loudness envelope,
+    out *= rms_in^(1-rate) * rms_out^(rate-1), with both RMS over the last second (offline: centred 1 s windows,
+    which a stream cannot look ahead for); the gain moves linearly across each block, so it never steps."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.reset()
+
+    def reset(self) -> None:
+        self.inp: deque = deque()
+        self.out: deque = deque()
+        self.gain = 1.0
+
+    @staticmethod
+    def _rms(store: deque, energy: float, seconds: float) -> float:
+        store.append((energy, seconds))
+        while sum(s for _, s in store) - store[0][1] >= LOUDNESS_S:
+            store.popleft()
+        total_s = sum(s for _, s in store)
+        return math.sqrt(sum(e for e, _ in store) / max(total_s, 1e-9))
+
+    def apply(self, block16: np.ndarray, y: np.ndarray, out_rate: int) -> np.ndarray:
+        if self.rate >= 1 or not len(y):
+            return y
+        rms_in = self._rms(self.inp, float(np.sum(np.square(block16, dtype=np.float64))) / SAMPLE_RATE,
+                           len(block16) / SAMPLE_RATE)
+        rms_out = self._rms(self.out, float(np.sum(np.square(y, dtype=np.float64))) / out_rate, len(y) / out_rate)
+        gain = min(MAX_GAIN, rms_in ** (1.0 - self.rate) * max(rms_out, 1e-6) ** (self.rate - 1.0))
+        ramp = np.linspace(self.gain, gain, len(y) + 1, dtype=np.float32)[1:]
+        self.gain = gain
+        return np.clip(y * ramp, -0.99, 0.99).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -105,6 +141,9 @@ class LiveSession:
         self.config = LiveConfig(block_ms=settings.block_ms, lookahead_ms=settings.lookahead_ms,
                                  context_ms=max(lv.context_ms for lv in levels))
         self.silence = Silence(self.engine_rate)
+        from voiceapp.infer.pipeline import InferConfig
+
+        self.loudness = _Loudness(InferConfig().rms_mix_rate)
         self.pitch = PitchTrack()
         for level in levels:
             level.engine.pitch = self.pitch
@@ -131,6 +170,7 @@ class LiveSession:
                 if rate != self.engine_rate else None
             self.converter.reset()
             self.pitch.reset()
+            self.loudness.reset()
             self.pending16 = np.zeros(0, dtype=np.float32)
             self.fifo = np.zeros(0, dtype=np.float32)
             self.received = self.emitted = 0
@@ -204,6 +244,7 @@ class LiveSession:
             compute = time.perf_counter() - t0
             self.last_compute_ms = 1000.0 * compute
             self._account(compute / (self.block / SAMPLE_RATE))
+        y = self.loudness.apply(block, y, self.engine_rate)
         self.out_db = _db(y)
         if self.record:
             self.records.append({"block": self.blocks, "level": level.name if self.gate_open and not dropped
