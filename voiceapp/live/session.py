@@ -38,6 +38,42 @@ GATE_HOLD_MS = 300          # the gate stays open this long after the last block
 CONTEXT_MS = 800            # the encoder and pitch context of the top levels
 SHORT_CONTEXT_MS = 300      # the "300 ms context" level
 PROBE_S = 1.0               # generated audio on which open_session measures the load
+LOUDNESS_S = 1.0            # the loudness mix compares the last second of input and output (offline: 1 s windows)
+MAX_GAIN = 8.0
+
+
+class _Loudness:
+    """The Inference tab's `rms_mix_rate` on a stream: the output gets the input's loudness envelope,
+    out *= rms_in^(1-rate) * rms_out^(rate-1), with both RMS over the last second (offline: centred 1 s windows,
+    which a stream cannot look ahead for); the gain moves linearly across each block, so it never steps."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.reset()
+
+    def reset(self) -> None:
+        self.inp: deque = deque()
+        self.out: deque = deque()
+        self.gain = 1.0
+
+    @staticmethod
+    def _rms(store: deque, energy: float, seconds: float) -> float:
+        store.append((energy, seconds))
+        while sum(s for _, s in store) - store[0][1] >= LOUDNESS_S:
+            store.popleft()
+        total_s = sum(s for _, s in store)
+        return math.sqrt(sum(e for e, _ in store) / max(total_s, 1e-9))
+
+    def apply(self, block16: np.ndarray, y: np.ndarray, out_rate: int) -> np.ndarray:
+        if self.rate >= 1 or not len(y):
+            return y
+        rms_in = self._rms(self.inp, float(np.sum(np.square(block16, dtype=np.float64))) / SAMPLE_RATE,
+                           len(block16) / SAMPLE_RATE)
+        rms_out = self._rms(self.out, float(np.sum(np.square(y, dtype=np.float64))) / out_rate, len(y) / out_rate)
+        gain = min(MAX_GAIN, rms_in ** (1.0 - self.rate) * max(rms_out, 1e-6) ** (self.rate - 1.0))
+        ramp = np.linspace(self.gain, gain, len(y) + 1, dtype=np.float32)[1:]
+        self.gain = gain
+        return np.clip(y * ramp, -0.99, 0.99).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -90,15 +126,24 @@ class LiveSession:
     """Feed `push` with device-rate audio; see the module docstring. Thread-safe (one lock)."""
 
     def __init__(self, settings: LiveSettings, levels: list[Level], *, start_level: int = 0,
-                 warning: str | None = None, measured: dict[str, float] | None = None) -> None:
+                 warning: str | None = None, measured: dict[str, float] | None = None, adaptive: bool = True,
+                 record: bool = False) -> None:
+        """`levels` heaviest first (the last one the lightest); `adaptive=False` keeps `start_level` whatever
+        the load (a file converted as if streamed); `record=True` keeps one dict per block in `records`."""
         if not levels or len({lv.engine.sample_rate for lv in levels}) != 1:
             raise ConfigError("LiveSession needs at least one level, all at one sample rate.")
+        if not 0 <= start_level < len(levels):
+            raise ConfigError(f"LiveSession: start_level {start_level} is not one of the {len(levels)} levels.")
         self.settings, self.levels, self.warning = settings, levels, warning
+        self.adaptive, self.record = adaptive, record
         self.start_level, self.measured = start_level, dict(measured or {})
         self.engine_rate = int(levels[0].engine.sample_rate)
         self.config = LiveConfig(block_ms=settings.block_ms, lookahead_ms=settings.lookahead_ms,
                                  context_ms=max(lv.context_ms for lv in levels))
         self.silence = Silence(self.engine_rate)
+        from voiceapp.infer.pipeline import InferConfig
+
+        self.loudness = _Loudness(InferConfig().rms_mix_rate)
         self.pitch = PitchTrack()
         for level in levels:
             level.engine.pitch = self.pitch
@@ -125,6 +170,7 @@ class LiveSession:
                 if rate != self.engine_rate else None
             self.converter.reset()
             self.pitch.reset()
+            self.loudness.reset()
             self.pending16 = np.zeros(0, dtype=np.float32)
             self.fifo = np.zeros(0, dtype=np.float32)
             self.received = self.emitted = 0
@@ -139,6 +185,7 @@ class LiveSession:
             self.gate_open = not self.settings.gate_on
             self.gate_hold = 0
             self.last_compute_ms = 0.0
+            self.records: list[dict[str, Any]] = []
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """float32 mono at `settings.device_rate` (any length) -> the output produced so far (device rate); over
@@ -171,7 +218,8 @@ class LiveSession:
         older ones pass through (dropped) and the newest are converted."""
         estimate = self._level_load(self.level)
         convert_n = n_blocks
-        if n_blocks > 1 and self.level < len(self.levels) - 1 and estimate * n_blocks > LOAD_BUDGET:
+        if (self.adaptive and n_blocks > 1 and self.level < len(self.levels) - 1
+                and estimate * n_blocks > LOAD_BUDGET):
             convert_n = max(1, int(LOAD_BUDGET / max(estimate, 1e-6)))
             self._note_overload()               # the caller is behind: this level is too slow now
         for i in range(n_blocks):
@@ -196,7 +244,12 @@ class LiveSession:
             compute = time.perf_counter() - t0
             self.last_compute_ms = 1000.0 * compute
             self._account(compute / (self.block / SAMPLE_RATE))
+        y = self.loudness.apply(block, y, self.engine_rate)
         self.out_db = _db(y)
+        if self.record:
+            self.records.append({"block": self.blocks, "level": level.name if self.gate_open and not dropped
+                                 else "gate closed" if not self.gate_open else "passthrough (dropped)",
+                                 "compute_ms": 1000.0 * compute, "load": compute / (self.block / SAMPLE_RATE)})
         y = self.rs_out.resample_chunk(y) if self.rs_out is not None else y
         self.fifo = np.concatenate([self.fifo, y.astype(np.float32, copy=False)])
 
@@ -219,9 +272,11 @@ class LiveSession:
         return float(self.measured.get(self.levels[index].name, 0.0))
 
     def _account(self, load: float) -> None:
-        self.load = load if self.blocks_at_level == 0 and self.load == 0 else 0.7 * self.load + 0.3 * load
+        self.load = load if self.load == 0 else 0.7 * self.load + 0.3 * load
         self.loads[self.level].append(load)
         self.blocks_at_level += 1
+        if not self.adaptive:
+            return
         if len(self.loads[self.level]) >= 3 and float(np.median(self.loads[self.level])) > LOAD_BUDGET:
             self._step(+1)
             return
@@ -345,28 +400,47 @@ def _describe(voice: Any) -> str:
     return f"{engine} voice ({rate})"
 
 
-def open_session(settings: LiveSettings, services: Services) -> LiveSession:
+def _warning(voice: Any, settings: LiveSettings, levels: list[Level], measured: dict[str, float],
+             start: int) -> str | None:
+    """The "too heavy" line of the Live tab, or None when the settings as set keep up."""
+    top = measured.get(levels[0].name, 0.0)
+    if voice is None or top <= LOAD_BUDGET:
+        return None
+    what = _describe(voice)
+    if getattr(voice, "engine", "rvc") != "rvc" and settings.f0_method != "pm":
+        what += f" with {settings.f0_method} pitch"
+    if start == len(levels) - 1:
+        plays = "even its lightest level does not keep up, so it plays the input unconverted"
+    else:
+        plays = f"it plays at a lower quality ({levels[start].name}, load {measured[levels[start].name]:.1f})"
+    lighter = ("An instant or quick voice is several times lighter (bench/RESULTS.md, live section) and is the one "
+               "to use live here." if getattr(voice, "engine", "rvc") == "rvc" else
+               "An instant voice is the lightest engine." if voice.engine == "quick" else "")
+    return (f"This {what} is too heavy for live use on this machine (load {top:.1f} at {settings.block_ms} ms "
+            f"blocks): {plays}. {lighter}").strip()
+
+
+def open_session(settings: LiveSettings, services: Services, *, level: str | None = None, adaptive: bool = True,
+                 record: bool = False) -> LiveSession:
     """Loads the model (VoiceAppError naming it when it is missing or broken), builds the quality levels once,
     measures the load of the top level on ~1 s of generated audio (so `stats()["warning"]` is right before the
     first block) and, when it is too heavy, the lighter levels until one keeps up; returns a session starting at
-    the best level that keeps up."""
+    the best level that keeps up (or at `level`, by name)."""
     levels, voice = build_levels(settings, services)
     measured: dict[str, float] = {}
     start = 0
-    for i, level in enumerate(levels[:-1]):
-        measured[level.name] = measure_level(level, settings)
+    for i, candidate in enumerate(levels[:-1]):
+        measured[candidate.name] = measure_level(candidate, settings)
         start = i
-        if measured[level.name] <= LOAD_BUDGET:
+        if measured[candidate.name] <= LOAD_BUDGET:
             break
         start = i + 1
-    warning = None
-    top = levels[0].name
-    if voice is not None and measured.get(top, 0.0) > LOAD_BUDGET:
-        lighter = ("An instant or quick voice is several times lighter and keeps up on most CPUs."
-                   if getattr(voice, "engine", "rvc") == "rvc" else
-                   "An instant voice is the lightest engine." if voice.engine == "quick" else
-                   "This machine is too slow even for the lightest engine.")
-        warning = (f"This {_describe(voice)} is too heavy for live use on this machine (load "
-                   f"{measured[top]:.1f} at {settings.block_ms} ms blocks): it plays at a lower quality "
-                   f"({levels[start].name}). {lighter}")
-    return LiveSession(settings, levels, start_level=start, warning=warning, measured=measured)
+    warning = _warning(voice, settings, levels, measured, start)
+    if level is not None:
+        names = [lv.name for lv in levels]
+        if level not in names:
+            raise ConfigError(f"Unknown live quality level {level!r} for {settings.model}; choose one of "
+                              f"{', '.join(names)}.")
+        start = names.index(level)
+    return LiveSession(settings, levels, start_level=start, warning=warning, measured=measured, adaptive=adaptive,
+                       record=record)
