@@ -217,6 +217,9 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds of running before the recording")
     parser.add_argument("--f0-method", default="pm")
     parser.add_argument("--gate-db", type=float, default=-50.0)
+    parser.add_argument("--latency-hint", default=None, help="AudioContext latencyHint: interactive, balanced or "
+                        "seconds (default: the page's, 0 = the smallest buffer the device allows)")
+    parser.add_argument("--send-frames", type=int, default=None, help="samples per socket message (page default)")
     parser.add_argument("--prepare", action="store_true", help="add the rvc_full model to WORKSPACE and exit")
     args = parser.parse_args()
     if args.prepare:
@@ -241,6 +244,12 @@ def main() -> int:
             page.set_default_timeout(180_000)
             page.goto(url)
             page.wait_for_function("() => window.voiceappLive !== undefined")
+            if args.latency_hint is not None:
+                hint = args.latency_hint
+                page.evaluate("h => { window.voiceappLive.latencyHint = h; }",
+                              float(hint) if hint.replace(".", "", 1).isdigit() else hint)
+            if args.send_frames:
+                page.evaluate("n => { window.voiceappLive.sendFrames = n; }", args.send_frames)
             for model in args.models:
                 engine = engine_of(args.workspace, model)
                 for block in args.blocks:

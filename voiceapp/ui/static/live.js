@@ -25,7 +25,8 @@
   class Live {
     constructor() {
       this.state = "stopped";
-      this.sendFrames = 256;     // samples per socket message (5.3 ms at 48 kHz)
+      this.sendFrames = 128;     // samples per socket message: one render quantum (2.7 ms at 48 kHz)
+      this.latencyHint = 0;      // the smallest audio buffer the device allows (bench: 22 vs 50 ms reported)
       this.marginMs = 5;         // the least jitter-buffer margin (the worklet widens it where playback starves)
       this.reset();
     }
@@ -51,8 +52,18 @@
         this.render("Starting: loading the voice model…");
         await this.openSocket();
       } catch (err) {
-        this.fail(err && err.message ? err.message : String(err));
+        this.fail(this.explain(err));
       }
+    }
+
+    explain(err) {
+      const name = err && err.name;
+      if (name === "NotAllowedError") return "The browser refused the microphone: allow it for this page (the " +
+        "icon in the address bar) and press Start again.";
+      if (name === "NotFoundError") return "No microphone found: connect one and press Start again.";
+      if (name === "NotReadableError") return "The microphone is busy or unavailable (another program may hold " +
+        "it): free it and press Start again.";
+      return err && err.message ? err.message : String(err);
     }
 
     async openAudio() {
@@ -60,7 +71,7 @@
         throw new Error("This page has no microphone access: open it as http://127.0.0.1 or http://localhost " +
                         "(or https), which browsers treat as secure.");
       }
-      this.ctx = new AudioContext({latencyHint: "interactive"});
+      this.ctx = new AudioContext({latencyHint: this.latencyHint});
       await this.ctx.audioWorklet.addModule(new URL("live-worklet.js", here).href);
       this.stream = await navigator.mediaDevices.getUserMedia({audio: {
         echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1}});
