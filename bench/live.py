@@ -151,7 +151,7 @@ def run_one(page, settings: dict, settle_s: float, seconds: float) -> dict:
             "levels": sorted({h.get("level") for h in history if h.get("level")}),
             "degraded": float(np.mean([bool(h.get("degraded")) for h in history])) if history else 0.0,
             "dropped": (history[-1].get("dropped", 0) - history[0].get("dropped", 0)) if history else 0,
-            "starved_ms": starved, "warning": next((h["warning"] for h in reversed(history) if h.get("warning")), None),
+            "starved_ms": starved, "margin_ms": 1000 * worklet[-1]["marginFrames"] / rate if worklet else float("nan"), "warning": next((h["warning"] for h in reversed(history) if h.get("warning")), None),
             "rate": rate, "played_peak": float(np.abs(played).max()), "mic_peak": float(np.abs(mic).max())}
 
 
@@ -219,7 +219,10 @@ def main() -> int:
     parser.add_argument("--gate-db", type=float, default=-50.0)
     parser.add_argument("--latency-hint", default=None, help="AudioContext latencyHint: interactive, balanced or "
                         "seconds (default: the page's, 0 = the smallest buffer the device allows)")
+    parser.add_argument("--jitter", default=None, help='the page\'s margin policy as JSON, e.g. {"growth": 0.5}')
     parser.add_argument("--send-frames", type=int, default=None, help="samples per socket message (page default)")
+    parser.add_argument("--nice", type=int, default=0, help="run the app and the browser at this niceness (e.g. -10, "
+                        "root only): ahead of other work on a shared machine, as a desktop runs its audio")
     parser.add_argument("--prepare", action="store_true", help="add the rvc_full model to WORKSPACE and exit")
     args = parser.parse_args()
     if args.prepare:
@@ -227,12 +230,14 @@ def main() -> int:
         return 0
     from playwright.sync_api import sync_playwright
 
+    if args.nice:
+        os.nice(args.nice)              # inherited by the app and Chromium started below
     tmp = Path(tempfile.mkdtemp(prefix="voiceapp-live-bench-"))
     import soundfile as sf
 
     mic_wav = tmp / "bursts.wav"
     sf.write(mic_wav, burst_signal(), FILE_RATE, subtype="PCM_16")
-    print(f"# {os.cpu_count()} cores, load average before {os.getloadavg()[0]:.2f}; Chromium "
+    print(f"# {os.cpu_count()} cores, niceness {os.nice(0)}, load average before {os.getloadavg()[0]:.2f}; Chromium "
           f"{subprocess.run([CHROMIUM, '--version'], capture_output=True, text=True).stdout.strip()}", flush=True)
     proc, url = start_app(args.workspace, tmp / "server.log")
     rows = []
@@ -248,6 +253,8 @@ def main() -> int:
                 hint = args.latency_hint
                 page.evaluate("h => { window.voiceappLive.latencyHint = h; }",
                               float(hint) if hint.replace(".", "", 1).isdigit() else hint)
+            if args.jitter:
+                page.evaluate("j => { Object.assign(window.voiceappLive.jitter, JSON.parse(j)); }", args.jitter)
             if args.send_frames:
                 page.evaluate("n => { window.voiceappLive.sendFrames = n; }", args.send_frames)
             for model in args.models:

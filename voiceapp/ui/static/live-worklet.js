@@ -28,6 +28,8 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     this.windowFrames = Math.round(this.rate * 0.25);
     this.starvedInWindow = 0;
     this.calmWindows = 0;
+    this.growth = opts.growth ?? 1.0;        // margin added per starved sample
+    this.calmNeeded = opts.calmWindows ?? 8; // windows without starving before the margin shrinks
     this.fade = 64;
     this.minFill = Infinity;
     this.windowLeft = this.windowFrames;
@@ -138,9 +140,10 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
   adaptMargin() {
     const ms = Math.round(this.rate / 1000);
     if (this.starvedInWindow > 0) {
-      this.marginFrames = Math.min(this.maxMargin, this.marginFrames + Math.max(this.starvedInWindow, 2 * ms));
+      const more = Math.max(Math.round(this.growth * this.starvedInWindow), ms);
+      this.marginFrames = Math.min(this.maxMargin, this.marginFrames + more);
       this.calmWindows = 0;
-    } else if (++this.calmWindows >= 8) {
+    } else if (++this.calmWindows >= this.calmNeeded) {
       this.marginFrames = Math.max(this.baseMargin, this.marginFrames - ms);
     }
     this.starvedInWindow = 0;

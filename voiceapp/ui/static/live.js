@@ -26,6 +26,7 @@
     constructor() {
       this.state = "stopped";
       this.sendFrames = 128;     // samples per socket message: one render quantum (2.7 ms at 48 kHz)
+      this.jitter = {growth: 1.0, calmWindows: 8};   // the worklet's margin policy (see live-worklet.js)
       this.latencyHint = 0;      // the smallest audio buffer the device allows (bench: 22 vs 50 ms reported)
       this.marginMs = 5;         // the least jitter-buffer margin (the worklet widens it where playback starves)
       this.reset();
@@ -78,7 +79,7 @@
       this.source = this.ctx.createMediaStreamSource(this.stream);
       this.node = new AudioWorkletNode(this.ctx, "voiceapp-live", {
         numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], channelCount: 1,
-        channelCountMode: "explicit", processorOptions: {marginMs: this.marginMs}});
+        channelCountMode: "explicit", processorOptions: {marginMs: this.marginMs, ...this.jitter}});
       this.node.port.onmessage = (event) => this.fromWorklet(event.data);
       this.source.connect(this.node);
       this.node.connect(this.ctx.destination);
