@@ -125,7 +125,7 @@ def chromium_args(mic_wav: Path) -> list[str]:
 def run_one(page, settings: dict, settle_s: float, seconds: float) -> dict:
     """Start a session from the page's script, let it settle, record; returns the measurement."""
     page.evaluate("s => window.voiceappLive.start(s)", settings)
-    page.wait_for_function("() => ['running', 'stopped'].includes(window.voiceappLive.state)", timeout=180_000)
+    page.wait_for_function("() => ['running', 'stopped'].includes(window.voiceappLive.state)", timeout=900_000)
     if page.evaluate("window.voiceappLive.state") == "stopped":
         return {"error": page.evaluate("window.voiceappLive.error") or "stopped"}
     page.wait_for_timeout(int(settle_s * 1000))
@@ -246,7 +246,7 @@ def main() -> int:
         with sync_playwright() as play:
             browser = play.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args(mic_wav))
             page = browser.new_page()
-            page.set_default_timeout(180_000)
+            page.set_default_timeout(900_000)
             page.goto(url)
             page.wait_for_function("() => window.voiceappLive !== undefined")
             if args.latency_hint is not None:
