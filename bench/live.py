@@ -122,6 +122,38 @@ def chromium_args(mic_wav: Path) -> list[str]:
             "--autoplay-policy=no-user-gesture-required"]
 
 
+TRACE_JS = """() => {
+  const L = window.voiceappLive;
+  if (L.trace) return;
+  L.trace = [];
+  const fromWorklet = L.fromWorklet.bind(L), fromServer = L.fromServer.bind(L);
+  L.fromWorklet = (m) => { if (m.type === 'mic') L.trace.push([performance.now(), m.index, 0]); fromWorklet(m); };
+  L.fromServer = (d) => {
+    if (typeof d !== 'string') L.trace.push([performance.now(), new DataView(d).getFloat64(0, true), 1]);
+    fromServer(d);
+  };
+}"""
+
+
+def transport_times(trace: np.ndarray, rate: int, latency_ms: float) -> dict:
+    """From the page's main-thread trace of mic messages (sent) and output messages (received): the round trip
+    (output k received - mic message holding sample k + latency sent) and how far the audio thread's mic messages
+    strayed from its own clock (render stalls: audio handed over in bursts)."""
+    mic, out = trace[trace[:, 2] == 0], trace[trace[:, 2] == 1]
+    if len(mic) < 10 or len(out) < 10:
+        return {}
+    stray = (mic[:, 0] - mic[0, 0]) - 1000 * (mic[:, 1] - mic[0, 1]) / rate
+    stray -= np.percentile(stray, 1)
+    starts = mic[:, 1]
+    lat = int(round(latency_ms * rate / 1000))
+    j = np.searchsorted(starts, out[:, 1] + lat, side="right") - 1
+    ok = j >= 0
+    rtt = out[ok, 0] - mic[j[ok], 0]
+    return {"rtt_p50_ms": float(np.percentile(rtt, 50)), "rtt_p95_ms": float(np.percentile(rtt, 95)),
+            "rtt_max_ms": float(rtt.max()), "audio_stall_p95_ms": float(np.percentile(stray, 95)),
+            "audio_stall_max_ms": float(stray.max())}
+
+
 def run_one(page, settings: dict, settle_s: float, seconds: float) -> dict:
     """Start a session from the page's script, let it settle, record; returns the measurement."""
     page.evaluate("s => window.voiceappLive.start(s)", settings)
@@ -130,7 +162,10 @@ def run_one(page, settings: dict, settle_s: float, seconds: float) -> dict:
         return {"error": page.evaluate("window.voiceappLive.error") or "stopped"}
     page.wait_for_timeout(int(settle_s * 1000))
     before = page.evaluate("window.voiceappLive.history.length")
+    page.evaluate(TRACE_JS)
+    page.evaluate("() => { window.voiceappLive.trace.length = 0; }")
     rec = page.evaluate("s => window.voiceappLive.record(s)", seconds)
+    trace = np.array(page.evaluate("window.voiceappLive.trace"), dtype=np.float64).reshape(-1, 3)
     history = page.evaluate(f"window.voiceappLive.history.slice({max(0, before - 1)})")
     page.evaluate("window.voiceappLive.stop()")
     page.wait_for_timeout(300)
@@ -152,6 +187,7 @@ def run_one(page, settings: dict, settle_s: float, seconds: float) -> dict:
             "degraded": float(np.mean([bool(h.get("degraded")) for h in history])) if history else 0.0,
             "dropped": (history[-1].get("dropped", 0) - history[0].get("dropped", 0)) if history else 0,
             "starved_ms": starved, "margin_ms": 1000 * worklet[-1]["marginFrames"] / rate if worklet else float("nan"), "warning": next((h["warning"] for h in reversed(history) if h.get("warning")), None),
+            **transport_times(trace, int(rec["rate"]), history[-1]["latency_ms"] if history else 0.0),
             "rate": rate, "played_peak": float(np.abs(played).max()), "mic_peak": float(np.abs(mic).max())}
 
 
@@ -169,19 +205,23 @@ def engine_of(workspace: Path, model: str) -> str:
 # ----------------------------------------------------------------------------------------------- report
 
 def table(rows: list[dict]) -> str:
+    nan = float("nan")
     head = ("| model | engine | block ms | end to end ms (measured) | in page ms | page shows ms (median) | algorithmic ms "
-            "| envelope r | load mean / p95 | level used | degraded / dropped | starved ms |")
-    lines = [head, "|" + "---|" * 12]
+            "| envelope r | load mean / p95 | level used | degraded / dropped | starved ms | margin ms "
+            "| round trip p50 / p95 / max ms | audio stall max ms |")
+    lines = [head, "|" + "---|" * 15]
     for row in rows:
         m = row["m"]
         if "error" in m:
             lines.append(f"| {row['model']} | {row['engine']} | {row['block']} | error: {m['error'][:80]} |"
-                         + " |" * 8)
+                         + " |" * 11)
             continue
         lines.append(f"| {row['model']} | {row['engine']} | {row['block']} | **{m['e2e_ms']:.0f}** | "
                      f"{m['in_page_ms']:.0f} | {m['page_median_ms']:.0f} | {m['algorithmic_ms']:.0f} | {m['r']:.2f} | "
                      f"{m['load_mean']:.2f} / {m['load_p95']:.2f} | {', '.join(m['levels'])} | "
-                     f"{100 * m['degraded']:.0f}% / {m['dropped']} | {m['starved_ms']:.0f} |")
+                     f"{100 * m['degraded']:.0f}% / {m['dropped']} | {m['starved_ms']:.0f} | {m['margin_ms']:.0f} | "
+                     f"{m.get('rtt_p50_ms', nan):.0f} / {m.get('rtt_p95_ms', nan):.0f} / {m.get('rtt_max_ms', nan):.0f} | "
+                     f"{m.get('audio_stall_max_ms', nan):.0f} |")
     warnings = {row["model"]: row["m"].get("warning") for row in rows if row["m"].get("warning")}
     for model, warning in warnings.items():
         lines.append(f"\nwarning shown for {model}: {warning}")
