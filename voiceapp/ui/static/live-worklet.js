@@ -131,6 +131,7 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
       type: "stats", delayFrames: this.delayCount ? this.delaySum / this.delayCount : null,
       fill: this.fill, minFill: this.minFill === Infinity ? null : this.minFill,
       trimmed: this.trimmed, starved: this.starved, marginFrames: this.marginFrames, frame: currentFrame,
+      frameRate: this.rate,
     });
     this.delaySum = this.delayCount = 0;
     this.minFill = Infinity;

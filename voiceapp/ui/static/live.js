@@ -40,6 +40,9 @@
       this.pendingFrames = 0;
       this.pendingIndex = null;
       this.error = null;
+      this.worklet = null;
+      this.gapFrames = [];
+      this.gapWarning = null;
     }
 
     async start(settings) {
@@ -144,6 +147,7 @@
         if (msg.delayFrames !== null && this.ctx) {
           this.delayMs = 1000 * msg.delayFrames / this.ctx.sampleRate;
         }
+        this.gaps(msg);
         this.worklet = msg;
       } else if (msg.type === "levels") {
         this.meter("in", msg.inDb);
@@ -192,6 +196,24 @@
       }
     }
 
+    gaps(msg) {
+      // the share of the last second the page had nothing to play (the worklet reports every 250 ms)
+      const last = this.worklet;
+      this.gapFrames = (this.gapFrames || []).concat(last ? [msg.starved - last.starved] : []).slice(-4);
+      const share = this.gapFrames.reduce((a, b) => a + b, 0) / (this.gapFrames.length * 0.25 * msg.frameRate || 1);
+      const was = this.gapWarning;
+      this.gapWarning = share > 0.1 ? `Playback had gaps in ${Math.round(100 * share)}% of the last second: this ` +
+        "machine (or the connection) cannot keep up. A larger block or a lighter model helps." : null;
+      if (was !== this.gapWarning) this.warn(this.warningText());
+    }
+
+    warningText() {
+      const s = this.last || {};
+      const parts = [s.warning, s.server_dropped_s > 0 ? `The server fell ${fmt(s.server_dropped_s, 1)} s behind ` +
+        "and dropped that audio to stay live." : null, this.gapWarning];
+      return parts.filter(Boolean).join(" ") || null;
+    }
+
     outputLatencyMs() {
       if (!this.ctx) return 0;
       let ms = 1000 * ((this.ctx.baseLatency || 0) + (this.ctx.outputLatency || 0));
@@ -210,8 +232,7 @@
                      device_ms: this.outputLatencyMs(), worklet: this.worklet || null};
       this.history.push(entry);
       this.last = entry;
-      this.warn(msg.warning || (msg.server_dropped_s > 0 ? `The server fell ${fmt(msg.server_dropped_s, 1)} s ` +
-                "behind and dropped that audio to stay live." : null));
+      this.warn(this.warningText());
       this.render();
     }
 
