@@ -191,3 +191,15 @@ def test_the_pitch_track_keeps_emitted_frames_and_continues_them():
     assert track.fix(silent, origin_frame=100, commit_until=30)[15] == 0.0
     track.reset()
     assert np.allclose(track.fix(later, origin_frame=10, commit_until=0)[:10], 150.0)   # nothing kept after reset
+
+
+def test_an_rvc_voice_streams_with_its_levels(workspace, services, small_torch_ops):
+    from helpers import make_voice
+
+    make_voice(workspace, "tiny_rvc", sample_rate=40000)
+    session = open_session(LiveSettings(model="tiny_rvc", block_ms=100, gate_db=None, device_rate=48000), services)
+    assert session.stats()["levels"] == ["as set", "pm pitch, 300 ms context", "passthrough"]
+    x = _voiced(1.5, 48000)
+    y, counts = _stream(session, x, seed=2)
+    assert all(n_out == max(0, n_in - session.latency_samples) for n_in, n_out in counts)
+    assert np.all(np.isfinite(y)) and np.abs(y).max() > 1e-3 and np.abs(np.diff(y)).max() < 0.5
