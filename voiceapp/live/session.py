@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from voiceapp.audio import highpass
 from voiceapp.errors import ConfigError
 from voiceapp.infer.steps import SAMPLE_RATE
 from voiceapp.live.engines import PitchTrack, Silence, WindowEngine
@@ -172,6 +173,7 @@ class LiveSession:
             self.pitch.reset()
             self.loudness.reset()
             self.pending16 = np.zeros(0, dtype=np.float32)
+            self.hp_state = None
             self.fifo = np.zeros(0, dtype=np.float32)
             self.received = self.emitted = 0
             self.level = self.start_level
@@ -190,10 +192,12 @@ class LiveSession:
     def push(self, samples: np.ndarray) -> np.ndarray:
         """float32 mono at `settings.device_rate` (any length) -> the output produced so far (device rate); over
         the session output length == input length - `latency_samples` (from the first `latency_samples` on)."""
-        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        x = np.nan_to_num(np.asarray(samples, dtype=np.float32).reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
         with self._lock:
             self.received += len(x)
             x16 = self.rs_in.resample_chunk(x) if self.rs_in is not None else x
+            if len(x16):       # RVC's 48 Hz high-pass, causal here (offline: zero-phase over the file)
+                x16, self.hp_state = highpass(x16, SAMPLE_RATE, state=self.hp_state)
             self.pending16 = np.concatenate([self.pending16, x16.astype(np.float32, copy=False)])
             n_blocks = len(self.pending16) // self.block
             if n_blocks:
