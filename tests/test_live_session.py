@@ -210,3 +210,32 @@ def test_an_rvc_voice_streams_with_its_levels(workspace, services, small_torch_o
     y, counts = _stream(session, x, seed=2)
     assert all(n_out == max(0, n_in - session.latency_samples) for n_in, n_out in counts)
     assert np.all(np.isfinite(y)) and np.abs(y).max() > 1e-3 and np.abs(np.diff(y)).max() < 0.5
+
+
+def _levels_over(session: LiveSession, x: np.ndarray, block: int) -> list[str]:
+    levels = []
+    for i in range(0, len(x) - block + 1, block):
+        session.push(x[i:i + block])
+        levels.append(session.stats()["level"])
+    return levels
+
+
+def _runs(levels: list[str]) -> list[tuple[str, int]]:
+    runs: list[tuple[str, int]] = []
+    for name in levels:
+        runs = runs[:-1] + [(name, runs[-1][1] + 1)] if runs and runs[-1][0] == name else runs + [(name, 1)]
+    return runs
+
+
+def test_the_session_steps_back_up_after_seconds_of_headroom_and_backs_off_when_that_fails():
+    rate, block = 16000, 800                                          # 50 ms blocks
+    settings = LiveSettings(model="slow", block_ms=50, gate_db=None, device_rate=rate)
+    x = _voiced(10.0, rate)
+    briefly = LiveSession(settings, [Level("as set", _Slow(0.08, only={1, 2, 3})), Level("passthrough", WindowEngine())])
+    runs = _runs(_levels_over(briefly, x, block))
+    assert [name for name, _ in runs] == ["as set", "passthrough", "as set"]
+    assert runs[0][1] == 2 and runs[1][1] >= 60     # down after the 3rd slow block; up only after 3 s of headroom
+    always = LiveSession(settings, [Level("as set", _Slow(0.08)), Level("passthrough", WindowEngine())])
+    runs = _runs(_levels_over(always, x, block))
+    assert [name for name, _ in runs][:4] == ["as set", "passthrough", "as set", "passthrough"]
+    assert runs[1][1] >= 60 and runs[3][1] >= 120                     # a failed try doubles the wait (3 s, 6 s)
