@@ -112,6 +112,7 @@ def test_a_slow_engine_is_overloaded_and_the_session_steps_down_instead_of_falli
         seen.append(session.stats())
         assert total == max(0, i + block - session.latency_samples)  # never further behind than the latency
     assert seen[3]["level"] == "passthrough" and seen[3]["degraded"]  # three slow blocks, then a lighter level
+    assert "cannot keep up" in seen[3]["warning"] and seen[1]["warning"] is None
     assert max(s["load"] for s in seen) > 1.0 and slow.calls == 3
     # a caller that hands over many blocks at once: the newest are converted, the older ones pass through
     session = LiveSession(LiveSettings(model="slow", block_ms=block_ms, gate_db=None, device_rate=rate),

@@ -212,8 +212,15 @@ class LiveSession:
             return {"load": round(float(self.load), 3), "level": self.levels[self.level].name,
                     "degraded": self.level > 0, "in_db": round(self.in_db, 1), "out_db": round(self.out_db, 1),
                     "gate_open": bool(self.gate_open), "latency_ms": round(self.latency_ms, 1),
-                    "blocks": int(self.blocks), "dropped": int(self.dropped), "warning": self.warning,
+                    "blocks": int(self.blocks), "dropped": int(self.dropped), "warning": self._warning_now(),
                     "compute_ms": round(self.last_compute_ms, 2), "levels": [lv.name for lv in self.levels]}
+
+    def _warning_now(self) -> str | None:
+        if self.warning or self.level == 0:
+            return self.warning
+        top = self._level_load(0)
+        return (f"This machine cannot keep up with the settings as set right now (load {top:.1f} at "
+                f"{self.settings.block_ms} ms blocks): playing at a lower quality ({self.levels[self.level].name}).")
 
     # --- blocks ----------------------------------------------------------------------------------------------
 
