@@ -3,7 +3,9 @@ thread, 48 kHz device rate, gate off, adaptation off so that each level is measu
 
     .venv/bin/python bench/live_load.py WORKSPACE VOICE[,VOICE...] [--blocks 50,100,200] [--seconds 4]
 
-Load = compute seconds per block / block seconds (below ~0.8 keeps up with room for the browser and the OS);
+Load = compute seconds per block / block seconds (below ~0.8 keeps up with room for the browser and the OS),
+wall clock, so it grows when other processes share the cores; the CPU-time load (process CPU seconds per block /
+block seconds, all threads) is what the conversion itself costs;
 latency is the session's algorithmic latency (block + 20 ms look-ahead + the two soxr resampler streams), before
 compute, transport and audio-device buffers. `passthrough` (no model) is the do-nothing baseline. Also printed:
 CPU seconds per audio second of the whole run (process time) and the load average, as the machine is shared.
@@ -36,7 +38,8 @@ def _run(session, x, rate):
         session.push(x[i:i + step])
     cpu = time.process_time() - cpu0
     loads = np.array([r["load"] for r in session.records[2:]])
-    return float(loads.mean()), float(np.percentile(loads, 95)), cpu / (len(x) / rate)
+    cpu_load = np.array([r["cpu_ms"] for r in session.records[2:]]) / session.settings.block_ms
+    return float(loads.mean()), float(np.percentile(loads, 95)), float(np.median(cpu_load)), cpu / (len(x) / rate)
 
 
 def main() -> int:
@@ -64,9 +67,10 @@ def main() -> int:
             engine = probe.levels[0].engine.name
             for i, level in enumerate(lv.name for lv in probe.levels):
                 session = LiveSession(settings, probe.levels, start_level=i, adaptive=False, record=True)
-                mean, p95, cpu = _run(session, x, rate)
+                mean, p95, cpu_load, cpu = _run(session, x, rate)
                 print(f"{name:11s} ({engine:11s}) {level:26s} block {block_ms:3d} ms: load mean {mean:.2f} p95 "
-                      f"{p95:.2f}, cpu {cpu:.2f} s/s; latency {session.latency_ms:.0f} ms; load avg "
+                      f"{p95:.2f}; CPU-time load median {cpu_load:.2f} (whole run {cpu:.2f} s/s); latency "
+                      f"{session.latency_ms:.0f} ms; load avg "
                       f"{os.getloadavg()[0]:.2f}", flush=True)
             if probe.warning:
                 print(f"  warning at open: {probe.warning}", flush=True)

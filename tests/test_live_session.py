@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import harmonic
+from voiceapp.audio import highpass
 from voiceapp.errors import ConfigError, VoiceAppError
 from voiceapp.live.engines import PitchTrack, WindowEngine
 from voiceapp.live.session import LiveSession, LiveSettings, Level, open_session
@@ -43,7 +44,9 @@ def instant(workspace):
 
 @pytest.mark.parametrize("rate", [48000, 44100])
 def test_output_is_the_input_minus_the_latency_without_clicks(instant, services, small_torch_ops, rate):
-    session = open_session(LiveSettings(model=instant, block_ms=100, gate_db=None, device_rate=rate), services)
+    # adaptation off: on a busy machine the measured load would step the level down (tests assert no timings)
+    session = open_session(LiveSettings(model=instant, block_ms=100, gate_db=None, device_rate=rate), services,
+                           level="as set", adaptive=False)
     x = _voiced(2.0, rate)
     y, counts = _stream(session, x)
     latency = session.latency_samples
@@ -55,7 +58,8 @@ def test_output_is_the_input_minus_the_latency_without_clicks(instant, services,
     assert np.abs(np.diff(y)).max() < 0.5                           # no jump at a block join
     stats = session.stats()
     assert stats["level"] == "as set" and stats["blocks"] >= 19 and stats["dropped"] == 0
-    assert stats["latency_ms"] == pytest.approx(session.latency_ms, abs=0.1) and stats["warning"] is None
+    assert stats["latency_ms"] == pytest.approx(session.latency_ms, abs=0.1)
+    assert (stats["warning"] is None) == (session.measured["as set"] <= 0.8)
     assert {"load", "degraded", "in_db", "out_db", "gate_open"} <= set(stats)
 
 
@@ -67,11 +71,13 @@ def test_joins_of_a_passthrough_session_are_as_smooth_as_the_input():
     y, _ = _stream(session, x)
     steady = slice(rate // 4, len(y))
     assert np.abs(np.diff(y[steady])).max() <= np.abs(np.diff(x)).max() * 1.1
-    assert np.abs(y[steady] - x[steady]).max() < 0.02                # output[k] is input[k], played `latency` later
+    heard = highpass(x, rate)[0]                                     # the session's 48 Hz high-pass (causal)
+    assert np.abs(y[steady] - heard[steady]).max() < 0.02            # output[k] is input[k], played `latency` later
 
 
 def test_reset_gives_the_same_output_for_the_same_input(instant, services, small_torch_ops):
-    session = open_session(LiveSettings(model=instant, block_ms=50, gate_db=None, device_rate=48000), services)
+    session = open_session(LiveSettings(model=instant, block_ms=50, gate_db=None, device_rate=48000), services,
+                           level="as set", adaptive=False)
     x = _voiced(1.0, 48000)
     first, _ = _stream(session, x)
     session.reset()
@@ -106,6 +112,7 @@ def test_a_slow_engine_is_overloaded_and_the_session_steps_down_instead_of_falli
         seen.append(session.stats())
         assert total == max(0, i + block - session.latency_samples)  # never further behind than the latency
     assert seen[3]["level"] == "passthrough" and seen[3]["degraded"]  # three slow blocks, then a lighter level
+    assert "cannot keep up" in seen[3]["warning"] and seen[1]["warning"] is None
     assert max(s["load"] for s in seen) > 1.0 and slow.calls == 3
     # a caller that hands over many blocks at once: the newest are converted, the older ones pass through
     session = LiveSession(LiveSettings(model="slow", block_ms=block_ms, gate_db=None, device_rate=rate),
@@ -143,9 +150,9 @@ def test_open_session_warns_when_the_model_is_too_heavy(instant, services, small
     session = open_session(LiveSettings(model=instant, f0_method="harvest", gate_db=None), services)
     stats = session.stats()
     assert stats["levels"] == ["as set", "pm pitch", "pm pitch, 300 ms context", "passthrough"]
-    assert stats["level"] == "pm pitch" and stats["degraded"]
+    assert stats["level"] != "as set" and stats["degraded"]        # which lighter level: the machine's load says
     assert "too heavy for live use on this machine" in stats["warning"]
-    assert "instant voice (16 kHz) with harvest pitch" in stats["warning"] and "(pm pitch, load" in stats["warning"]
+    assert "instant voice (16 kHz) with harvest pitch" in stats["warning"]
     light = open_session(LiveSettings(model=instant, f0_method="pm", gate_db=None), services)
     assert (light.stats()["warning"] is None) == (light.measured["as set"] <= 0.8)    # no timing asserted
 
@@ -191,3 +198,45 @@ def test_the_pitch_track_keeps_emitted_frames_and_continues_them():
     assert track.fix(silent, origin_frame=100, commit_until=30)[15] == 0.0
     track.reset()
     assert np.allclose(track.fix(later, origin_frame=10, commit_until=0)[:10], 150.0)   # nothing kept after reset
+
+
+def test_an_rvc_voice_streams_with_its_levels(workspace, services, small_torch_ops):
+    from helpers import make_voice
+
+    make_voice(workspace, "tiny_rvc", sample_rate=40000)
+    session = open_session(LiveSettings(model="tiny_rvc", block_ms=100, gate_db=None, device_rate=48000), services,
+                           level="as set", adaptive=False)
+    assert session.stats()["levels"] == ["as set", "pm pitch, 300 ms context", "passthrough"]
+    x = _voiced(1.5, 48000)
+    y, counts = _stream(session, x, seed=2)
+    assert all(n_out == max(0, n_in - session.latency_samples) for n_in, n_out in counts)
+    assert np.all(np.isfinite(y)) and np.abs(y).max() > 1e-3 and np.abs(np.diff(y)).max() < 0.5
+
+
+def _levels_over(session: LiveSession, x: np.ndarray, block: int) -> list[str]:
+    levels = []
+    for i in range(0, len(x) - block + 1, block):
+        session.push(x[i:i + block])
+        levels.append(session.stats()["level"])
+    return levels
+
+
+def _runs(levels: list[str]) -> list[tuple[str, int]]:
+    runs: list[tuple[str, int]] = []
+    for name in levels:
+        runs = runs[:-1] + [(name, runs[-1][1] + 1)] if runs and runs[-1][0] == name else runs + [(name, 1)]
+    return runs
+
+
+def test_the_session_steps_back_up_after_seconds_of_headroom_and_backs_off_when_that_fails():
+    rate, block = 16000, 800                                          # 50 ms blocks
+    settings = LiveSettings(model="slow", block_ms=50, gate_db=None, device_rate=rate)
+    x = _voiced(10.0, rate)
+    briefly = LiveSession(settings, [Level("as set", _Slow(0.08, only={1, 2, 3})), Level("passthrough", WindowEngine())])
+    runs = _runs(_levels_over(briefly, x, block))
+    assert [name for name, _ in runs] == ["as set", "passthrough", "as set"]
+    assert runs[0][1] == 2 and runs[1][1] >= 60     # down after the 3rd slow block; up only after 3 s of headroom
+    always = LiveSession(settings, [Level("as set", _Slow(0.08)), Level("passthrough", WindowEngine())])
+    runs = _runs(_levels_over(always, x, block))
+    assert [name for name, _ in runs][:4] == ["as set", "passthrough", "as set", "passthrough"]
+    assert runs[1][1] >= 60 and runs[3][1] >= 120                     # a failed try doubles the wait (3 s, 6 s)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from voiceapp.audio import highpass
 from voiceapp.errors import ConfigError
 from voiceapp.infer.steps import SAMPLE_RATE
 from voiceapp.live.engines import PitchTrack, Silence, WindowEngine
@@ -172,6 +173,7 @@ class LiveSession:
             self.pitch.reset()
             self.loudness.reset()
             self.pending16 = np.zeros(0, dtype=np.float32)
+            self.hp_state = None
             self.fifo = np.zeros(0, dtype=np.float32)
             self.received = self.emitted = 0
             self.level = self.start_level
@@ -190,10 +192,12 @@ class LiveSession:
     def push(self, samples: np.ndarray) -> np.ndarray:
         """float32 mono at `settings.device_rate` (any length) -> the output produced so far (device rate); over
         the session output length == input length - `latency_samples` (from the first `latency_samples` on)."""
-        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        x = np.nan_to_num(np.asarray(samples, dtype=np.float32).reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
         with self._lock:
             self.received += len(x)
             x16 = self.rs_in.resample_chunk(x) if self.rs_in is not None else x
+            if len(x16):       # RVC's 48 Hz high-pass, causal here (offline: zero-phase over the file)
+                x16, self.hp_state = highpass(x16, SAMPLE_RATE, state=self.hp_state)
             self.pending16 = np.concatenate([self.pending16, x16.astype(np.float32, copy=False)])
             n_blocks = len(self.pending16) // self.block
             if n_blocks:
@@ -208,8 +212,15 @@ class LiveSession:
             return {"load": round(float(self.load), 3), "level": self.levels[self.level].name,
                     "degraded": self.level > 0, "in_db": round(self.in_db, 1), "out_db": round(self.out_db, 1),
                     "gate_open": bool(self.gate_open), "latency_ms": round(self.latency_ms, 1),
-                    "blocks": int(self.blocks), "dropped": int(self.dropped), "warning": self.warning,
+                    "blocks": int(self.blocks), "dropped": int(self.dropped), "warning": self._warning_now(),
                     "compute_ms": round(self.last_compute_ms, 2), "levels": [lv.name for lv in self.levels]}
+
+    def _warning_now(self) -> str | None:
+        if self.warning or self.level == 0:
+            return self.warning
+        top = self._level_load(0)
+        return (f"This machine cannot keep up with the settings as set right now (load {top:.1f} at "
+                f"{self.settings.block_ms} ms blocks): playing at a lower quality ({self.levels[self.level].name}).")
 
     # --- blocks ----------------------------------------------------------------------------------------------
 
@@ -231,17 +242,16 @@ class LiveSession:
         self.in_db = _db(block)
         self._gate(block)
         level = self.levels[self.level]
+        compute = cpu = 0.0
         if not self.gate_open:
             y = self.converter.convert_block(block, self.silence)
-            compute = 0.0
         elif dropped:
             self.dropped += 1
             y = self.converter.convert_block(block, self.levels[-1].engine, self.levels[-1].context_ms * 16)
-            compute = 0.0
         else:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             y = self.converter.convert_block(block, level.engine, level.context_ms * 16)
-            compute = time.perf_counter() - t0
+            compute, cpu = time.perf_counter() - t0, time.process_time() - c0
             self.last_compute_ms = 1000.0 * compute
             self._account(compute / (self.block / SAMPLE_RATE))
         y = self.loudness.apply(block, y, self.engine_rate)
@@ -249,7 +259,8 @@ class LiveSession:
         if self.record:
             self.records.append({"block": self.blocks, "level": level.name if self.gate_open and not dropped
                                  else "gate closed" if not self.gate_open else "passthrough (dropped)",
-                                 "compute_ms": 1000.0 * compute, "load": compute / (self.block / SAMPLE_RATE)})
+                                 "compute_ms": 1000.0 * compute, "load": compute / (self.block / SAMPLE_RATE),
+                                 "cpu_ms": 1000.0 * cpu})   # process CPU time: all threads (faiss, torch)
         y = self.rs_out.resample_chunk(y) if self.rs_out is not None else y
         self.fifo = np.concatenate([self.fifo, y.astype(np.float32, copy=False)])
 
