@@ -142,7 +142,9 @@ def transport_times(trace: np.ndarray, rate: int, latency_ms: float) -> dict:
     mic, out = trace[trace[:, 2] == 0], trace[trace[:, 2] == 1]
     if len(mic) < 10 or len(out) < 10:
         return {}
-    stray = (mic[:, 0] - mic[0, 0]) - 1000 * (mic[:, 1] - mic[0, 1]) / rate
+    audio_ms = 1000 * (mic[:, 1] - mic[0, 1]) / rate
+    stray = (mic[:, 0] - mic[0, 0]) - audio_ms
+    stray -= np.polyval(np.polyfit(audio_ms, stray, 1), audio_ms)   # the two clocks' drift is not a stall
     stray -= np.percentile(stray, 1)
     starts = mic[:, 1]
     lat = int(round(latency_ms * rate / 1000))
