@@ -122,21 +122,8 @@ def chromium_args(mic_wav: Path) -> list[str]:
             "--autoplay-policy=no-user-gesture-required"]
 
 
-TRACE_JS = """() => {
-  const L = window.voiceappLive;
-  if (L.trace) return;
-  L.trace = [];
-  const fromWorklet = L.fromWorklet.bind(L), fromServer = L.fromServer.bind(L);
-  L.fromWorklet = (m) => { if (m.type === 'mic') L.trace.push([performance.now(), m.index, 0]); fromWorklet(m); };
-  L.fromServer = (d) => {
-    if (typeof d !== 'string') L.trace.push([performance.now(), new DataView(d).getFloat64(0, true), 1]);
-    fromServer(d);
-  };
-}"""
-
-
 def transport_times(trace: np.ndarray, rate: int, latency_ms: float) -> dict:
-    """From the page's main-thread trace of mic messages (sent) and output messages (received): the round trip
+    """From the socket worker's trace of mic messages (sent) and output messages (received): the round trip
     (output k received - mic message holding sample k + latency sent) and how far the audio thread's mic messages
     strayed from its own clock (render stalls: audio handed over in bursts)."""
     mic, out = trace[trace[:, 2] == 0], trace[trace[:, 2] == 1]
@@ -164,10 +151,9 @@ def run_one(page, settings: dict, settle_s: float, seconds: float) -> dict:
         return {"error": page.evaluate("window.voiceappLive.error") or "stopped"}
     page.wait_for_timeout(int(settle_s * 1000))
     before = page.evaluate("window.voiceappLive.history.length")
-    page.evaluate(TRACE_JS)
-    page.evaluate("() => { window.voiceappLive.trace.length = 0; }")
+    page.evaluate("() => window.voiceappLive.traceTransport(true)")
     rec = page.evaluate("s => window.voiceappLive.record(s)", seconds)
-    trace = np.array(page.evaluate("window.voiceappLive.trace"), dtype=np.float64).reshape(-1, 3)
+    trace = np.array(page.evaluate("() => window.voiceappLive.traceTransport(false)"), dtype=np.float64).reshape(-1, 3)
     history = page.evaluate(f"window.voiceappLive.history.slice({max(0, before - 1)})")
     page.evaluate("window.voiceappLive.stop()")
     page.wait_for_timeout(300)

@@ -1,7 +1,8 @@
 """The Live tab's transport: one WebSocket per browser session on the app's own server, raw PCM both ways.
 
-The page (voiceapp/ui/static/live.js + live-worklet.js) captures the microphone in an AudioWorklet and sends it
-in small frames; a worker thread per socket feeds them to a `LiveSession` and sends the output back at once.
+The page (voiceapp/ui/static/live.js, live-worklet.js, live-socket.js) captures the microphone in an AudioWorklet
+and sends it in small frames from a Worker that holds the socket; a worker thread per socket feeds them to a
+`LiveSession` and sends the output back at once.
 Messages on `/live/ws`:
 
     page -> server  text   {"type": "start", "settings": {LiveSettings fields}}   (again: new settings, new session)
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 SOCKET_PATH = "/live/ws"
 STATIC_PATH = "/live/static"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "ui" / "static"
-STATIC_FILES = ("live.js", "live-worklet.js")
+STATIC_FILES = ("live.js", "live-worklet.js", "live-socket.js")
 HEADER = struct.Struct("<d")        # capture index of a message's first sample (a double is exact up to 2**53)
 MAX_BACKLOG_S = 2.0                 # unconverted input past this is dropped (and the session restarted)
 STATS_EVERY_S = 0.2

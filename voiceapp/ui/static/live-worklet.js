@@ -1,7 +1,8 @@
 // Voiceapp Live: the AudioWorklet that captures the microphone and plays the converted voice, on one frame clock.
 //
-// Capture: every render quantum (128 frames) of input goes to the page as {type: "mic", index, samples}, where
-// index is the AudioContext frame of its first sample (the capture index the server echoes back).
+// Capture: every render quantum (128 frames) of input goes to the socket worker (live-socket.js, through the port
+// it was given) as {type: "mic", index, samples}, where index is the AudioContext frame of its first sample (the
+// capture index the server echoes back); converted audio comes back on the same port as {type: "play"}.
 // Playback: a ring buffer of converted samples, each run tagged with the capture index of its first sample. The
 // delay of a sample played at frame F is F - index: measured here, on the same clock as the capture.
 // Jitter buffer: over each window (250 ms) the lowest fill is watched; fill that never drained below the margin
@@ -41,11 +42,15 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     this.outSq = 0;
     this.levelFrames = 0;
     this.recording = null;
-    this.port.onmessage = (event) => this.onMessage(event.data);
+    this.socket = null;
+    this.port.onmessage = (event) => this.onMessage(event.data, event.ports);
   }
 
-  onMessage(msg) {
-    if (msg.type === "play") {
+  onMessage(msg, ports) {
+    if (msg.type === "socket") {          // the port of the socket worker (live-socket.js): audio goes that way
+      this.socket = ports[0];
+      this.socket.onmessage = (event) => this.onMessage(event.data);
+    } else if (msg.type === "play") {
       this.write(msg.index, msg.samples);
     } else if (msg.type === "flush") {
       this.fill = 0;
@@ -96,7 +101,7 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     const frame = currentFrame;
     const mic = new Float32Array(frames);
     if (input) mic.set(input.subarray(0, frames));
-    this.port.postMessage({type: "mic", index: frame, samples: mic}, [mic.buffer]);
+    (this.socket || this.port).postMessage({type: "mic", index: frame, samples: mic}, [mic.buffer]);
 
     const len = this.ring.length;
     const delay = this.fill > 0 ? frame - this.readIndex : NaN;   // of this quantum's first played sample

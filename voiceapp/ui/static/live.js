@@ -6,6 +6,8 @@
 // AudioContext's frame clock) + the browser's reported output latency (baseLatency + outputLatency) + the input
 // track's reported latency where the browser gives one.
 //
+// The socket runs in a Worker (live-socket.js) that the worklet talks to directly.
+//
 // Test hook (bench/live.py, tests/test_live_browser.py): voiceappLive.record(seconds) resolves to
 // {rate, startFrame, mic, played, delayMedianMs} (base64 float32 of what the worklet captured and played,
 // frame-aligned, and the median of the delay the page measured meanwhile);
@@ -36,9 +38,6 @@
       this.history = [];
       this.last = {};
       this.delayMs = null;
-      this.pending = [];
-      this.pendingFrames = 0;
-      this.pendingIndex = null;
       this.error = null;
       this.worklet = null;
       this.gapFrames = [];
@@ -90,31 +89,39 @@
     }
 
     openSocket() {
+      // the socket lives in a Worker (live-socket.js), wired to the worklet by a MessageChannel: the audio path
+      // never waits for this page's main thread
       return new Promise((resolve, reject) => {
         const url = new URL("../ws", here);
         url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-        const ws = new WebSocket(url.href);
-        ws.binaryType = "arraybuffer";
-        this.ws = ws;
-        ws.onopen = () => { this.sendStart(); resolve(); };
-        ws.onerror = () => reject(new Error("Cannot open the Live connection to the server."));
-        ws.onclose = (event) => {
-          if (this.ws !== ws) return;
-          const why = event.code === 1008 ? " (refused: log in again, or too many Live sessions)" : "";
-          if (this.state !== "stopped") this.fail(`The Live connection closed${why}.`);
+        const worker = new Worker(new URL("live-socket.js", here).href);
+        const channel = new MessageChannel();
+        this.socket = worker;
+        worker.onmessage = (event) => {
+          if (this.socket !== worker) return;
+          const msg = event.data;
+          if (msg.type === "open") { this.sendStart(); resolve(); }
+          else if (msg.type === "error") reject(new Error("Cannot open the Live connection to the server."));
+          else if (msg.type === "text") this.fromServer(msg.text);
+          else if (msg.type === "trace" && this.onTrace) this.onTrace(msg.rows);
+          else if (msg.type === "closed" && this.state !== "stopped") {
+            const why = msg.code === 1008 ? " (refused: log in again, or too many Live sessions)" : "";
+            this.fail(`The Live connection closed${why}.`);
+          }
         };
-        ws.onmessage = (event) => this.fromServer(event.data);
+        this.node.port.postMessage({type: "socket"}, [channel.port1]);
+        worker.postMessage({type: "open", url: url.href, sendFrames: this.sendFrames}, [channel.port2]);
       });
     }
 
     sendStart() {
       const s = {...this.settings, device_rate: this.ctx.sampleRate};
-      this.ws.send(JSON.stringify({type: "start", settings: s}));
+      this.socket.postMessage({type: "send", text: JSON.stringify({type: "start", settings: s})});
     }
 
     update(settings) {
       this.settings = settings;
-      if (this.state === "stopped" || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+      if (this.state === "stopped" || !this.socket) return;
       this.state = "starting";
       this.render("Restarting with the new settings…");
       this.sendStart();
@@ -122,9 +129,9 @@
 
     stop() {
       this.state = "stopped";
-      const ws = this.ws;
-      this.ws = null;
-      if (ws) ws.close();
+      const socket = this.socket;
+      this.socket = null;
+      if (socket) socket.postMessage({type: "close"});
       if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
       if (this.ctx) this.ctx.close();
       this.ctx = this.node = this.source = this.stream = null;
@@ -141,9 +148,7 @@
     }
 
     fromWorklet(msg) {
-      if (msg.type === "mic") {
-        this.queueMic(msg.index, msg.samples);
-      } else if (msg.type === "stats") {
+      if (msg.type === "stats") {
         if (msg.delayFrames !== null && this.ctx) {
           this.delayMs = 1000 * msg.delayFrames / this.ctx.sampleRate;
         }
@@ -157,43 +162,27 @@
       }
     }
 
-    queueMic(index, samples) {
-      if (this.state !== "running" || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
-      if (this.pendingIndex === null) this.pendingIndex = index;
-      this.pending.push(samples);
-      this.pendingFrames += samples.length;
-      if (this.pendingFrames < this.sendFrames) return;
-      const msg = new ArrayBuffer(8 + 4 * this.pendingFrames);
-      new DataView(msg).setFloat64(0, this.pendingIndex, true);
-      const body = new Float32Array(msg, 8);
-      let at = 0;
-      for (const part of this.pending) { body.set(part, at); at += part.length; }
-      this.ws.send(msg);
-      this.pending = [];
-      this.pendingFrames = 0;
-      this.pendingIndex = null;
-    }
-
-    fromServer(data) {
-      if (typeof data !== "string") {
-        const index = new DataView(data).getFloat64(0, true);
-        const samples = new Float32Array(data, 8);
-        this.node && this.node.port.postMessage({type: "play", index, samples}, [data]);
-        return;
-      }
-      const msg = JSON.parse(data);
+    fromServer(text) {
+      const msg = JSON.parse(text);
       if (msg.type === "error") {
         this.fail(msg.message);
       } else if (msg.type === "ready") {
         this.state = "running";
-        this.pendingIndex = null;
-        this.pending = [];
-        this.pendingFrames = 0;
-        this.node && this.node.port.postMessage({type: "flush"});
         this.stats(msg.stats || {});
       } else if (msg.type === "stats") {
         this.stats(msg);
       }
+    }
+
+    traceTransport(on) {
+      // the benchmark's timing hook: on=true starts recording the worker's send/receive times; on=false resolves
+      // to the rows [time ms, capture index, 0 = microphone sent | 1 = converted audio received]
+      return new Promise((resolve) => {
+        if (!this.socket) { resolve([]); return; }
+        if (on) { this.socket.postMessage({type: "trace", on: true}); resolve([]); return; }
+        this.onTrace = (rows) => { this.onTrace = null; resolve(rows); };
+        this.socket.postMessage({type: "trace", on: false});
+      });
     }
 
     gaps(msg) {
