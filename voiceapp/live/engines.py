@@ -140,6 +140,19 @@ def _pitch(engine: WindowEngine, window: np.ndarray, n: int, start: int, stop: i
     return f0
 
 
+class _StridedMatcher:
+    """Nearest frames among every `stride`-th target frame; indices into all of them."""
+
+    def __init__(self, target: np.ndarray, stride: int) -> None:
+        from voiceapp.index.neighbours import FrameMatcher
+
+        self.stride = int(stride)
+        self.inner = FrameMatcher(np.ascontiguousarray(target[::self.stride]))
+
+    def search(self, queries: np.ndarray, k: int) -> np.ndarray:
+        return self.inner.search(queries, k) * self.stride
+
+
 class WorldWindow(WindowEngine):
     """instant/quick voices (infer/world_engine.py) on one window; the same settings as the Inference tab.
 
@@ -147,12 +160,23 @@ class WorldWindow(WindowEngine):
     the span only, plus `margin_frames` each side (the net's receptive field), which gives the same frames as the
     whole window at a fraction of the cost; WORLD synthesises the span's frames (+2 each side)."""
 
-    def __init__(self, voice: Any, cfg: InferConfig, services: Services) -> None:
+    def __init__(self, voice: Any, cfg: InferConfig, services: Services, frame_stride: int = 1) -> None:
+        """`frame_stride` > 1: match against every n-th frame of the voice only (a lighter live level: the exact
+        nearest-frame search over all of them is the largest cost of an instant voice)."""
+        from dataclasses import replace
+
         from voiceapp.infer.world_engine import _load_parts
 
         self.name, self.voice, self.cfg = voice.engine, voice, cfg
         self.sample_rate = int(voice.sample_rate)
         self.parts = _load_parts(voice, cfg, services)
+        if frame_stride > 1:
+            from voiceapp.infer.models import cached
+
+            key = ("matcher-strided", str(voice.path), frame_stride, voice.path.stat().st_mtime if
+                   voice.path.exists() else 0.0)
+            matcher = cached(services, key, lambda: _StridedMatcher(voice.content, frame_stride))
+            self.parts = replace(self.parts, matcher=matcher)
         self.margin_frames = 2 if voice.net is None else receptive_frames(voice.net)
 
     def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
