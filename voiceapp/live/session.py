@@ -384,18 +384,22 @@ def build_levels(settings: LiveSettings, services: Services) -> tuple[list[Level
 
 
 def measure_level(level: Level, settings: LiveSettings, seconds: float = PROBE_S) -> float:
-    """Median load (compute / block length) of one level on `seconds` of a generated voiced signal."""
+    """Median load (compute / block length) of one level on `seconds` of a generated voiced signal (or on 4
+    blocks, when they take longer than that), the first block (warm-up) left out."""
     cfg = LiveConfig(block_ms=settings.block_ms, lookahead_ms=settings.lookahead_ms,
                      context_ms=max(level.context_ms, CONTEXT_MS))
     conv = StreamConverter(level.engine, cfg)
     saved, level.engine.pitch = level.engine.pitch, PitchTrack()
     x = _probe_voice(seconds)
     loads = []
+    started = time.perf_counter()
     try:
         for i in range(0, len(x) - conv.block + 1, conv.block):
             t0 = time.perf_counter()
             conv.convert_block(x[i:i + conv.block], level.engine, level.context_ms * 16)
             loads.append((time.perf_counter() - t0) / (conv.block / SAMPLE_RATE))
+            if len(loads) >= 4 and time.perf_counter() - started > seconds:
+                break                  # a heavy model: 3 blocks after the first (warm-up) tell, opening stays quick
     finally:
         level.engine.pitch = saved
     return float(np.median(loads[1:] or loads))
