@@ -178,6 +178,7 @@ class WorldWindow(WindowEngine):
             matcher = cached(services, key, lambda: _StridedMatcher(voice.content, frame_stride))
             self.parts = replace(self.parts, matcher=matcher)
         self.margin_frames = 2 if voice.net is None else receptive_frames(voice.net)
+        self.synth_frames = 2          # 10 ms frames synthesised each side of the span
 
     def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
         from voiceapp.audio.world import WorldFrames, synthesize
@@ -186,8 +187,8 @@ class WorldWindow(WindowEngine):
         n = len(window) // WINDOW + 1
         f0 = steps.transpose_f0(_pitch(self, window, n, start, stop, origin), self.cfg.transpose_semitones)
         content = steps.fit_frames(np.asarray(self.parts.encoder.encode(window), dtype=np.float32), (n + 1) // 2)
-        lo = max(0, start // WINDOW - 2)                      # synthesise only the frames of the span (+2 each side)
-        hi = min(n, -(-stop // WINDOW) + 3)
+        lo = max(0, start // WINDOW - self.synth_frames)      # synthesise only the frames of the span (+ a margin)
+        hi = min(n, -(-stop // WINDOW) + self.synth_frames + 1)
         c_lo = max(0, lo // 2 - self.margin_frames)           # content frames (50/s) the span's frames depend on
         c_hi = min(len(content), -(-hi // 2) + self.margin_frames)
         sp, ap = _acoustic_frames(self.voice, self.parts, content[c_lo:c_hi], f0[2 * c_lo:min(n, 2 * c_hi)],
