@@ -252,3 +252,29 @@ def test_the_sparse_level_matches_among_every_fourth_frame(instant, workspace):
     matcher = _StridedMatcher(voice.content, 4)
     idx = matcher.search(voice.content[[8, 9, 10]], 4)
     assert idx[0, 0] == 8 and np.all(idx % 4 == 0) and idx.max() < len(voice.content)
+
+
+def test_a_quick_voice_searches_only_the_new_frames_of_each_block(workspace, services, small_torch_ops):
+    from helpers import make_feature_experiment
+    from voiceapp.train.config import TrainConfig
+    from voiceapp.train.quick import train_quick
+
+    exp = make_feature_experiment(workspace, lengths_s=(4.0, 4.2, 3.8, 4.1), sample_rate=16000)
+    train_quick(exp, TrainConfig(experiment="alice", engine="quick", preset="tiny", max_steps=1, validation_clips=1),
+                workspace)
+    session = open_session(LiveSettings(model="alice", block_ms=100, gate_db=None, device_rate=16000), services,
+                           level="as set", adaptive=False)
+    engine = session.levels[0].engine
+    searched = []
+    inner = engine.parts.matcher
+    search = inner.search
+    inner.search = lambda queries, k: searched.append(len(queries)) or search(queries, k)
+    try:
+        y, _ = _stream(session, _voiced(1.5, 16000), max_chunk=1600)
+    finally:
+        inner.search = search
+    assert engine.margin_frames == 6 and len(engine.matches) > 0
+    # without the carried neighbours each block would search its 5 content frames + 2 * (6 + 1) of margin
+    assert max(searched[3:]) <= 8 and np.all(np.isfinite(y)) and np.abs(np.diff(y)).max() < 0.5
+    session.reset()
+    assert engine.matches == {}

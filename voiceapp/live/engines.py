@@ -95,6 +95,9 @@ class WindowEngine:
     def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
         self.sample_rate = int(sample_rate)
 
+    def reset(self) -> None:
+        """Forget the state of a stream (a new session)."""
+
     def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
         out_start, out_stop = _out(start, self.sample_rate), _out(stop, self.sample_rate)
         from voiceapp.audio import resample
@@ -153,6 +156,28 @@ class _StridedMatcher:
         return self.inner.search(queries, k) * self.stride
 
 
+class _CachedSearch:
+    """A matcher that reuses the nearest frames found for content frames already emitted (keyed by their stream
+    frame): each block searches only its new frames, and the frames left of the span keep the neighbours they
+    were synthesised with (the content state carried across blocks; a quick net's receptive field reaches
+    ~0.7 s back, so without this every block would search the whole window)."""
+
+    def __init__(self, matcher: Any, store: dict[int, np.ndarray], keys: list[int], emitted_before: int) -> None:
+        self.matcher, self.store, self.keys, self.emitted_before = matcher, store, keys, emitted_before
+
+    def search(self, queries: np.ndarray, k: int) -> np.ndarray:
+        if len(queries) != len(self.keys):
+            return self.matcher.search(queries, k)
+        rows = [self.store.get(key) for key in self.keys]
+        todo = [i for i, row in enumerate(rows) if row is None or len(row) != k]
+        if todo:
+            for i, row in zip(todo, self.matcher.search(queries[todo], k)):
+                rows[i] = row
+                if self.keys[i] + 2 <= self.emitted_before:    # both 10 ms frames of this content frame emitted
+                    self.store[self.keys[i]] = row
+        return np.stack(rows) if rows else np.zeros((0, k), dtype=np.int64)
+
+
 class WorldWindow(WindowEngine):
     """instant/quick voices (infer/world_engine.py) on one window; the same settings as the Inference tab.
 
@@ -179,8 +204,15 @@ class WorldWindow(WindowEngine):
             self.parts = replace(self.parts, matcher=matcher)
         self.margin_frames = 2 if voice.net is None else receptive_frames(voice.net)
         self.synth_frames = 2          # 10 ms frames synthesised each side of the span
+        self.matches: dict[int, np.ndarray] | None = None   # live: nearest frames of emitted content frames
+
+    def reset(self) -> None:
+        if self.matches is not None:
+            self.matches = {}
 
     def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
+        from dataclasses import replace
+
         from voiceapp.audio.world import WorldFrames, synthesize
         from voiceapp.infer.world_engine import _acoustic_frames
 
@@ -191,7 +223,14 @@ class WorldWindow(WindowEngine):
         hi = min(n, -(-stop // WINDOW) + self.synth_frames + 1)
         c_lo = max(0, lo // 2 - self.margin_frames)           # content frames (50/s) the span's frames depend on
         c_hi = min(len(content), -(-hi // 2) + self.margin_frames)
-        sp, ap = _acoustic_frames(self.voice, self.parts, content[c_lo:c_hi], f0[2 * c_lo:min(n, 2 * c_hi)],
+        parts = self.parts
+        if self.matches is not None and origin % (2 * WINDOW) == 0:
+            first = origin // WINDOW                          # stream frame (10 ms) of window frame 0
+            keys = [first + 2 * j for j in range(c_lo, c_hi)]
+            parts = replace(parts, matcher=_CachedSearch(parts.matcher, self.matches, keys, first + stop // WINDOW))
+            for key in [k for k in self.matches if k < first]:
+                del self.matches[key]
+        sp, ap = _acoustic_frames(self.voice, parts, content[c_lo:c_hi], f0[2 * c_lo:min(n, 2 * c_hi)],
                                   self.cfg, self.cfg.neighbour_blend)
         sp, ap = sp[lo - 2 * c_lo:hi - 2 * c_lo], ap[lo - 2 * c_lo:hi - 2 * c_lo]
         wav = synthesize(f0[lo:hi], WorldFrames(sp, ap, self.sample_rate))

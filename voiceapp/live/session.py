@@ -149,6 +149,8 @@ class LiveSession:
         self.pitch = PitchTrack()
         for level in levels:
             level.engine.pitch = self.pitch
+            if hasattr(level.engine, "matches"):
+                level.engine.matches = {}      # neighbours of emitted content frames carried across blocks
         self.converter = StreamConverter(levels[0].engine, self.config)
         self.block = self.converter.block
         self.latency_samples = self._latency_samples()
@@ -172,6 +174,8 @@ class LiveSession:
                 if rate != self.engine_rate else None
             self.converter.reset()
             self.pitch.reset()
+            for level in self.levels:
+                level.engine.reset()
             self.loudness.reset()
             self.pending16 = np.zeros(0, dtype=np.float32)
             self.hp_state = None
@@ -380,6 +384,9 @@ def build_levels(settings: LiveSettings, services: Services) -> tuple[list[Level
         levels.append(Level(f"pm pitch, {SHORT_CONTEXT_MS} ms context, 1/{FRAME_STRIDE} of the voice's frames",
                             sparse, SHORT_CONTEXT_MS))
     levels.append(Level("passthrough", WindowEngine(top.sample_rate)))
+    for level in levels:
+        if hasattr(level.engine, "matches"):
+            level.engine.matches = {}          # live: neighbours of emitted content frames carried across blocks
     return levels, voice
 
 
@@ -390,6 +397,7 @@ def measure_level(level: Level, settings: LiveSettings, seconds: float = PROBE_S
                      context_ms=max(level.context_ms, CONTEXT_MS))
     conv = StreamConverter(level.engine, cfg)
     saved, level.engine.pitch = level.engine.pitch, PitchTrack()
+    level.engine.reset()
     x = _probe_voice(seconds)
     loads = []
     started = time.perf_counter()
@@ -402,6 +410,7 @@ def measure_level(level: Level, settings: LiveSettings, seconds: float = PROBE_S
                 break                  # a heavy model: 3 blocks after the first (warm-up) tell, opening stays quick
     finally:
         level.engine.pitch = saved
+        level.engine.reset()
     return float(np.median(loads[1:] or loads))
 
 

@@ -73,6 +73,8 @@ class StreamConverter:
         self.history = np.concatenate([self.history[len(block):], block])
         self.received += len(block)
         keep = self.context if context is None else min(self.context, context // WINDOW * WINDOW)
+        if (self.received - keep - self.block - self.look) % (2 * WINDOW) and keep >= WINDOW:
+            keep -= WINDOW     # windows start on the 20 ms content grid of the stream (blocks of 50, 150 ms...)
         window = self.history[self.context - keep:]
         w = len(window)
         start, stop = w - self.look - self.block, w - self.look   # the block's span, in window samples
