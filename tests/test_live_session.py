@@ -233,7 +233,8 @@ def test_the_session_steps_back_up_after_seconds_of_headroom_and_backs_off_when_
     rate, block = 16000, 800                                          # 50 ms blocks
     settings = LiveSettings(model="slow", block_ms=50, gate_db=None, device_rate=rate)
     x = _voiced(10.0, rate)
-    briefly = LiveSession(settings, [Level("as set", _Slow(0.08, only={1, 2, 3})), Level("passthrough", WindowEngine())])
+    briefly = LiveSession(settings, [Level("as set", _Slow(0.08, only={1, 2, 3})),
+                                     Level("passthrough", WindowEngine())])
     runs = _runs(_levels_over(briefly, x, block))
     assert [name for name, _ in runs] == ["as set", "passthrough", "as set"]
     assert runs[0][1] == 2 and runs[1][1] >= 60     # down after the 3rd slow block; up only after 3 s of headroom
