@@ -3,9 +3,14 @@
 Each engine sees the whole window (left context + the new block + the look-ahead) so that its content encoder and
 pitch tracker have the context they need, and returns only the output span asked for, at its own rate:
 
-    passthrough  the input itself, resampled (the do-nothing baseline of the benchmarks)
-    world        instant/quick voices: f0 + Whisper block-3 content + kNN frames (+ quick net) -> WORLD synthesis
+    passthrough  the input itself, resampled (the do-nothing baseline of the benchmarks; a live session's last level)
+    silence      zeros (a closed noise gate)
+    world        instant/quick voices: f0 + Whisper block-3 content + kNN frames (+ quick net) -> WORLD synthesis;
+                 the frame matching runs on the span's content frames (+ the net's receptive field) only, and in a
+                 live session reuses the neighbours of content frames already emitted
     rvc          RVC's synthesizer: content (+ index blend, protect) and pitch -> decoder of the span only
+
+A live session shares one `PitchTrack` between its levels: emitted frames keep their f0, new frames continue it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from voiceapp.infer.steps import SAMPLE_RATE, WINDOW
 if TYPE_CHECKING:
     from voiceapp.infer.pipeline import InferConfig
     from voiceapp.services import Services
+
 
 class PitchTrack:
     """The pitch of a stream, carried across blocks (10 ms frames numbered from the stream's start).

@@ -2,8 +2,10 @@
 
 After `n` input samples (a multiple of the block) the converter has emitted exactly `n - delay_samples` output
 samples (at the engine's rate, scaled), `output[k]` belonging to `input[k]`: the look-ahead is held back, never more.
-Each block converts the window [n - context - block - lookahead, n) and emits the span of the block, the first
-`crossfade` samples mixed (raised cosine) with the tail the previous block made past its own span.
+Each block converts the window [n - context - block - lookahead, n) (10 ms shorter when that would not start on
+the stream's 20 ms content-frame grid) and emits the span of the block, the first `crossfade` samples mixed (raised
+cosine) with the tail the previous block made past its own span. `convert_block` lets a caller (the live session)
+choose the engine and a shorter context per block, over one shared history.
 """
 
 from __future__ import annotations
