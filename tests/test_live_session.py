@@ -149,7 +149,8 @@ def test_open_session_warns_when_the_model_is_too_heavy(instant, services, small
     monkeypatch.setattr(engines.WorldWindow, "convert", slow_unless_pm)
     session = open_session(LiveSettings(model=instant, f0_method="harvest", gate_db=None), services)
     stats = session.stats()
-    assert stats["levels"] == ["as set", "pm pitch", "pm pitch, 300 ms context", "passthrough"]
+    assert stats["levels"] == ["as set", "pm pitch", "pm pitch, 300 ms context",
+                               "pm pitch, 300 ms context, 1/4 of the voice's frames", "passthrough"]
     assert stats["level"] != "as set" and stats["degraded"]        # which lighter level: the machine's load says
     assert "too heavy for live use on this machine" in stats["warning"]
     assert "instant voice (16 kHz) with harvest pitch" in stats["warning"]
@@ -232,7 +233,8 @@ def test_the_session_steps_back_up_after_seconds_of_headroom_and_backs_off_when_
     rate, block = 16000, 800                                          # 50 ms blocks
     settings = LiveSettings(model="slow", block_ms=50, gate_db=None, device_rate=rate)
     x = _voiced(10.0, rate)
-    briefly = LiveSession(settings, [Level("as set", _Slow(0.08, only={1, 2, 3})), Level("passthrough", WindowEngine())])
+    briefly = LiveSession(settings, [Level("as set", _Slow(0.08, only={1, 2, 3})),
+                                     Level("passthrough", WindowEngine())])
     runs = _runs(_levels_over(briefly, x, block))
     assert [name for name, _ in runs] == ["as set", "passthrough", "as set"]
     assert runs[0][1] == 2 and runs[1][1] >= 60     # down after the 3rd slow block; up only after 3 s of headroom
@@ -240,3 +242,40 @@ def test_the_session_steps_back_up_after_seconds_of_headroom_and_backs_off_when_
     runs = _runs(_levels_over(always, x, block))
     assert [name for name, _ in runs][:4] == ["as set", "passthrough", "as set", "passthrough"]
     assert runs[1][1] >= 60 and runs[3][1] >= 120                     # a failed try doubles the wait (3 s, 6 s)
+
+
+def test_the_sparse_level_matches_among_every_fourth_frame(instant, workspace):
+    from voiceapp.infer.models import load_voice_file
+    from voiceapp.live.engines import _StridedMatcher
+    from voiceapp.train.instant import engine_model_path
+
+    voice = load_voice_file(engine_model_path(workspace, instant))
+    matcher = _StridedMatcher(voice.content, 4)
+    idx = matcher.search(voice.content[[8, 9, 10]], 4)
+    assert idx[0, 0] == 8 and np.all(idx % 4 == 0) and idx.max() < len(voice.content)
+
+
+def test_a_quick_voice_searches_only_the_new_frames_of_each_block(workspace, services, small_torch_ops):
+    from helpers import make_feature_experiment
+    from voiceapp.train.config import TrainConfig
+    from voiceapp.train.quick import train_quick
+
+    exp = make_feature_experiment(workspace, lengths_s=(4.0, 4.2, 3.8, 4.1), sample_rate=16000)
+    train_quick(exp, TrainConfig(experiment="alice", engine="quick", preset="tiny", max_steps=1, validation_clips=1),
+                workspace)
+    session = open_session(LiveSettings(model="alice", block_ms=100, gate_db=None, device_rate=16000), services,
+                           level="as set", adaptive=False)
+    engine = session.levels[0].engine
+    searched = []
+    inner = engine.parts.matcher
+    search = inner.search
+    inner.search = lambda queries, k: searched.append(len(queries)) or search(queries, k)
+    try:
+        y, _ = _stream(session, _voiced(1.5, 16000), max_chunk=1600)
+    finally:
+        inner.search = search
+    assert engine.margin_frames == 6 and len(engine.matches) > 0
+    # without the carried neighbours each block would search its 5 content frames + 2 * (6 + 1) of margin
+    assert max(searched[3:]) <= 8 and np.all(np.isfinite(y)) and np.abs(np.diff(y)).max() < 0.5
+    session.reset()
+    assert engine.matches == {}

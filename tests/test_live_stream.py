@@ -78,3 +78,6 @@ def test_live_cli_streams_a_file(workspace, tmp_path, capsys):
     assert cli.main(["live", "--model", "passthrough", "--input", str(src), "--out", str(out), "--quiet",
                      "--root", str(workspace.root)]) == 0
     assert "passthrough x10" in capsys.readouterr().out
+    assert cli.main(["live", "--model", "passthrough", "--input", str(src), "--out", str(out), "--quiet",
+                     "--realtime", "--root", str(workspace.root)]) == 0          # paced at real time: ~1 s
+    assert "adaptive (real-time pacing)" in capsys.readouterr().out and len(sf.read(out)[0]) == 16000 - latency

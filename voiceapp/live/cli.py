@@ -34,8 +34,6 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run_live(args: argparse.Namespace, services) -> int:
-    import numpy as np
-
     from voiceapp.audio import load_audio, save_audio
     from voiceapp.infer.pipeline import check_file_output
     from voiceapp.live.session import open_session

@@ -38,6 +38,7 @@ LOAD_WINDOW = 5             # blocks in the median of a level's load (a single s
 GATE_HOLD_MS = 300          # the gate stays open this long after the last block above the threshold
 CONTEXT_MS = 800            # the encoder and pitch context of the top levels
 SHORT_CONTEXT_MS = 300      # the "300 ms context" level
+FRAME_STRIDE = 4            # instant/quick: the lightest converting level matches against every 4th voice frame
 PROBE_S = 1.0               # generated audio on which open_session measures the load
 LOUDNESS_S = 1.0            # the loudness mix compares the last second of input and output (offline: 1 s windows)
 MAX_GAIN = 8.0
@@ -148,6 +149,8 @@ class LiveSession:
         self.pitch = PitchTrack()
         for level in levels:
             level.engine.pitch = self.pitch
+            if hasattr(level.engine, "matches"):
+                level.engine.matches = {}      # neighbours of emitted content frames carried across blocks
         self.converter = StreamConverter(levels[0].engine, self.config)
         self.block = self.converter.block
         self.latency_samples = self._latency_samples()
@@ -171,6 +174,8 @@ class LiveSession:
                 if rate != self.engine_rate else None
             self.converter.reset()
             self.pitch.reset()
+            for level in self.levels:
+                level.engine.reset()
             self.loudness.reset()
             self.pending16 = np.zeros(0, dtype=np.float32)
             self.hp_state = None
@@ -372,25 +377,40 @@ def build_levels(settings: LiveSettings, services: Services) -> tuple[list[Level
         pm = window_engine(voice, replace(base, f0_method="pm"), services=services, index_path=index)
         levels.append(Level("pm pitch", pm))
     levels.append(Level(f"pm pitch, {SHORT_CONTEXT_MS} ms context", pm, SHORT_CONTEXT_MS))
+    if getattr(voice, "engine", "rvc") != "rvc":
+        from voiceapp.live.engines import WorldWindow
+
+        sparse = WorldWindow(voice, replace(base, f0_method="pm"), services, frame_stride=FRAME_STRIDE)
+        levels.append(Level(f"pm pitch, {SHORT_CONTEXT_MS} ms context, 1/{FRAME_STRIDE} of the voice's frames",
+                            sparse, SHORT_CONTEXT_MS))
     levels.append(Level("passthrough", WindowEngine(top.sample_rate)))
+    for level in levels:
+        if hasattr(level.engine, "matches"):
+            level.engine.matches = {}          # live: neighbours of emitted content frames carried across blocks
     return levels, voice
 
 
 def measure_level(level: Level, settings: LiveSettings, seconds: float = PROBE_S) -> float:
-    """Median load (compute / block length) of one level on `seconds` of a generated voiced signal."""
+    """Median load (compute / block length) of one level on `seconds` of a generated voiced signal (or on 4
+    blocks, when they take longer than that), the first block (warm-up) left out."""
     cfg = LiveConfig(block_ms=settings.block_ms, lookahead_ms=settings.lookahead_ms,
                      context_ms=max(level.context_ms, CONTEXT_MS))
     conv = StreamConverter(level.engine, cfg)
     saved, level.engine.pitch = level.engine.pitch, PitchTrack()
+    level.engine.reset()
     x = _probe_voice(seconds)
     loads = []
+    started = time.perf_counter()
     try:
         for i in range(0, len(x) - conv.block + 1, conv.block):
             t0 = time.perf_counter()
             conv.convert_block(x[i:i + conv.block], level.engine, level.context_ms * 16)
             loads.append((time.perf_counter() - t0) / (conv.block / SAMPLE_RATE))
+            if len(loads) >= 4 and time.perf_counter() - started > seconds:
+                break                  # a heavy model: 3 blocks after the first (warm-up) tell, opening stays quick
     finally:
         level.engine.pitch = saved
+        level.engine.reset()
     return float(np.median(loads[1:] or loads))
 
 

@@ -2,8 +2,10 @@
 
 After `n` input samples (a multiple of the block) the converter has emitted exactly `n - delay_samples` output
 samples (at the engine's rate, scaled), `output[k]` belonging to `input[k]`: the look-ahead is held back, never more.
-Each block converts the window [n - context - block - lookahead, n) and emits the span of the block, the first
-`crossfade` samples mixed (raised cosine) with the tail the previous block made past its own span.
+Each block converts the window [n - context - block - lookahead, n) (10 ms shorter when that would not start on
+the stream's 20 ms content-frame grid) and emits the span of the block, the first `crossfade` samples mixed (raised
+cosine) with the tail the previous block made past its own span. `convert_block` lets a caller (the live session)
+choose the engine and a shorter context per block, over one shared history.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class StreamConverter:
         self.history = np.concatenate([self.history[len(block):], block])
         self.received += len(block)
         keep = self.context if context is None else min(self.context, context // WINDOW * WINDOW)
+        if (self.received - keep - self.block - self.look) % (2 * WINDOW) and keep >= WINDOW:
+            keep -= WINDOW     # windows start on the 20 ms content grid of the stream (blocks of 50, 150 ms...)
         window = self.history[self.context - keep:]
         w = len(window)
         start, stop = w - self.look - self.block, w - self.look   # the block's span, in window samples
