@@ -7,8 +7,9 @@
 // delay of a sample played at frame F is F - index: measured here, on the same clock as the capture.
 // Jitter buffer: over each window (250 ms) the lowest fill is watched; fill that never drained below the margin
 // is surplus delay and is dropped (with a short crossfade), so playback never drifts behind. When the buffer runs
-// dry it plays silence (the delay grows by that much) and the margin grows by what was missing; after two
-// seconds without a starved sample it shrinks again by 1 ms a window, down to the base margin.
+// dry it plays silence (the delay grows by that much) and the margin grows by what was missing, up to 80 ms (past
+// that, gaps are heard rather than more delay); after a second without a starved sample it shrinks again by 2 ms a
+// window, down to the base margin.
 // Recorder (the benchmark's hook): {type: "record", frames} stores mic and played samples from the next quantum
 // on and posts {type: "recording", startFrame, mic, played, delays} when full (delays: the measured delay in
 // frames of each quantum's first played sample, NaN where playback starved).
@@ -30,7 +31,8 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     this.starvedInWindow = 0;
     this.calmWindows = 0;
     this.growth = opts.growth ?? 1.0;        // margin added per starved sample
-    this.calmNeeded = opts.calmWindows ?? 8; // windows without starving before the margin shrinks
+    this.calmNeeded = opts.calmWindows ?? 4; // windows without starving before the margin shrinks ...
+    this.shrink = Math.round(this.rate * (opts.shrinkMs ?? 2) / 1000);   // ... by this much a window
     this.fade = 64;
     this.minFill = Infinity;
     this.windowLeft = this.windowFrames;
@@ -150,7 +152,7 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
       this.marginFrames = Math.min(this.maxMargin, this.marginFrames + more);
       this.calmWindows = 0;
     } else if (++this.calmWindows >= this.calmNeeded) {
-      this.marginFrames = Math.max(this.baseMargin, this.marginFrames - ms);
+      this.marginFrames = Math.max(this.baseMargin, this.marginFrames - this.shrink);
     }
     this.starvedInWindow = 0;
   }
