@@ -324,7 +324,13 @@ class Conversion:
 async def serve_socket(websocket: WebSocket, services: Services, slots: SessionSlots,
                        open_session: Callable[..., Any] | None = None) -> None:
     """Serve one page: refuse foreign pages and missing logins, then relay messages to a `Conversion`."""
-    if not origin_allowed(websocket) or not await logged_in(websocket):
+    if not origin_allowed(websocket):
+        log.warning("live socket refused: page of another site (Origin %s, Host %s)",
+                    websocket.headers.get("origin"), websocket.headers.get("host"))
+        await websocket.close(code=POLICY_VIOLATION)
+        return
+    if not await logged_in(websocket):
+        log.info("live socket refused: not logged in")
         await websocket.close(code=POLICY_VIOLATION)
         return
     await websocket.accept()
