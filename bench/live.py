@@ -150,11 +150,11 @@ def run_one(page, settings: dict, settle_s: float, seconds: float) -> dict:
     if page.evaluate("window.voiceappLive.state") == "stopped":
         return {"error": page.evaluate("window.voiceappLive.error") or "stopped"}
     page.wait_for_timeout(int(settle_s * 1000))
-    before = page.evaluate("window.voiceappLive.history.length")
+    before = page.evaluate("() => { const h = window.voiceappLive.history; return h.length ? h.at(-1).t : 0; }")
     page.evaluate("() => window.voiceappLive.traceTransport(true)")
     rec = page.evaluate("s => window.voiceappLive.record(s)", seconds)
     trace = np.array(page.evaluate("() => window.voiceappLive.traceTransport(false)"), dtype=np.float64).reshape(-1, 3)
-    history = page.evaluate(f"window.voiceappLive.history.slice({max(0, before - 1)})")
+    history = page.evaluate("t => window.voiceappLive.history.filter((h) => h.t >= t)", before)
     page.evaluate("window.voiceappLive.stop()")
     page.wait_for_timeout(300)
     rate = int(rec["rate"])

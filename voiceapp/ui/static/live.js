@@ -1,5 +1,5 @@
-// Voiceapp Live tab: microphone -> AudioWorklet -> WebSocket of raw PCM -> the app's server (voiceapp/live/server.py)
-// -> WebSocket -> the same AudioWorklet -> speakers. The Live tab's buttons call window.voiceappLive.start/stop/
+// Voiceapp Live tab: microphone -> AudioWorklet -> (a Worker's) WebSocket of raw PCM -> the app's server
+// (voiceapp/live/server.py) -> the same WebSocket -> the same AudioWorklet -> speakers. The Live tab's buttons call window.voiceappLive.start/stop/
 // update through Gradio's `js=` event handlers; the panel (voiceapp/ui/live_tab.py) shows what `render` writes.
 //
 // Measured latency = the delay the worklet measures between capturing a sample and playing its conversion (on the
@@ -11,7 +11,7 @@
 // Test hook (bench/live.py, tests/test_live_browser.py): voiceappLive.record(seconds) resolves to
 // {rate, startFrame, mic, played, delayMedianMs} (base64 float32 of what the worklet captured and played,
 // frame-aligned, and the median of the delay the page measured meanwhile);
-// voiceappLive.history holds every stats message of the session.
+// voiceappLive.history holds the session's stats messages (the last 3000: 10 minutes), each with its time `t`.
 (() => {
   if (window.voiceappLive) return;
   const here = document.currentScript ? document.currentScript.src : location.href;
@@ -220,6 +220,7 @@
       const entry = {...msg, t: performance.now(), measured_ms: this.measuredMs(), in_page_ms: this.delayMs,
                      device_ms: this.outputLatencyMs(), worklet: this.worklet || null};
       this.history.push(entry);
+      if (this.history.length > 3000) this.history.splice(0, this.history.length - 3000);
       this.last = entry;
       this.warn(this.warningText());
       this.render();
