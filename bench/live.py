@@ -1,4 +1,5 @@
-"""End-to-end latency of the Live tab, measured in the real page: headless Chromium, a fake microphone, cross-correlation.
+"""End-to-end latency of the Live tab, measured in the real page: headless Chromium, a fake microphone, and
+cross-correlation.
 
     .venv/bin/python bench/live.py WORKSPACE --models passthrough NAME... --blocks 40 60 100 200 --seconds 8
     .venv/bin/python bench/live.py WORKSPACE --prepare      # adds `rvc_full`: RVC's full v2 40k net, random weights
@@ -174,7 +175,9 @@ def run_one(page, settings: dict, settle_s: float, seconds: float) -> dict:
             "levels": sorted({h.get("level") for h in history if h.get("level")}),
             "degraded": float(np.mean([bool(h.get("degraded")) for h in history])) if history else 0.0,
             "dropped": (history[-1].get("dropped", 0) - history[0].get("dropped", 0)) if history else 0,
-            "starved_ms": starved, "margin_ms": 1000 * worklet[-1]["marginFrames"] / rate if worklet else float("nan"), "warning": next((h["warning"] for h in reversed(history) if h.get("warning")), None),
+            "starved_ms": starved,
+            "margin_ms": 1000 * worklet[-1]["marginFrames"] / rate if worklet else float("nan"),
+            "warning": next((h["warning"] for h in reversed(history) if h.get("warning")), None),
             **transport_times(trace, int(rec["rate"]), history[-1]["latency_ms"] if history else 0.0),
             "rate": rate, "played_peak": float(np.abs(played).max()), "mic_peak": float(np.abs(mic).max())}
 
@@ -194,7 +197,8 @@ def engine_of(workspace: Path, model: str) -> str:
 
 def table(rows: list[dict]) -> str:
     nan = float("nan")
-    head = ("| model | engine | block ms | end to end ms (measured) | in page ms | page shows ms (median) | algorithmic ms "
+    head = ("| model | engine | block ms | end to end ms (measured) | in page ms | page shows ms (median) "
+            "| algorithmic ms "
             "| envelope r | load mean / p95 | level used | degraded / dropped | starved ms | margin ms "
             "| round trip p50 / p95 / max ms | audio stall max ms |")
     lines = [head, "|" + "---|" * 15]
@@ -208,7 +212,8 @@ def table(rows: list[dict]) -> str:
                      f"{m['in_page_ms']:.0f} | {m['page_median_ms']:.0f} | {m['algorithmic_ms']:.0f} | {m['r']:.2f} | "
                      f"{m['load_mean']:.2f} / {m['load_p95']:.2f} | {', '.join(m['levels'])} | "
                      f"{100 * m['degraded']:.0f}% / {m['dropped']} | {m['starved_ms']:.0f} | {m['margin_ms']:.0f} | "
-                     f"{m.get('rtt_p50_ms', nan):.0f} / {m.get('rtt_p95_ms', nan):.0f} / {m.get('rtt_max_ms', nan):.0f} | "
+                     f"{m.get('rtt_p50_ms', nan):.0f} / {m.get('rtt_p95_ms', nan):.0f} / "
+                     f"{m.get('rtt_max_ms', nan):.0f} | "
                      f"{m.get('audio_stall_max_ms', nan):.0f} |")
     warnings = {row["model"]: row["m"].get("warning") for row in rows if row["m"].get("warning")}
     for model, warning in warnings.items():

@@ -119,7 +119,8 @@ def test_a_fake_microphone_session_returns_audio(live_page, tmp_path):
     played = np.frombuffer(base64.b64decode(rec["played"]), dtype=np.float32)
     assert len(mic) == len(played) == round(2.5 * rec["rate"])
     assert np.abs(mic).max() > 0.1, "the fake microphone gave silence"
-    assert np.abs(played).max() > 0.05, f"the page played silence; server log: {(root / 'server.log').read_text()[-1500:]}"
+    log = (root / "server.log").read_text()[-1500:]
+    assert np.abs(played).max() > 0.05, f"the page played silence; server log: {log}"
     # the played audio is the microphone's, later by about the latency the page shows
     from scipy.signal import correlate
 

@@ -5,7 +5,8 @@
 //
 // From the page: {type: "open", url, sendFrames} with the worklet's port transferred; {type: "send", text};
 // {type: "trace", on} (the benchmark's timing hook; "trace" with on=false returns what was recorded); {type: "close"}.
-// To the page: {type: "open"} | {type: "text", text} | {type: "closed", code} | {type: "error"} | {type: "trace", rows}.
+// To the page: {type: "open"} | {type: "text", text} | {type: "closed", code} | {type: "error"} |
+// {type: "trace", rows}.
 
 let ws = null;
 let audio = null;

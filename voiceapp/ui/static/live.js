@@ -1,6 +1,7 @@
 // Voiceapp Live tab: microphone -> AudioWorklet -> (a Worker's) WebSocket of raw PCM -> the app's server
-// (voiceapp/live/server.py) -> the same WebSocket -> the same AudioWorklet -> speakers. The Live tab's buttons call window.voiceappLive.start/stop/
-// update through Gradio's `js=` event handlers; the panel (voiceapp/ui/live_tab.py) shows what `render` writes.
+// (voiceapp/live/server.py) -> the same WebSocket -> the same AudioWorklet -> speakers. The Live tab's buttons call
+// window.voiceappLive.start/stop/update through Gradio's `js=` event handlers; the panel (voiceapp/ui/live_tab.py)
+// shows what `render` writes.
 //
 // Measured latency = the delay the worklet measures between capturing a sample and playing its conversion (on the
 // AudioContext's frame clock) + the browser's reported output latency (baseLatency + outputLatency) + the input
@@ -19,7 +20,9 @@
   const b64 = (floats) => {
     const bytes = new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
     let text = "";
-    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
     return btoa(text);
   };
   const fmt = (x, digits = 0) => (x === null || x === undefined || !isFinite(x)) ? "–" : Number(x).toFixed(digits);
