@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from voiceapp.errors import VoiceAppError
 from voiceapp.live import server
 from voiceapp.live.server import Conversion, decode_audio, encode_audio, live_routes
 
@@ -166,3 +167,19 @@ def test_a_backlog_past_the_limit_is_dropped_not_played_late(services):
     conv._handle([("audio", too_much, np.ones(160, dtype=np.float32))])
     assert [decode_audio(item)[0] for item in sent if isinstance(item, bytes)] == [too_much]   # live again
     conv.close()
+
+
+def test_the_app_serves_the_socket_and_its_scripts_and_settings_are_read_as_typed(services):
+    from voiceapp.ui.app import launch_kwargs
+
+    kwargs = launch_kwargs(services, "127.0.0.1", 7860, False)
+    paths = {route.path for route in kwargs["app_kwargs"]["routes"]}
+    assert {server.SOCKET_PATH, server.STATIC_PATH + "/{name}"} <= paths and "live.js" in kwargs["head"]
+    for name in server.STATIC_FILES:
+        assert (server.STATIC_DIR / name).is_file()
+    settings = server.settings_from({"settings": {"model": "alice", "gate_db": None, "block_ms": 60.0,
+                                                  "transpose": -3}})
+    assert (settings.gate_db, settings.block_ms, settings.transpose) == (None, 60, -3.0)
+    for bad in ({"model": "alice", "block_ms": 60.5}, {"model": "alice", "blend": "high"}, {"model": ""}):
+        with pytest.raises(VoiceAppError):
+            server.settings_from({"settings": bad})
