@@ -236,7 +236,9 @@
       if (this.state === "stopped") return;
       const s = this.last;
       const load = s.load === undefined ? "–" : fmt(s.load, 2);
-      box.textContent = `Latency ${fmt(this.measuredMs())} ms measured (algorithmic ${fmt(s.latency_ms)} ms) · ` +
+      const compute = s.compute_ms > 0 ? ` + compute ${fmt(s.compute_ms)} ms` : "";
+      box.textContent = `Latency ${fmt(this.measuredMs())} ms measured (algorithmic ${fmt(s.latency_ms)} ms` +
+        `${compute}) · ` +
         `load ${load}${s.load > 1 ? " (cannot keep up)" : ""} · level: ${s.level || "–"}` +
         `${s.degraded ? " (degraded)" : ""} · gate ${s.gate_open === false ? "closed" : "open"} · ` +
         `${s.blocks ?? 0} blocks, ${s.dropped ?? 0} dropped`;
