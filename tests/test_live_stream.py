@@ -69,5 +69,15 @@ def test_live_cli_streams_a_file(workspace, tmp_path, capsys):
     src = write_wav(tmp_path / "in.wav", harmonic(180.0, 1.0, 16000, amplitude=0.4), 16000)
     out = tmp_path / "out.wav"
     assert cli.main(["live", "--model", "alice", "--input", str(src), "--out", str(out), "--block-ms", "100",
-                     "--f0-method", "pm", "--root", str(workspace.root)]) == 0
-    assert len(sf.read(out)[0]) == 16000 - 320 and "load mean" in capsys.readouterr().out
+                     "--f0-method", "pm", "--gate-db", "-60", "--root", str(workspace.root)]) == 0
+    printed = capsys.readouterr().out
+    latency = 1600 + 320 + 2                        # block + look-ahead (+2 samples of rounding); no resampler at 16 kHz
+    assert len(sf.read(out)[0]) == 16000 - latency and f"{latency} shorter than the input" in printed
+    assert "load mean" in printed and "as set x10" in printed and "dropped 0" in printed
+    assert "adaptation off" in printed and printed.count("ms compute") == 10
+    assert cli.main(["live", "--model", "passthrough", "--input", str(src), "--out", str(out), "--quiet",
+                     "--root", str(workspace.root)]) == 0
+    assert "passthrough x10" in capsys.readouterr().out
+    assert cli.main(["live", "--model", "passthrough", "--input", str(src), "--out", str(out), "--quiet",
+                     "--realtime", "--root", str(workspace.root)]) == 0          # paced at real time: ~1 s
+    assert "adaptive (real-time pacing)" in capsys.readouterr().out and len(sf.read(out)[0]) == 16000 - latency

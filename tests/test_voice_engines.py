@@ -195,3 +195,25 @@ def test_bad_input_gives_clear_messages(workspace, services, target):
     nothing = workspace.experiment("nobody")
     with pytest.raises(VoiceAppError, match="features"):
         build_instant(nothing, workspace)
+
+
+def test_live_span_only_acoustic_step_equals_the_whole_window(workspace, services, target):
+    from voiceapp.live.engines import WorldWindow, receptive_frames
+
+    _train(target, workspace, max_steps=2)
+    quick = load_voice_file(engine_model_path(workspace, "alice"))
+    torch.nn.init.normal_(quick.net.out.weight, std=0.2)          # a residual that depends on the neighbours
+    instant = load_voice_file(build_instant(target, workspace))
+    # tiny net: input conv k3 (1) + blocks k3 at dilations 1, 2 (1 + 2) + 1x1 convs (0), + 2 frames of margin
+    assert receptive_frames(quick.net) == 6
+    window = _source(1.2)
+    start, stop = 9600, 11360
+    for voice in (instant, quick):
+        engine = WorldWindow(voice, InferConfig(f0_method="pm"), services)
+        span = engine.convert(window, start, stop)
+        engine.margin_frames = 10 ** 6                             # the whole window
+        whole = engine.convert(window, start, stop)
+        assert np.abs(whole).max() > 1e-3 and np.allclose(span, whole, atol=1e-5)
+        if voice.net is not None:
+            engine.margin_frames = 0                               # too little context for the net
+            assert not np.allclose(engine.convert(window, start, stop), whole, atol=1e-5)

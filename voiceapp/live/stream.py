@@ -2,8 +2,10 @@
 
 After `n` input samples (a multiple of the block) the converter has emitted exactly `n - delay_samples` output
 samples (at the engine's rate, scaled), `output[k]` belonging to `input[k]`: the look-ahead is held back, never more.
-Each block converts the window [n - context - block - lookahead, n) and emits the span of the block, the first
-`crossfade` samples mixed (raised cosine) with the tail the previous block made past its own span.
+Each block converts the window [n - context - block - lookahead, n) (10 ms shorter when that would not start on
+the stream's 20 ms content-frame grid) and emits the span of the block, the first `crossfade` samples mixed (raised
+cosine) with the tail the previous block made past its own span. `convert_block` lets a caller (the live session)
+choose the engine and a shorter context per block, over one shared history.
 """
 
 from __future__ import annotations
@@ -62,16 +64,24 @@ class StreamConverter:
         out = []
         while len(self.pending) >= self.block:
             block, self.pending = self.pending[:self.block], self.pending[self.block:]
-            out.append(self._convert(block))
+            out.append(self.convert_block(block))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    def _convert(self, block: np.ndarray) -> np.ndarray:
+    def convert_block(self, block: np.ndarray, engine: WindowEngine | None = None,
+                      context: int | None = None) -> np.ndarray:
+        """One block (exactly `self.block` samples) through `engine` (default: the converter's) seeing `context`
+        samples before it (default and at most: the converter's); the engines of one stream must share one rate."""
+        engine = engine or self.engine
         self.history = np.concatenate([self.history[len(block):], block])
         self.received += len(block)
-        w = len(self.history)
+        keep = self.context if context is None else min(self.context, context // WINDOW * WINDOW)
+        if (self.received - keep - self.block - self.look) % (2 * WINDOW) and keep >= WINDOW:
+            keep -= WINDOW     # windows start on the 20 ms content grid of the stream (blocks of 50, 150 ms...)
+        window = self.history[self.context - keep:]
+        w = len(window)
         start, stop = w - self.look - self.block, w - self.look   # the block's span, in window samples
         extra = self.cfg.samples(self.cfg.crossfade_ms)
-        y = self.engine.convert(self.history, start, stop + extra)
+        y = engine.convert(window, start, stop + extra, origin=self.received - w)
         n_out = _out(self.received - self.look, self.engine.sample_rate) - _out(
             self.received - self.look - self.block, self.engine.sample_rate)
         ramp = np.sin(0.5 * np.pi * (np.arange(self.fade) + 0.5) / self.fade) ** 2
