@@ -279,3 +279,32 @@ def test_a_quick_voice_searches_only_the_new_frames_of_each_block(workspace, ser
     assert max(searched[3:]) <= 8 and np.all(np.isfinite(y)) and np.abs(np.diff(y)).max() < 0.5
     session.reset()
     assert engine.matches == {}
+
+
+def test_blocks_arriving_together_once_are_converted_and_only_repeated_lateness_steps_down():
+    rate, block_ms = 16000, 50
+    block = rate * block_ms // 1000
+    settings = LiveSettings(model="fast", block_ms=block_ms, gate_db=None, device_rate=rate)
+    x = _voiced(4.0, rate)
+    # load 0.5 as measured: two blocks at once (a hiccup of the machine or the transport) cost one block length
+    session = LiveSession(settings, [Level("as set", _Slow(0.0)), Level("passthrough", WindowEngine())],
+                          measured={"as set": 0.5})
+    session.push(x[:2 * block])
+    assert session.stats()["dropped"] == 0 and session.stats()["level"] == "as set"
+    # late three times within 3 s (35 ms per 50 ms block, three blocks at once): this level cannot keep up here
+    session = LiveSession(settings, [Level("as set", _Slow(0.035)), Level("passthrough", WindowEngine())],
+                          measured={"as set": 0.7})
+    for start in (0, 6, 12):
+        session.push(x[start * block:(start + 3) * block])          # three blocks at once: 2.1 block lengths
+        session.push(x[(start + 3) * block:(start + 6) * block])
+    assert session.stats()["level"] == "passthrough" and session.stats()["dropped"] > 0
+
+
+def test_a_hopeless_level_is_not_tried_again():
+    rate, block = 16000, 800                                          # 50 ms blocks
+    settings = LiveSettings(model="heavy", block_ms=50, gate_db=None, device_rate=rate)
+    heavy = _Slow(0.12)                                               # 120 ms per 50 ms block: load 2.4
+    session = LiveSession(settings, [Level("as set", heavy), Level("passthrough", WindowEngine())])
+    levels = _levels_over(session, _voiced(8.0, rate), block)
+    assert levels[:2] == ["as set"] * 2 and set(levels[3:]) == {"passthrough"}   # never back: each try stalls
+    assert heavy.calls == 3

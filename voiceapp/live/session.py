@@ -34,6 +34,13 @@ LOAD_BUDGET = 0.8           # a level whose median load exceeds this is too slow
 HEADROOM = 0.5              # step back up only while the level in use stays below this ...
 UP_WAIT_S = 3.0             # ... for this long (doubled each time the level above fails again, up to MAX_WAIT_S)
 MAX_WAIT_S = 60.0
+CATCH_UP = 1.5              # blocks arriving together are all converted while their estimated cost stays below this
+                            # many block lengths (the page's jitter margin absorbs it); beyond it the older pass through
+BEHIND_TIMES = 3            # ... and this many such catch-ups ...
+BEHIND_WINDOW_S = 3.0       # ... within this long step the level down
+HOPELESS = 2.0              # a level last seen at this load or more is not tried again (one block would stall the
+                            # output for seconds: e.g. RVC's full model on a laptop CPU); a level on trial after a
+                            # step up that costs this much on one block goes back at once
 LOAD_WINDOW = 5             # blocks in the median of a level's load (a single slow block does not flip levels)
 GATE_HOLD_MS = 300          # the gate stays open this long after the last block above the threshold
 CONTEXT_MS = 800            # the encoder and pitch context of the top levels
@@ -186,6 +193,7 @@ class LiveSession:
             self.up_wait_s = [UP_WAIT_S for _ in self.levels]
             self.blocks_at_level = 0
             self.last_step_up_block = -10**9
+            self.behind_at: list[int] = []
             self.load = 0.0
             self.blocks = self.dropped = 0
             self.in_db = self.out_db = -120.0
@@ -235,9 +243,12 @@ class LiveSession:
         estimate = self._level_load(self.level)
         convert_n = n_blocks
         if (self.adaptive and n_blocks > 1 and self.level < len(self.levels) - 1
-                and estimate * n_blocks > LOAD_BUDGET):
-            convert_n = max(1, int(LOAD_BUDGET / max(estimate, 1e-6)))
-            self._note_overload()               # the caller is behind: this level is too slow now
+                and estimate * n_blocks > CATCH_UP):
+            convert_n = max(1, int(CATCH_UP / max(estimate, 1e-6)))
+            if estimate > LOAD_BUDGET:
+                self._step(+1)                  # behind, and this level is too slow anyway
+            else:
+                self._note_overload()           # behind: a hiccup, or this level is too slow now
         for i in range(n_blocks):
             block, self.pending16 = self.pending16[:self.block], self.pending16[self.block:]
             self._block(block, dropped=i < n_blocks - convert_n)
@@ -293,16 +304,25 @@ class LiveSession:
         self.blocks_at_level += 1
         if not self.adaptive:
             return
-        if len(self.loads[self.level]) >= 3 and float(np.median(self.loads[self.level])) > LOAD_BUDGET:
+        on_trial = self.blocks_at_level <= 3 and self.last_step_up_block == self.blocks - self.blocks_at_level
+        if (len(self.loads[self.level]) >= 3 and float(np.median(self.loads[self.level])) > LOAD_BUDGET) or (
+                on_trial and load >= HOPELESS):
             self._step(+1)
             return
         waited_s = self.blocks_at_level * self.block / SAMPLE_RATE
         if (self.level > 0 and len(self.loads[self.level]) >= 3 and waited_s >= self.up_wait_s[self.level - 1]
-                and float(np.median(self.loads[self.level])) < HEADROOM):
+                and float(np.median(self.loads[self.level])) < HEADROOM
+                and self._level_load(self.level - 1) < HOPELESS):
             self._step(-1)
 
     def _note_overload(self) -> None:
-        self._step(+1)
+        """Behind once is a hiccup of the machine or the transport (the older blocks passed through); behind
+        BEHIND_TIMES times within BEHIND_WINDOW_S means this level cannot keep up: step down."""
+        window = int(BEHIND_WINDOW_S * SAMPLE_RATE / self.block)
+        self.behind_at = [b for b in self.behind_at if self.blocks - b < window] + [self.blocks]
+        if len(self.behind_at) >= BEHIND_TIMES:
+            self.behind_at = []
+            self._step(+1)
 
     def _step(self, direction: int) -> None:
         target = self.level + direction
