@@ -235,7 +235,7 @@ def _mark_ran():
 def test_demucs_loader_never_runs_pickled_code_and_names_what_it_refused(tmp_path):
     import torch
 
-    from voiceapp.separate.uvr_demucs import load_demucs_package
+    from voiceapp.assets.demucs_checkpoint import load_demucs_package
 
     evil = tmp_path / "evil.th"
     torch.save({"klass": None, "args": [], "kwargs": {}, "state": {}, "training_args": _Payload()}, evil)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 from voiceapp.errors import ConfigError
 
@@ -47,3 +47,12 @@ def describe_device(device: str) -> str:
     import platform
 
     return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def torch_device(device: str) -> Any:
+    """`torch.device(device)`, or the CPU when CUDA is asked for and not available."""
+    import torch
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device(device)

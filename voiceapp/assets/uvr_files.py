@@ -3,7 +3,7 @@
 Checks: size, sha256 and UVR's own file hash (md5 of the last 10,000 KiB, the key of UVR's model data) when on
 record (a Demucs file: the sha256 prefix in its name), and always a structural check (the ONNX graph opens and has
 the input the model data expects; a checkpoint loads with `torch.load(weights_only=True)`; a Demucs `.th` loads
-through the allow-list of `separate/uvr_demucs.py`; a yaml config parses and has `audio`, `model` and `training`).
+through the allow-list of `assets/demucs_checkpoint.py`; a yaml config parses and has `audio`, `model` and `training`).
 
 Downloads go through the one downloader (`assets/download.py`: progress, resume, atomic placement). The mirror
 setting ($VOICEAPP_UVR_MIRROR, or `mirror=`) is a base address under which every file is found by its file name
@@ -91,7 +91,7 @@ def structural_problem(path: Path, f: UvrFile, model: UvrModel | None = None) ->
 
             torch.load(str(path), map_location="cpu", weights_only=True)
         elif f.kind == "demucs":
-            from voiceapp.separate.uvr_demucs import load_demucs_package
+            from voiceapp.assets.demucs_checkpoint import load_demucs_package
 
             load_demucs_package(path)
         elif f.kind == "yaml":

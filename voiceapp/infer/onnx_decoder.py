@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from voiceapp.progress import Progress, no_progress
-from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, decoder_tiles, join_tiles
+from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, join_tiles
 from voiceapp.workspace import atomic_path, file_sha256, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,6 @@ def export_fp32(dec: Any, path: Path, frames: int = 2 * TILE_CONTEXT + 100, gin_
 
     NSF decoders: inputs x (1, C, frames), source (1, 1, frames*hop), g (1, gin, 1); plain (no-f0) decoders: x
     and g. Output `audio` (1, 1, frames*hop); the time axis is free (the exported shape is only an example)."""
-    from voiceapp.infer.speed import convs_to_2d
 
     nsf = hasattr(dec, "m_source")
 

@@ -25,7 +25,7 @@ import copy
 import logging
 from typing import Any
 
-from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, decoder_tiles, join_tiles
+from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, join_tiles
 
 log = logging.getLogger(__name__)
 
@@ -38,33 +38,6 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def convs_to_2d(module: Any) -> Any:
-    """Replace every Conv1d/ConvTranspose1d under `module` (weight-normed or not) by the equivalent 2-D conv
-    with a (1, k) kernel holding the (fused) weight, in place. The module then takes (batch, C, 1, time)."""
-    import torch
-    from torch import nn
-
-    for name, child in list(module.named_children()):
-        if not isinstance(child, (nn.Conv1d, nn.ConvTranspose1d)):
-            convs_to_2d(child)
-            continue
-        args = dict(in_channels=child.in_channels, out_channels=child.out_channels,
-                    kernel_size=(1, child.kernel_size[0]), stride=(1, child.stride[0]),
-                    padding=(0, child.padding[0]), dilation=(1, child.dilation[0]), groups=child.groups,
-                    bias=child.bias is not None)
-        if isinstance(child, nn.ConvTranspose1d):
-            plain = nn.ConvTranspose2d(output_padding=(0, child.output_padding[0]), **args)
-        else:
-            plain = nn.Conv2d(**args)
-        weight = conv_weight(child)
-        with torch.no_grad():
-            plain.weight.copy_(weight.unsqueeze(2))
-            if child.bias is not None:
-                plain.bias.copy_(child.bias)
-        setattr(module, name, plain.to(weight.device))
-    return module
 
 
 def cpu_isa() -> str:

@@ -59,3 +59,30 @@ def join_tiles(decoded: list[Any], frames: int, hop: int, context: int = TILE_CO
 
     core = decoded[0].shape[-1] // hop - 2 * context
     return torch.cat([y[..., context * hop:(context + core) * hop].float() for y in decoded], dim=-1)[..., :frames * hop]
+
+
+def convs_to_2d(module: Any) -> Any:
+    """Replace every Conv1d/ConvTranspose1d under `module` (weight-normed or not) by the equivalent 2-D conv
+    with a (1, k) kernel holding the (fused) weight, in place. The module then takes (batch, C, 1, time)."""
+    import torch
+    from torch import nn
+
+    for name, child in list(module.named_children()):
+        if not isinstance(child, (nn.Conv1d, nn.ConvTranspose1d)):
+            convs_to_2d(child)
+            continue
+        args = dict(in_channels=child.in_channels, out_channels=child.out_channels,
+                    kernel_size=(1, child.kernel_size[0]), stride=(1, child.stride[0]),
+                    padding=(0, child.padding[0]), dilation=(1, child.dilation[0]), groups=child.groups,
+                    bias=child.bias is not None)
+        if isinstance(child, nn.ConvTranspose1d):
+            plain = nn.ConvTranspose2d(output_padding=(0, child.output_padding[0]), **args)
+        else:
+            plain = nn.Conv2d(**args)
+        weight = conv_weight(child)
+        with torch.no_grad():
+            plain.weight.copy_(weight.unsqueeze(2))
+            if child.bias is not None:
+                plain.bias.copy_(child.bias)
+        setattr(module, name, plain.to(weight.device))
+    return module

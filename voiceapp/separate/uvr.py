@@ -27,6 +27,7 @@ import numpy as np
 
 from voiceapp.assets.uvr import VR_MODEL_DATA, UvrModel, VrParams, require_uvr_model
 from voiceapp.assets.uvr_files import read_uvr_config, structural_problem
+from voiceapp.devices import torch_device
 from voiceapp.errors import ConfigError, InputError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
 from voiceapp.separate.stft import SampleSource
@@ -35,14 +36,6 @@ from voiceapp.workspace import Workspace
 log = logging.getLogger(__name__)
 
 MODEL_RATE = 44100
-
-
-def _torch_device(device: str) -> Any:
-    import torch
-
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device(device)
 
 
 class MdxNet:
@@ -81,7 +74,7 @@ class MdxNet:
                              f"and download {model.title} again (Separate > UVR models), or import a good copy.") \
                 from err
         self.input_name = self.session.get_inputs()[0].name
-        self.device = _torch_device("cpu")
+        self.device = torch_device("cpu")
         self.window = torch.hann_window(self.n_fft, periodic=True)
         self.batch_windows = max(1, batch_windows)
 
@@ -142,7 +135,7 @@ class MdxcNet:
         import torch
 
         cfg = read_uvr_config(config_path)
-        self.device = _torch_device(device)
+        self.device = torch_device(device)
         self.net, self.kind = _build_network(cfg, config_path)
         try:
             state = torch.load(str(ckpt), map_location="cpu", weights_only=True)

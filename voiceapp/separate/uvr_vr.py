@@ -244,12 +244,12 @@ class VrNet:
                  window_size: int = 512, aggression: int = 5, batch_windows: int = 4) -> None:
         import torch
 
-        from voiceapp.separate.uvr import _torch_device
+        from voiceapp.devices import torch_device
 
         self.params = params
         self.split = BandSplit(load_band_params(params.band_params), v51=params.nout is not None)
         self.window_size, self.batch_windows = window_size, max(1, batch_windows)
-        self.device = _torch_device(device)
+        self.device = torch_device(device)
         arch = params.arch_size or arch_size_for(path)
         self.net = build_vr_network(params, self.split.p["bins"], arch)
         try:
