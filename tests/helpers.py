@@ -231,3 +231,54 @@ def local_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[
     finally:
         server.shutdown()
         server.server_close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(root: Path, env: dict | None = None, timeout_s: float = 120.0) -> Iterator[str]:
+    """`app.py --root ROOT --device cpu` in a subprocess on a free port; yields its URL once it answers, stops it
+    after. Its output goes to ROOT/server.log (quoted when it exits early or does not start in time)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import pytest
+
+    app_py = Path(__file__).resolve().parents[1] / "app.py"
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
+    log_path = Path(root) / "server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, str(app_py), "--root", str(root), "--port", str(port), "--device", "cpu"],
+                            cwd=app_py.parent, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app exited: {log_path.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail(f"app did not start in {timeout_s:.0f} s: {log_path.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

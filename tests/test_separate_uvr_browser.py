@@ -5,19 +5,14 @@ apply: the checkpoint loads with weights_only, the yaml parses)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import local_server
-from test_browser import CHROMIUM, ROOT, _free_port, browser, open_tab  # noqa: F401 - shared browser fixtures
+from helpers import local_server, running_app
+from test_browser import CHROMIUM, browser, open_tab  # noqa: F401 - shared browser fixtures
 from test_separate_uvr import BS_ROFORMER_YAML, FakeSource, tiny_checkpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,33 +36,8 @@ def mirrored_app(tmp_path):
     root = tmp_path / "ws"
     root.mkdir()
     with local_server(source.handler) as base:
-        port = _free_port()
-        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-               "VOICEAPP_UVR_MIRROR": f"{base}/models"}
-        log = open(root / "server.log", "w")
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--root", str(root), "--port", str(port),
-                                 "--device", "cpu"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 120
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"app exited: {(root / 'server.log').read_text()[-2000:]}")
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        pytest.fail("app did not start in 120 s")
-                    time.sleep(0.5)
+        with running_app(root, env={"VOICEAPP_UVR_MIRROR": f"{base}/models"}) as url:
             yield url, root, source
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
 
 
 def test_download_a_uvr_model_from_a_mirror_and_separate_with_it(browser, mirrored_app, tmp_path):  # noqa: F811
