@@ -172,8 +172,7 @@ def decode_audio(data: bytes) -> tuple[int, np.ndarray]:
     if len(data) < HEADER.size or (len(data) - HEADER.size) % 4:
         raise InputError(f"Live: an audio message of {len(data)} bytes is not an 8-byte index + float32 samples.")
     (index,) = HEADER.unpack_from(data)
-    samples = np.frombuffer(data, dtype="<f4", offset=HEADER.size).astype(np.float32)
-    return int(index), np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    return int(index), np.frombuffer(data, dtype="<f4", offset=HEADER.size).astype(np.float32)  # push() zeroes NaN
 
 
 def encode_audio(index: int, samples: np.ndarray) -> bytes:
@@ -219,22 +218,19 @@ class Conversion:
     # -- on the worker thread
 
     def _run(self) -> None:
-        import torch
+        from voiceapp.live.session import one_torch_thread
 
-        # One intra-op thread for this session's thread only (OpenMP's setting is per thread): the small matrices
-        # of one block gain no wall time from a second thread (Whisper's encoder on a 1 s window: 11.3 ms with
-        # one, 12.1 ms with two) but take twice the CPU from the page's audio and the other session.
-        torch.set_num_threads(1)
         try:
-            while True:
-                items = [self.inbox.get()]
-                while True:                       # everything that arrived while the last block converted
-                    try:
-                        items.append(self.inbox.get_nowait())
-                    except queue.Empty:
-                        break
-                if not self._handle(items):
-                    return
+            with one_torch_thread():
+                while True:
+                    items = [self.inbox.get()]
+                    while True:                   # everything that arrived while the last block converted
+                        try:
+                            items.append(self.inbox.get_nowait())
+                        except queue.Empty:
+                            break
+                    if not self._handle(items):
+                        return
         except Exception as err:  # noqa: BLE001 - reported to the page, logged; the socket stays usable
             self.emit({"type": "error", "message": error_text(err)})
         finally:

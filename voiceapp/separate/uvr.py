@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from voiceapp.assets.uvr import VR_MODEL_DATA, UvrModel, VrParams, require_uvr_model
-from voiceapp.assets.uvr_files import read_uvr_config, structural_problem
+from voiceapp.assets.uvr_files import read_uvr_config, structural_problem, uvr_hash
 from voiceapp.devices import torch_device
 from voiceapp.errors import ConfigError, InputError
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress
@@ -334,8 +334,6 @@ def load_uvr_separator(workspace: Workspace, name: str, device: str = "cpu") -> 
 def resolve_vr_params(model: UvrModel, path: Path) -> VrParams:
     """UVR's model data for a VR `.pth`: by the file's UVR hash (`VR_MODEL_DATA`, as UVR looks it up), else the
     catalogue entry's own; InputError when neither has it."""
-    from voiceapp.assets.uvr_files import uvr_hash
-
     digest = uvr_hash(path)
     found = VR_MODEL_DATA.get(digest)
     if found is not None:
