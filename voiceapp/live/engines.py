@@ -75,6 +75,13 @@ class PitchTrack:
         self._forget(origin_frame + commit_until - self.KEEP_FRAMES)
         return f0
 
+    def known_frames(self, origin_frame: int, n: int) -> int:
+        """How many of the `n` frames from `origin_frame` on, counted from the first, the track already holds."""
+        held = 0
+        while held < n and origin_frame + held in self.committed:
+            held += 1
+        return held
+
     def _reference(self) -> float:
         if not self.raw:
             return 0.0
@@ -141,11 +148,22 @@ def receptive_frames(net: Any) -> int:
     return sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in net.modules() if isinstance(m, nn.Conv1d)) + 2
 
 
+PITCH_MARGIN_FRAMES = 20   # 10 ms frames of audio the pitch tracker sees before the first frame not yet emitted
+
+
 def _pitch(engine: WindowEngine, window: np.ndarray, n: int, start: int, stop: int, origin: int) -> np.ndarray:
-    """Raw f0 of the window's `n` frames, continued from the session's pitch track when there is one."""
-    f0 = steps.fit_frames(np.asarray(engine.parts.f0_fn(window), dtype=np.float32), n)
-    if engine.pitch is not None:
-        f0 = engine.pitch.fix(f0, origin // WINDOW, stop // WINDOW)
+    """Raw f0 of the window's `n` frames, continued from the session's pitch track when there is one.
+
+    With a track, the frames it already holds (emitted by earlier blocks) keep their f0, so the tracker runs
+    only on the window's tail: the new frames plus `PITCH_MARGIN_FRAMES` before them (at 40 ms blocks a quarter
+    of the window)."""
+    track = engine.pitch
+    skip = track.known_frames(origin // WINDOW, n) if track is not None else 0
+    skip = max(0, skip - PITCH_MARGIN_FRAMES)
+    tail = np.asarray(engine.parts.f0_fn(window[skip * WINDOW:]), dtype=np.float32)
+    f0 = np.concatenate([np.zeros(skip, dtype=np.float32), steps.fit_frames(tail, n - skip)])
+    if track is not None:
+        f0 = track.fix(f0, origin // WINDOW, stop // WINDOW)
     return f0
 
 
@@ -198,12 +216,20 @@ class WorldWindow(WindowEngine):
 
         from voiceapp.infer.world_engine import _load_parts
 
+        from voiceapp.index.neighbours import FrameMatcher
+        from voiceapp.infer.models import cached
+        from voiceapp.infer.speed import cpu_has_fast_bf16
+
         self.name, self.voice, self.cfg = voice.engine, voice, cfg
         self.sample_rate = int(voice.sample_rate)
         self.parts = _load_parts(voice, cfg, services)
+        stamp = voice.path.stat().st_mtime if voice.path.exists() else 0.0
+        # a block searches a few frames: the inverted file, not a scan of every target frame per query
+        self.parts = replace(self.parts, matcher=cached(services, ("matcher-live", str(voice.path), stamp),
+                                                        lambda: FrameMatcher(voice.content, approximate=True)))
+        # the content encoder in bfloat16 where the CPU runs it fast (frames within cosine 0.9999)
+        self.encoder_bf16 = bool(getattr(self.parts.encoder, "low_precision", False)) and cpu_has_fast_bf16()
         if frame_stride > 1:
-            from voiceapp.infer.models import cached
-
             key = ("matcher-strided", str(voice.path), frame_stride, voice.path.stat().st_mtime if
                    voice.path.exists() else 0.0)
             matcher = cached(services, key, lambda: _StridedMatcher(voice.content, frame_stride))
@@ -224,7 +250,8 @@ class WorldWindow(WindowEngine):
 
         n = len(window) // WINDOW + 1
         f0 = steps.transpose_f0(_pitch(self, window, n, start, stop, origin), self.cfg.transpose_semitones)
-        content = steps.fit_frames(np.asarray(self.parts.encoder.encode(window), dtype=np.float32), (n + 1) // 2)
+        encoded = self.parts.encoder.encode(window, bf16=True) if self.encoder_bf16 else self.parts.encoder.encode(window)
+        content = steps.fit_frames(np.asarray(encoded, dtype=np.float32), (n + 1) // 2)
         lo = max(0, start // WINDOW - self.synth_frames)      # synthesise only the frames of the span (+ a margin)
         hi = min(n, -(-stop // WINDOW) + self.synth_frames + 1)
         c_lo = max(0, lo // 2 - self.margin_frames)           # content frames (50/s) the span's frames depend on
