@@ -201,6 +201,27 @@ def test_the_pitch_track_keeps_emitted_frames_and_continues_them():
     assert np.allclose(track.fix(later, origin_frame=10, commit_until=0)[:10], 150.0)   # nothing kept after reset
 
 
+def test_the_pitch_tracker_runs_on_the_new_tail_of_a_window_and_keeps_the_emitted_frames():
+    from types import SimpleNamespace
+
+    from voiceapp.live.engines import PITCH_MARGIN_FRAMES, _pitch
+
+    seen = []
+
+    def tracker(x: np.ndarray) -> np.ndarray:
+        seen.append(len(x))
+        return np.full(len(x) // 160 + 1, 200.0, dtype=np.float32)
+
+    engine = SimpleNamespace(parts=SimpleNamespace(f0_fn=tracker), pitch=PitchTrack())
+    window = np.zeros(86 * 160, dtype=np.float32)
+    first = _pitch(engine, window, 86, 80 * 160, 84 * 160, origin=0)          # nothing known: the whole window
+    assert seen[-1] == len(window) and np.allclose(first, 200.0)
+    assert engine.pitch.known_frames(0, 86) == 84 and engine.pitch.known_frames(5, 86) == 79
+    later = _pitch(engine, window, 86, 80 * 160, 84 * 160, origin=4 * 160)    # 4 frames on: 80 known
+    assert seen[-1] == len(window) - (80 - PITCH_MARGIN_FRAMES) * 160        # the tail only
+    assert later.shape == (86,) and np.allclose(later, 200.0)                # the known frames from the track
+
+
 def test_an_rvc_voice_streams_with_its_levels(workspace, services, small_torch_ops):
     from helpers import make_voice
 

@@ -229,6 +229,7 @@ class WorldWindow(WindowEngine):
                                                         lambda: FrameMatcher(voice.content, approximate=True)))
         # the content encoder in bfloat16 where the CPU runs it fast (frames within cosine 0.9999)
         self.encoder_bf16 = bool(getattr(self.parts.encoder, "low_precision", False)) and cpu_has_fast_bf16()
+        self.net_bf16 = voice.net is not None and cpu_has_fast_bf16()     # the quick net likewise (2x)
         if frame_stride > 1:
             key = ("matcher-strided", str(voice.path), frame_stride, voice.path.stat().st_mtime if
                    voice.path.exists() else 0.0)
@@ -264,7 +265,7 @@ class WorldWindow(WindowEngine):
             for key in [k for k in self.matches if k < first]:
                 del self.matches[key]
         sp, ap = _acoustic_frames(self.voice, parts, content[c_lo:c_hi], f0[2 * c_lo:min(n, 2 * c_hi)],
-                                  self.cfg, self.cfg.neighbour_blend)
+                                  self.cfg, self.cfg.neighbour_blend, bf16=self.net_bf16)
         sp, ap = sp[lo - 2 * c_lo:hi - 2 * c_lo], ap[lo - 2 * c_lo:hi - 2 * c_lo]
         wav = synthesize(f0[lo:hi], WorldFrames(sp, ap, self.sample_rate))
         first = _out(lo * WINDOW, self.sample_rate)           # output sample of wav[0]
