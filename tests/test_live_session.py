@@ -149,8 +149,7 @@ def test_open_session_warns_when_the_model_is_too_heavy(instant, services, small
     monkeypatch.setattr(engines.WorldWindow, "convert", slow_unless_pm)
     session = open_session(LiveSettings(model=instant, f0_method="harvest", gate_db=None), services)
     stats = session.stats()
-    assert stats["levels"] == ["as set", "pm pitch", "pm pitch, 300 ms context",
-                               "pm pitch, 300 ms context, 1/4 of the voice's frames", "passthrough"]
+    assert stats["levels"] == ["as set", "pm pitch", "pm pitch, 300 ms context", "passthrough"]
     assert stats["level"] != "as set" and stats["degraded"]        # which lighter level: the machine's load says
     assert "too heavy for live use on this machine" in stats["warning"]
     assert "instant voice (16 kHz) with harvest pitch" in stats["warning"]
@@ -263,17 +262,6 @@ def test_the_session_steps_back_up_after_seconds_of_headroom_and_backs_off_when_
     runs = _runs(_levels_over(always, x, block))
     assert [name for name, _ in runs][:4] == ["as set", "passthrough", "as set", "passthrough"]
     assert runs[1][1] >= 60 and runs[3][1] >= 120                     # a failed try doubles the wait (3 s, 6 s)
-
-
-def test_the_sparse_level_matches_among_every_fourth_frame(instant, workspace):
-    from voiceapp.infer.models import load_voice_file
-    from voiceapp.live.engines import _StridedMatcher
-    from voiceapp.train.instant import engine_model_path
-
-    voice = load_voice_file(engine_model_path(workspace, instant))
-    matcher = _StridedMatcher(voice.content, 4)
-    idx = matcher.search(voice.content[[8, 9, 10]], 4)
-    assert idx[0, 0] == 8 and np.all(idx % 4 == 0) and idx.max() < len(voice.content)
 
 
 def test_a_quick_voice_searches_only_the_new_frames_of_each_block(workspace, services, small_torch_ops):

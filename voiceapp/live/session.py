@@ -46,7 +46,6 @@ LOAD_WINDOW = 5             # blocks in the median of a level's load (a single s
 GATE_HOLD_MS = 300          # the gate stays open this long after the last block above the threshold
 CONTEXT_MS = 800            # the encoder and pitch context of the top levels
 SHORT_CONTEXT_MS = 300      # the "300 ms context" level
-FRAME_STRIDE = 4            # instant/quick: the lightest converting level matches against every 4th voice frame
 PROBE_S = 1.0               # generated audio on which open_session measures the load
 LOUDNESS_S = 1.0            # the loudness mix compares the last second of input and output (offline: 1 s windows)
 MAX_GAIN = 8.0
@@ -414,12 +413,6 @@ def build_levels(settings: LiveSettings, services: Services) -> tuple[list[Level
         pm = window_engine(voice, replace(base, f0_method="pm"), services=services, index_path=index)
         levels.append(Level("pm pitch", pm))
     levels.append(Level(f"pm pitch, {SHORT_CONTEXT_MS} ms context", pm, SHORT_CONTEXT_MS))
-    if getattr(voice, "engine", "rvc") != "rvc":
-        from voiceapp.live.engines import WorldWindow
-
-        sparse = WorldWindow(voice, replace(base, f0_method="pm"), services, frame_stride=FRAME_STRIDE)
-        levels.append(Level(f"pm pitch, {SHORT_CONTEXT_MS} ms context, 1/{FRAME_STRIDE} of the voice's frames",
-                            sparse, SHORT_CONTEXT_MS))
     levels.append(Level("passthrough", WindowEngine(top.sample_rate)))
     for level in levels:
         if hasattr(level.engine, "matches"):
