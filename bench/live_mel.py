@@ -4,7 +4,7 @@ block size and quality level; the do-nothing baseline is the input against the o
     .venv/bin/python bench/live_mel.py WORKSPACE VOICE [--blocks 50,100,200]
 
 Same settings both ways (pm pitch, blend 0.75, no transpose). The session runs at a 48 kHz device rate (the whole
-chain: soxr in, blocks, soxr out), gate off, adaptation off. Its output[k] belongs to input[k] (the latency is
+chain: resampler in, blocks, resampler out), gate off, adaptation off. Its output[k] belongs to input[k] (the latency is
 the start it drops), so the offline output is cut to the same length. Both are compared at 16 kHz, 80 mels, 10 ms
 hop; "gain-matched" scales the streamed output to the offline one's RMS first (the offline path mixes in the
 input's loudness envelope over half-second windows, which a block-wise stream cannot look ahead for).

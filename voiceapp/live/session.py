@@ -1,7 +1,9 @@
 """A live session: device-rate audio in, converted device-rate audio out, at a fixed latency (the Live tab).
 
-    device rate -> soxr stream -> 16 kHz blocks -> noise gate -> the quality level in use (StreamConverter:
-    window history, crossfaded joins, pitch track) -> engine rate -> soxr stream -> device rate -> FIFO
+    device rate -> resampler stream -> 16 kHz blocks -> noise gate -> the quality level in use (StreamConverter:
+    window history, crossfaded joins, pitch track) -> engine rate -> resampler stream -> device rate -> FIFO
+
+The two resampler streams (audio/stream_resample.py) hold back ~1-2 ms each; soxr's held back ~11 ms each.
 
 The FIFO releases exactly `input samples - latency_samples` samples over the session, so the output never falls
 further behind than the latency; when compute cannot keep up the session steps down a quality level (a lighter
@@ -30,7 +32,6 @@ from voiceapp.live.stream import LiveConfig, StreamConverter
 if TYPE_CHECKING:
     from voiceapp.services import Services
 
-RESAMPLE_QUALITY = "LQ"     # soxr: HQ/MQ hold back 20-60 ms of audio per resampler, LQ <= 22 ms, QQ (cubic) aliases
 LOAD_BUDGET = 0.8           # a level whose median load exceeds this is too slow: step down
 HEADROOM = 0.5              # step back up only while the level in use stays below this ...
 UP_WAIT_S = 3.0             # ... for this long (doubled each time the level above fails again, up to MAX_WAIT_S)
@@ -171,14 +172,12 @@ class LiveSession:
         return 1000.0 * self.latency_samples / self.settings.device_rate
 
     def reset(self) -> None:
-        import soxr
+        from voiceapp.audio.stream_resample import StreamResampler
 
         with getattr(self, "_lock", threading.Lock()):
             rate = int(self.settings.device_rate)
-            self.rs_in = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY) \
-                if rate != SAMPLE_RATE else None
-            self.rs_out = soxr.ResampleStream(self.engine_rate, rate, 1, dtype="float32", quality=RESAMPLE_QUALITY) \
-                if rate != self.engine_rate else None
+            self.rs_in = StreamResampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+            self.rs_out = StreamResampler(self.engine_rate, rate) if rate != self.engine_rate else None
             self.converter.reset()
             self.pitch.reset()
             for level in self.levels:
@@ -354,12 +353,12 @@ def _rate_block(block16: int, rate: int) -> int:
 
 
 def _held_back(in_rate: int, out_rate: int, chunks: list[int], seconds: float = 3.0) -> float:
-    """The most output samples a soxr stream (in_rate -> out_rate) holds back, fed in chunks of these sizes."""
-    import soxr
+    """The most output samples a resampler stream (in_rate -> out_rate) holds back, fed in chunks of these sizes."""
+    from voiceapp.audio.stream_resample import StreamResampler
 
     worst = 0.0
     for chunk in chunks:
-        stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+        stream = StreamResampler(in_rate, out_rate)
         n_in = n_out = 0
         while n_in < seconds * in_rate:
             n_out += len(stream.resample_chunk(np.zeros(chunk, dtype=np.float32)))
