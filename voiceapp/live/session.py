@@ -502,5 +502,25 @@ def open_session(settings: LiveSettings, services: Services, *, level: str | Non
             raise ConfigError(f"Unknown live quality level {level!r} for {settings.model}; choose one of "
                               f"{', '.join(names)}.")
         start = names.index(level)
-    return LiveSession(settings, levels, start_level=start, warning=warning, measured=measured, adaptive=adaptive,
-                       record=record)
+    session = LiveSession(settings, levels, start_level=start, warning=warning, measured=measured,
+                          adaptive=adaptive, record=record)
+    _warm_up(session)
+    return session
+
+
+def _warm_up(session: LiveSession) -> None:
+    """A few blocks of the probe voice through the session's own path, then a reset: its first real block no
+    longer pays the lazy imports and first-call kernel set-up (scipy's filters alone took 0.7 s), a stall the page
+    would answer by widening its jitter margin for seconds."""
+    rate = int(session.settings.device_rate)
+    probe = _probe_voice(3 * session.block / SAMPLE_RATE + 0.05)
+    if rate != SAMPLE_RATE:
+        from voiceapp.audio import resample
+
+        probe = resample(probe, SAMPLE_RATE, rate)
+    adaptive, session.adaptive = session.adaptive, False
+    try:
+        session.push(probe)
+    finally:
+        session.adaptive = adaptive
+        session.reset()
