@@ -317,3 +317,36 @@ def test_a_hopeless_level_is_not_tried_again():
     levels = _levels_over(session, _voiced(8.0, rate), block)
     assert levels[:2] == ["as set"] * 2 and set(levels[3:]) == {"passthrough"}   # never back: each try stalls
     assert heavy.calls == 3
+
+
+def test_a_session_thread_runs_one_torch_and_one_blas_thread_until_the_last_session_ends():
+    import threading
+
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from voiceapp.live.session import one_compute_thread
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    before, torch_before = blas_threads(), torch.get_num_threads()
+    entered, leave, seen = threading.Event(), threading.Event(), {}
+
+    def other_session() -> None:
+        with one_compute_thread():
+            entered.set()
+            leave.wait(10)
+
+    with one_compute_thread():
+        assert blas_threads() == {1} and torch.get_num_threads() == 1
+        thread = threading.Thread(target=other_session)
+        thread.start()
+        entered.wait(10)
+    seen["after_first"] = blas_threads()          # the other session still runs: still one
+    leave.set()
+    thread.join(10)
+    assert seen["after_first"] == {1}
+    assert blas_threads() == before and torch.get_num_threads() == torch_before

@@ -228,10 +228,10 @@ class Conversion:
     # -- on the worker thread
 
     def _run(self) -> None:
-        from voiceapp.live.session import one_torch_thread
+        from voiceapp.live.session import one_compute_thread
 
         try:
-            with one_torch_thread():
+            with one_compute_thread():
                 while True:
                     items = [self.inbox.get()]
                     while True:                   # everything that arrived while the last block converted

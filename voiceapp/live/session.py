@@ -370,20 +370,43 @@ def _held_back(in_rate: int, out_rate: int, chunks: list[int], seconds: float = 
 # --- building a session ------------------------------------------------------------------------------------------
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS: list[Any] = []     # the threadpoolctl limiter while any session thread runs, one entry per thread
+
+
 @contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op torch thread for the calling thread (OpenMP's setting is per thread) while a session runs
-    there: the small matrices of one block gain no wall time from a second thread (Whisper's encoder on a 1 s
-    window: 11.3 ms with one, 12.1 ms with two) but take twice the CPU, with 80-115 ms stalls every few blocks when
-    the other core is busy (the page's audio, another session). The thread's setting is restored after."""
+def one_compute_thread() -> Iterator[None]:
+    """One intra-op torch thread for the calling thread (OpenMP's setting is per thread), and one BLAS thread for
+    the process, while a session runs there.
+
+    - torch: the small matrices of one block gain no wall time from a second thread (Whisper's encoder on a 1 s
+      window: 11.3 ms with one, 12.1 ms with two) but take twice the CPU, with 80-115 ms stalls every few blocks
+      when the other core is busy (the page's audio, another session). Restored after.
+    - BLAS (threadpoolctl): numpy's OpenBLAS runs a small product in each block (the log-mel) on two threads,
+      and its second thread then spins waiting for the next one: 0.58 of a core in the app for nothing, taken
+      from the browser and the session (instant voice at 60 ms blocks: load 0.43 -> 0.28, end to end 156 -> 139
+      ms). OpenBLAS's thread count is per process, so it is one while any session runs and restored when the
+      last one ends (numpy products elsewhere in the app run on one thread meanwhile).
+    """
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    with _BLAS_LOCK:
+        if not _BLAS_USERS:
+            from threadpoolctl import threadpool_limits
+
+            _BLAS_USERS.append(threadpool_limits(limits=1, user_api="blas"))
+        else:
+            _BLAS_USERS.append(_BLAS_USERS[0])
     try:
         yield
     finally:
         torch.set_num_threads(before)
+        with _BLAS_LOCK:
+            limiter = _BLAS_USERS.pop()
+            if not _BLAS_USERS:
+                limiter.restore_original_limits()
 
 
 def build_levels(settings: LiveSettings, services: Services) -> tuple[list[Level], Any]:
