@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     services = Services.create(args.root, args.device, shared=is_shared(args.host, args.share))
     app = build_app(services)
     app.queue(default_concurrency_limit=4)
-    app.launch(**launch_kwargs(services, args.host, args.port, args.share, auth=logins))
+    app.launch(prevent_thread_lock=True, **launch_kwargs(services, args.host, args.port, args.share, auth=logins))
+    from voiceapp.live.server import pcm_sockets_uncompressed
+
+    pcm_sockets_uncompressed(app.server)      # before any Live socket opens
+    app.block_thread()
 
 
 if __name__ == "__main__":

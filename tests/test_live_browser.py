@@ -92,3 +92,22 @@ def test_a_fake_microphone_session_returns_audio(live_page, tmp_path):
     assert "Latency" in stats and "measured" in stats
     assert 60 <= lag_ms < 1000
     assert abs(lag_ms - rec["delayMedianMs"]) < 30      # what the page measures is the delay the audio has
+
+
+def test_the_live_socket_sends_pcm_uncompressed(live_page):
+    """The app's socket refuses permessage-deflate (raw float32 does not compress; it only cost CPU each way)."""
+    import asyncio
+
+    websockets = pytest.importorskip("websockets")
+    page, _ = live_page
+    url = page.url.split("?")[0].rstrip("/").replace("http://", "ws://") + "/live/ws"
+
+    async def extensions() -> str:
+        async with websockets.connect(url) as ws:        # offers permessage-deflate, as browsers do
+            return ws.response.headers.get("Sec-WebSocket-Extensions", "")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:                  # Playwright's sync API holds this thread's event loop
+        offered = pool.submit(lambda: asyncio.run(extensions())).result(timeout=60)
+    assert "permessage-deflate" not in offered

@@ -149,8 +149,7 @@ def test_open_session_warns_when_the_model_is_too_heavy(instant, services, small
     monkeypatch.setattr(engines.WorldWindow, "convert", slow_unless_pm)
     session = open_session(LiveSettings(model=instant, f0_method="harvest", gate_db=None), services)
     stats = session.stats()
-    assert stats["levels"] == ["as set", "pm pitch", "pm pitch, 300 ms context",
-                               "pm pitch, 300 ms context, 1/4 of the voice's frames", "passthrough"]
+    assert stats["levels"] == ["as set", "pm pitch", "pm pitch, 300 ms context", "passthrough"]
     assert stats["level"] != "as set" and stats["degraded"]        # which lighter level: the machine's load says
     assert "too heavy for live use on this machine" in stats["warning"]
     assert "instant voice (16 kHz) with harvest pitch" in stats["warning"]
@@ -201,6 +200,27 @@ def test_the_pitch_track_keeps_emitted_frames_and_continues_them():
     assert np.allclose(track.fix(later, origin_frame=10, commit_until=0)[:10], 150.0)   # nothing kept after reset
 
 
+def test_the_pitch_tracker_runs_on_the_new_tail_of_a_window_and_keeps_the_emitted_frames():
+    from types import SimpleNamespace
+
+    from voiceapp.live.engines import PITCH_MARGIN_FRAMES, _pitch
+
+    seen = []
+
+    def tracker(x: np.ndarray) -> np.ndarray:
+        seen.append(len(x))
+        return np.full(len(x) // 160 + 1, 200.0, dtype=np.float32)
+
+    engine = SimpleNamespace(parts=SimpleNamespace(f0_fn=tracker), pitch=PitchTrack())
+    window = np.zeros(86 * 160, dtype=np.float32)
+    first = _pitch(engine, window, 86, 80 * 160, 84 * 160, origin=0)          # nothing known: the whole window
+    assert seen[-1] == len(window) and np.allclose(first, 200.0)
+    assert engine.pitch.known_frames(0, 86) == 84 and engine.pitch.known_frames(5, 86) == 79
+    later = _pitch(engine, window, 86, 80 * 160, 84 * 160, origin=4 * 160)    # 4 frames on: 80 known
+    assert seen[-1] == len(window) - (80 - PITCH_MARGIN_FRAMES) * 160        # the tail only
+    assert later.shape == (86,) and np.allclose(later, 200.0)                # the known frames from the track
+
+
 def test_an_rvc_voice_streams_with_its_levels(workspace, services, small_torch_ops):
     from helpers import make_voice
 
@@ -242,17 +262,6 @@ def test_the_session_steps_back_up_after_seconds_of_headroom_and_backs_off_when_
     runs = _runs(_levels_over(always, x, block))
     assert [name for name, _ in runs][:4] == ["as set", "passthrough", "as set", "passthrough"]
     assert runs[1][1] >= 60 and runs[3][1] >= 120                     # a failed try doubles the wait (3 s, 6 s)
-
-
-def test_the_sparse_level_matches_among_every_fourth_frame(instant, workspace):
-    from voiceapp.infer.models import load_voice_file
-    from voiceapp.live.engines import _StridedMatcher
-    from voiceapp.train.instant import engine_model_path
-
-    voice = load_voice_file(engine_model_path(workspace, instant))
-    matcher = _StridedMatcher(voice.content, 4)
-    idx = matcher.search(voice.content[[8, 9, 10]], 4)
-    assert idx[0, 0] == 8 and np.all(idx % 4 == 0) and idx.max() < len(voice.content)
 
 
 def test_a_quick_voice_searches_only_the_new_frames_of_each_block(workspace, services, small_torch_ops):
@@ -308,3 +317,36 @@ def test_a_hopeless_level_is_not_tried_again():
     levels = _levels_over(session, _voiced(8.0, rate), block)
     assert levels[:2] == ["as set"] * 2 and set(levels[3:]) == {"passthrough"}   # never back: each try stalls
     assert heavy.calls == 3
+
+
+def test_a_session_thread_runs_one_torch_and_one_blas_thread_until_the_last_session_ends():
+    import threading
+
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from voiceapp.live.session import one_compute_thread
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    before, torch_before = blas_threads(), torch.get_num_threads()
+    entered, leave, seen = threading.Event(), threading.Event(), {}
+
+    def other_session() -> None:
+        with one_compute_thread():
+            entered.set()
+            leave.wait(10)
+
+    with one_compute_thread():
+        assert blas_threads() == {1} and torch.get_num_threads() == 1
+        thread = threading.Thread(target=other_session)
+        thread.start()
+        entered.wait(10)
+    seen["after_first"] = blas_threads()          # the other session still runs: still one
+    leave.set()
+    thread.join(10)
+    assert seen["after_first"] == {1}
+    assert blas_threads() == before and torch.get_num_threads() == torch_before

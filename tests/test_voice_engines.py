@@ -217,3 +217,21 @@ def test_live_span_only_acoustic_step_equals_the_whole_window(workspace, service
         if voice.net is not None:
             engine.margin_frames = 0                               # too little context for the net
             assert not np.allclose(engine.convert(window, start, stop), whole, atol=1e-5)
+
+
+def test_the_approximate_matcher_finds_the_exact_neighbours_of_a_few_frames():
+    from voiceapp.index.neighbours import FrameMatcher
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((64, 32)).astype(np.float32)
+    target = (centres[rng.integers(0, 64, 6000)] + 0.3 * rng.standard_normal((6000, 32))).astype(np.float32)
+    exact, fast = FrameMatcher(target), FrameMatcher(target, approximate=True)
+    assert exact.coarse is None and fast.coarse is not None
+    queries = target[rng.integers(0, 6000, 40)] + 0.1 * rng.standard_normal((40, 32)).astype(np.float32)
+    a, b = exact.search(queries, 4), fast.search(queries, 4)
+    assert b.shape == (40, 4) and b.dtype == np.int64 and (b >= 0).all()
+    assert np.mean([len(set(x) & set(y)) / 4 for x, y in zip(a, b)]) > 0.9
+    many = np.repeat(queries, 3, axis=0)                            # a whole file: the exact scan
+    assert np.array_equal(fast.search(many, 4), exact.search(many, 4))
+    small = FrameMatcher(target[:100], approximate=True)            # too few frames for lists: exact
+    assert small.coarse is None and np.array_equal(small.search(queries, 4), FrameMatcher(target[:100]).search(queries, 4))

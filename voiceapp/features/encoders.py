@@ -55,6 +55,8 @@ class ContentEncoder:
     version: str = "v2"
     device: str = "cpu"
 
+    low_precision: bool = False   # encode(..., bf16=True) runs in bfloat16 (what a live block uses on fast-bf16 CPUs)
+
     def encode(self, audio_16k: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -286,21 +288,27 @@ class WhisperMidEncoder(ContentEncoder):
         self.dim = self.net.dim
         self.features = FeatureExtractor(feature_size=int(self.net.w["conv1/weight"].shape[1]))
 
-    def _encode_window(self, audio: np.ndarray) -> np.ndarray:
+    low_precision = True
+
+    def _encode_window(self, audio: np.ndarray, bf16: bool = False, pad_to_s: float | None = None) -> np.ndarray:
         import torch
 
         n_frames = len(audio) // HOP_SAMPLES
-        padded = np.pad(audio, (0, -len(audio) % int(self.pad_to_s * SAMPLE_RATE)))
+        padded = np.pad(audio, (0, -len(audio) % int((pad_to_s or self.pad_to_s) * SAMPLE_RATE)))
         mel = self.features(padded, padding=0)[:, : len(padded) // 160]               # (80, 100 per s)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             states = self.net.hidden_states(torch.from_numpy(np.ascontiguousarray(mel[None], np.float32)),
                                             upto=self.layer)
-        return states[self.layer][0, :n_frames].numpy().astype(np.float32)             # (50 per s, dim)
+        return states[self.layer][0, :n_frames].float().numpy()                        # (50 per s, dim)
 
-    def encode(self, audio_16k: np.ndarray) -> np.ndarray:
+    def encode(self, audio_16k: np.ndarray, bf16: bool = False, pad_to_s: float | None = None) -> np.ndarray:
+        """`bf16`: the linear layers in bfloat16 (autocast): ~1.6x faster on CPUs with AVX-512 BF16 / AMX, frames
+        within cosine 0.9999 of float32 on speech; slow elsewhere (the caller checks the CPU). `pad_to_s`: pad
+        each window to a multiple of this instead of `self.pad_to_s` (a short live window: fewer frames to
+        attend over, at frames further from the offline ones)."""
         audio = _as_audio(audio_16k, self.name)
         window = _WINDOW_S * SAMPLE_RATE
-        pieces = [self._encode_window(audio[s:s + window]) for s in range(0, len(audio), window)]
+        pieces = [self._encode_window(audio[s:s + window], bf16, pad_to_s) for s in range(0, len(audio), window)]
         pieces = [p for p in pieces if len(p)]
         return np.concatenate(pieces, axis=0) if pieces else np.zeros((0, self.dim), dtype=np.float32)
 

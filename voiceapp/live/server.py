@@ -72,6 +72,16 @@ def live_routes(services: Services) -> list[BaseRoute]:
     return [WebSocketRoute(SOCKET_PATH, socket), Route(STATIC_PATH + "/{name}", static_file)]
 
 
+def pcm_sockets_uncompressed(server: Any) -> None:
+    """Turn off permessage-deflate for the sockets a running uvicorn `server` (Gradio's `Blocks.server`) opens
+    from now on. uvicorn negotiates it by default and browsers offer it, so every PCM message was deflated and
+    inflated on both ends, for nothing: float32 audio does not compress. The app's other traffic (Gradio's
+    queue) is HTTP and server-sent events, not sockets, so only the Live tab's socket is affected."""
+    config = getattr(server, "config", None)
+    if config is not None and hasattr(config, "ws_per_message_deflate"):
+        config.ws_per_message_deflate = False
+
+
 async def static_file(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in STATIC_FILES:
@@ -218,10 +228,10 @@ class Conversion:
     # -- on the worker thread
 
     def _run(self) -> None:
-        from voiceapp.live.session import one_torch_thread
+        from voiceapp.live.session import one_compute_thread
 
         try:
-            with one_torch_thread():
+            with one_compute_thread():
                 while True:
                     items = [self.inbox.get()]
                     while True:                   # everything that arrived while the last block converted

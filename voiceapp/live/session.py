@@ -1,7 +1,9 @@
 """A live session: device-rate audio in, converted device-rate audio out, at a fixed latency (the Live tab).
 
-    device rate -> soxr stream -> 16 kHz blocks -> noise gate -> the quality level in use (StreamConverter:
-    window history, crossfaded joins, pitch track) -> engine rate -> soxr stream -> device rate -> FIFO
+    device rate -> resampler stream -> 16 kHz blocks -> noise gate -> the quality level in use (StreamConverter:
+    window history, crossfaded joins, pitch track) -> engine rate -> resampler stream -> device rate -> FIFO
+
+The two resampler streams (audio/stream_resample.py) hold back ~1-2 ms each; soxr's held back ~11 ms each.
 
 The FIFO releases exactly `input samples - latency_samples` samples over the session, so the output never falls
 further behind than the latency; when compute cannot keep up the session steps down a quality level (a lighter
@@ -30,7 +32,6 @@ from voiceapp.live.stream import LiveConfig, StreamConverter
 if TYPE_CHECKING:
     from voiceapp.services import Services
 
-RESAMPLE_QUALITY = "LQ"     # soxr: HQ/MQ hold back 20-60 ms of audio per resampler, LQ <= 22 ms, QQ (cubic) aliases
 LOAD_BUDGET = 0.8           # a level whose median load exceeds this is too slow: step down
 HEADROOM = 0.5              # step back up only while the level in use stays below this ...
 UP_WAIT_S = 3.0             # ... for this long (doubled each time the level above fails again, up to MAX_WAIT_S)
@@ -46,7 +47,6 @@ LOAD_WINDOW = 5             # blocks in the median of a level's load (a single s
 GATE_HOLD_MS = 300          # the gate stays open this long after the last block above the threshold
 CONTEXT_MS = 800            # the encoder and pitch context of the top levels
 SHORT_CONTEXT_MS = 300      # the "300 ms context" level
-FRAME_STRIDE = 4            # instant/quick: the lightest converting level matches against every 4th voice frame
 PROBE_S = 1.0               # generated audio on which open_session measures the load
 LOUDNESS_S = 1.0            # the loudness mix compares the last second of input and output (offline: 1 s windows)
 MAX_GAIN = 8.0
@@ -172,14 +172,12 @@ class LiveSession:
         return 1000.0 * self.latency_samples / self.settings.device_rate
 
     def reset(self) -> None:
-        import soxr
+        from voiceapp.audio.stream_resample import StreamResampler
 
         with getattr(self, "_lock", threading.Lock()):
             rate = int(self.settings.device_rate)
-            self.rs_in = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY) \
-                if rate != SAMPLE_RATE else None
-            self.rs_out = soxr.ResampleStream(self.engine_rate, rate, 1, dtype="float32", quality=RESAMPLE_QUALITY) \
-                if rate != self.engine_rate else None
+            self.rs_in = StreamResampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+            self.rs_out = StreamResampler(self.engine_rate, rate) if rate != self.engine_rate else None
             self.converter.reset()
             self.pitch.reset()
             for level in self.levels:
@@ -355,12 +353,12 @@ def _rate_block(block16: int, rate: int) -> int:
 
 
 def _held_back(in_rate: int, out_rate: int, chunks: list[int], seconds: float = 3.0) -> float:
-    """The most output samples a soxr stream (in_rate -> out_rate) holds back, fed in chunks of these sizes."""
-    import soxr
+    """The most output samples a resampler stream (in_rate -> out_rate) holds back, fed in chunks of these sizes."""
+    from voiceapp.audio.stream_resample import StreamResampler
 
     worst = 0.0
     for chunk in chunks:
-        stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+        stream = StreamResampler(in_rate, out_rate)
         n_in = n_out = 0
         while n_in < seconds * in_rate:
             n_out += len(stream.resample_chunk(np.zeros(chunk, dtype=np.float32)))
@@ -372,20 +370,43 @@ def _held_back(in_rate: int, out_rate: int, chunks: list[int], seconds: float = 
 # --- building a session ------------------------------------------------------------------------------------------
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS: list[Any] = []     # the threadpoolctl limiter while any session thread runs, one entry per thread
+
+
 @contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op torch thread for the calling thread (OpenMP's setting is per thread) while a session runs
-    there: the small matrices of one block gain no wall time from a second thread (Whisper's encoder on a 1 s
-    window: 11.3 ms with one, 12.1 ms with two) but take twice the CPU, with 80-115 ms stalls every few blocks when
-    the other core is busy (the page's audio, another session). The thread's setting is restored after."""
+def one_compute_thread() -> Iterator[None]:
+    """One intra-op torch thread for the calling thread (OpenMP's setting is per thread), and one BLAS thread for
+    the process, while a session runs there.
+
+    - torch: the small matrices of one block gain no wall time from a second thread (Whisper's encoder on a 1 s
+      window: 11.3 ms with one, 12.1 ms with two) but take twice the CPU, with 80-115 ms stalls every few blocks
+      when the other core is busy (the page's audio, another session). Restored after.
+    - BLAS (threadpoolctl): numpy's OpenBLAS runs a small product in each block (the log-mel) on two threads,
+      and its second thread then spins waiting for the next one: 0.58 of a core in the app for nothing, taken
+      from the browser and the session (instant voice at 60 ms blocks: load 0.43 -> 0.28, end to end 156 -> 139
+      ms). OpenBLAS's thread count is per process, so it is one while any session runs and restored when the
+      last one ends (numpy products elsewhere in the app run on one thread meanwhile).
+    """
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    with _BLAS_LOCK:
+        if not _BLAS_USERS:
+            from threadpoolctl import threadpool_limits
+
+            _BLAS_USERS.append(threadpool_limits(limits=1, user_api="blas"))
+        else:
+            _BLAS_USERS.append(_BLAS_USERS[0])
     try:
         yield
     finally:
         torch.set_num_threads(before)
+        with _BLAS_LOCK:
+            limiter = _BLAS_USERS.pop()
+            if not _BLAS_USERS:
+                limiter.restore_original_limits()
 
 
 def build_levels(settings: LiveSettings, services: Services) -> tuple[list[Level], Any]:
@@ -414,12 +435,6 @@ def build_levels(settings: LiveSettings, services: Services) -> tuple[list[Level
         pm = window_engine(voice, replace(base, f0_method="pm"), services=services, index_path=index)
         levels.append(Level("pm pitch", pm))
     levels.append(Level(f"pm pitch, {SHORT_CONTEXT_MS} ms context", pm, SHORT_CONTEXT_MS))
-    if getattr(voice, "engine", "rvc") != "rvc":
-        from voiceapp.live.engines import WorldWindow
-
-        sparse = WorldWindow(voice, replace(base, f0_method="pm"), services, frame_stride=FRAME_STRIDE)
-        levels.append(Level(f"pm pitch, {SHORT_CONTEXT_MS} ms context, 1/{FRAME_STRIDE} of the voice's frames",
-                            sparse, SHORT_CONTEXT_MS))
     levels.append(Level("passthrough", WindowEngine(top.sample_rate)))
     for level in levels:
         if hasattr(level.engine, "matches"):
@@ -510,5 +525,25 @@ def open_session(settings: LiveSettings, services: Services, *, level: str | Non
             raise ConfigError(f"Unknown live quality level {level!r} for {settings.model}; choose one of "
                               f"{', '.join(names)}.")
         start = names.index(level)
-    return LiveSession(settings, levels, start_level=start, warning=warning, measured=measured, adaptive=adaptive,
-                       record=record)
+    session = LiveSession(settings, levels, start_level=start, warning=warning, measured=measured,
+                          adaptive=adaptive, record=record)
+    _warm_up(session)
+    return session
+
+
+def _warm_up(session: LiveSession) -> None:
+    """A few blocks of the probe voice through the session's own path, then a reset: its first real block no
+    longer pays the lazy imports and first-call kernel set-up (scipy's filters alone took 0.7 s), a stall the page
+    would answer by widening its jitter margin for seconds."""
+    rate = int(session.settings.device_rate)
+    probe = _probe_voice(3 * session.block / SAMPLE_RATE + 0.05)
+    if rate != SAMPLE_RATE:
+        from voiceapp.audio import resample
+
+        probe = resample(probe, SAMPLE_RATE, rate)
+    adaptive, session.adaptive = session.adaptive, False
+    try:
+        session.push(probe)
+    finally:
+        session.adaptive = adaptive
+        session.reset()

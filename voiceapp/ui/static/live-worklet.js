@@ -8,8 +8,8 @@
 // Jitter buffer: over each window (250 ms) the lowest fill is watched; fill that never drained below the margin
 // is surplus delay and is dropped (with a short crossfade), so playback never drifts behind. When the buffer runs
 // dry it plays silence (the delay grows by that much) and the margin grows by what was missing, up to 80 ms (past
-// that, gaps are heard rather than more delay); after a second without a starved sample it shrinks again by 2 ms a
-// window, down to the base margin.
+// that, gaps are heard rather than more delay); after a second without a starved sample it shrinks again each
+// window by 2 ms or a tenth of what it has above the base margin, whichever is more, down to the base margin.
 // Recorder (the benchmark's hook): {type: "record", frames} stores mic and played samples from the next quantum
 // on and posts {type: "recording", startFrame, mic, played, delays} when full (delays: the measured delay in
 // frames of each quantum's first played sample, NaN where playback starved).
@@ -32,7 +32,9 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
     this.calmWindows = 0;
     this.growth = opts.growth ?? 1.0;        // margin added per starved sample
     this.calmNeeded = opts.calmWindows ?? 4; // windows without starving before the margin shrinks ...
-    this.shrink = Math.round(this.rate * (opts.shrinkMs ?? 2) / 1000);   // ... by this much a window
+    this.shrink = Math.round(this.rate * (opts.shrinkMs ?? 2) / 1000);   // ... by this much a window, or by
+    this.shrinkShare = opts.shrinkShare ?? 0.1;   // this share of the margin above the base, if more (a start-up
+                                                  // stall's 80 ms margin is gone in ~3 s, not ~8 s)
     this.fade = 64;
     this.minFill = Infinity;
     this.windowLeft = this.windowFrames;
@@ -152,7 +154,8 @@ class VoiceappLiveProcessor extends AudioWorkletProcessor {
       this.marginFrames = Math.min(this.maxMargin, this.marginFrames + more);
       this.calmWindows = 0;
     } else if (++this.calmWindows >= this.calmNeeded) {
-      this.marginFrames = Math.max(this.baseMargin, this.marginFrames - this.shrink);
+      const less = Math.max(this.shrink, Math.round(this.shrinkShare * (this.marginFrames - this.baseMargin)));
+      this.marginFrames = Math.max(this.baseMargin, this.marginFrames - less);
     }
     this.starvedInWindow = 0;
   }

@@ -31,7 +31,7 @@
     constructor() {
       this.state = "stopped";
       this.sendFrames = 128;     // samples per socket message: one render quantum (2.7 ms at 48 kHz)
-      this.jitter = {growth: 1.0, calmWindows: 4, shrinkMs: 2};   // the worklet's margin policy (live-worklet.js)
+      this.jitter = {growth: 1.0, calmWindows: 4, shrinkMs: 2, shrinkShare: 0.1};   // the worklet's margin policy
       this.latencyHint = 0;      // the smallest audio buffer the device allows (bench: 22 vs 50 ms reported)
       this.marginMs = 5;         // the least jitter-buffer margin (the worklet widens it where playback starves)
       this.reset();
