@@ -235,3 +235,23 @@ def test_the_approximate_matcher_finds_the_exact_neighbours_of_a_few_frames():
     assert np.array_equal(fast.search(many, 4), exact.search(many, 4))
     small = FrameMatcher(target[:100], approximate=True)            # too few frames for lists: exact
     assert small.coarse is None and np.array_equal(small.search(queries, 4), FrameMatcher(target[:100]).search(queries, 4))
+
+
+def test_the_quick_net_computes_a_span_as_the_whole_sequence_does():
+    from voiceapp.nets.quicknet import QuickConfig, QuickNet
+
+    torch.manual_seed(0)
+    cfg = QuickConfig(content_dim=24, hidden=32, blocks=5, kernel=5)
+    net = QuickNet(cfg).eval()
+    torch.nn.init.normal_(net.out.weight, std=0.2)                  # a residual that depends on the context
+    t = 60
+    content, pitch = torch.randn(1, t, 24), torch.randn(1, t, 4)
+    matched = torch.randn(1, t, 2, cfg.out_dims)
+    with torch.inference_mode():
+        whole = net(content, pitch, matched)
+        for start, stop in ((28, 32), (0, 3), (57, 60), (0, 60), (59, 70)):
+            part = net.forward_span(content, pitch, matched, start, stop)
+            assert part.shape == whole[:, start:stop].shape
+            assert torch.allclose(part, whole[:, start:stop], atol=1e-5)
+        cropped = net(content[:, 10:50], pitch[:, 10:50], matched[:, 10:50])   # a crop pads its own edges ...
+        assert not torch.allclose(cropped[:, :3], whole[:, 10:13], atol=1e-5)  # ... which a span must not do

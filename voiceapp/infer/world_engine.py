@@ -61,9 +61,12 @@ def _load_parts(voice: Any, cfg: Any, services: Services) -> _Parts:
 
 
 def _acoustic_frames(voice: Any, parts: _Parts, content: np.ndarray, f0_hz: np.ndarray, cfg: Any,
-                     blend: float, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                     blend: float, bf16: bool = False,
+                     span: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Coded (sp, ap) for `len(f0_hz)` 10 ms frames from the piece's content frames (50/s). `bf16`: the quick
-    network in bfloat16 (autocast; a live block on a fast-bf16 CPU: 2x faster, frames within 1e-4 of float32)."""
+    network in bfloat16 (autocast; a live block on a fast-bf16 CPU: 2x faster, frames within 1e-4 of float32).
+    `span` = content frames [s0, s1): only the 10 ms frames [2 s0, 2 s1) are returned, and the quick network
+    computes only what they depend on (a live block; the same numbers as the whole piece's)."""
     n = len(f0_hz)
     content = steps.fit_frames(content, (n + 1) // 2)
     idx = parts.matcher.search(content, NEIGHBOURS)                                  # (frames50, k)
@@ -72,22 +75,26 @@ def _acoustic_frames(voice: Any, parts: _Parts, content: np.ndarray, f0_hz: np.n
         ap = voice.ap[idx].mean(axis=1).reshape(-1, voice.ap.shape[-1])[:n]
         # (smoothing these frames over time, or scaling their spread towards the target's, raised DNSMOS a
         # little and cost similarity more, on bench/quality.py's sources)
+        if span is not None:
+            sp, ap = sp[2 * span[0]:2 * span[1]], ap[2 * span[0]:2 * span[1]]
         return sp, ap
     import torch
 
     from voiceapp.nets.quicknet import pitch_features
 
     matched = voice.content[idx].mean(axis=1)
-    frames = np.concatenate([voice.sp, voice.ap], axis=-1)[idx].mean(axis=1)          # (frames50, 2, dims)
+    # gather, then join: joining the whole voice's sp and ap first copied every target frame per call (~9 MB for
+    # 10 min of target speech, per live block)
+    frames = np.concatenate([voice.sp[idx], voice.ap[idx]], axis=-1).mean(axis=1)     # (frames50, 2, dims)
     # RVC's `protect` is not applied: mixing the source's own content into unvoiced frames raised the quick
     # engine's WER from 0.19 to 0.27 (bench/quality.py); its network keeps consonants from the matched content.
     features = blend * matched + (1 - blend) * content
     f0_pairs = steps.fit_frames(f0_hz, 2 * len(content)).reshape(-1, 2)
+    inputs = (torch.from_numpy(features[None]), pitch_features(torch.from_numpy(f0_pairs[None]), voice.median_f0_hz),
+              torch.from_numpy(frames[None].astype(np.float32)))
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        out = voice.net(torch.from_numpy(features[None]), pitch_features(torch.from_numpy(f0_pairs[None]),
-                                                                         voice.median_f0_hz),
-                        torch.from_numpy(frames[None].astype(np.float32)))[0]
-    out = out.float().reshape(-1, out.shape[-1]).numpy()[:n]
+        out = voice.net(*inputs)[0] if span is None else voice.net.forward_span(*inputs, *span)[0]
+    out = out.float().reshape(-1, out.shape[-1]).numpy()[:n if span is None else max(0, n - 2 * span[0])]
     sp_dims = voice.sp.shape[-1]
     return out[:, :sp_dims], out[:, sp_dims:]
 

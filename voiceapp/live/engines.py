@@ -119,6 +119,20 @@ class WindowEngine:
         return _span(y, out_start, out_stop)
 
 
+def _bf16_convs(net: Any) -> Any:
+    """A copy of `net` with its 1-D convolutions' weights in bfloat16 (run under bf16 autocast: the same numbers as
+    autocast on the float32 net, without casting the weights at every call; 4.95 -> 4.35 ms per 40 ms block)."""
+    import copy
+
+    import torch
+
+    fast = copy.deepcopy(net)
+    for module in fast.modules():
+        if isinstance(module, torch.nn.Conv1d):
+            module.to(torch.bfloat16)
+    return fast.eval()
+
+
 def _out(position: int, rate: int) -> int:
     return int(round(position * rate / SAMPLE_RATE))
 
@@ -214,7 +228,10 @@ class WorldWindow(WindowEngine):
                                                         lambda: FrameMatcher(voice.content, approximate=True)))
         # the content encoder in bfloat16 where the CPU runs it fast (frames within cosine 0.9999)
         self.encoder_bf16 = bool(getattr(self.parts.encoder, "low_precision", False)) and cpu_has_fast_bf16()
-        self.net_bf16 = voice.net is not None and cpu_has_fast_bf16()     # the quick net likewise (2x)
+        self.net_bf16 = voice.net is not None and cpu_has_fast_bf16()     # the quick net likewise (2x) ...
+        if self.net_bf16:                   # ... from a copy whose conv weights are bf16 already (not cast per call)
+            self.voice = replace(voice, net=cached(services, ("quick-net-bf16", str(voice.path), stamp),
+                                                   lambda: _bf16_convs(voice.net)))
         self.margin_frames = 2 if voice.net is None else receptive_frames(voice.net)
         self.synth_frames = 2          # 10 ms frames synthesised each side of the span
         self.matches: dict[int, np.ndarray] | None = None   # live: nearest frames of emitted content frames
@@ -253,9 +270,10 @@ class WorldWindow(WindowEngine):
             parts = replace(parts, matcher=_CachedSearch(parts.matcher, self.matches, keys, first + stop // WINDOW))
             for key in [k for k in self.matches if k < first]:
                 del self.matches[key]
+        s0, s1 = (lo - 2 * c_lo) // 2, -(-(hi - 2 * c_lo) // 2)  # the span's content frames, in the slice
         sp, ap = _acoustic_frames(self.voice, parts, content[c_lo:c_hi], f0[2 * c_lo:min(n, 2 * c_hi)],
-                                  self.cfg, self.cfg.neighbour_blend, bf16=self.net_bf16)
-        sp, ap = sp[lo - 2 * c_lo:hi - 2 * c_lo], ap[lo - 2 * c_lo:hi - 2 * c_lo]
+                                  self.cfg, self.cfg.neighbour_blend, bf16=self.net_bf16, span=(s0, s1))
+        sp, ap = sp[lo - 2 * c_lo - 2 * s0:hi - 2 * c_lo - 2 * s0], ap[lo - 2 * c_lo - 2 * s0:hi - 2 * c_lo - 2 * s0]
         wav = synthesize(f0[lo:hi], WorldFrames(sp, ap, self.sample_rate))
         first = _out(lo * WINDOW, self.sample_rate)           # output sample of wav[0]
         return _span(wav, _out(start, self.sample_rate) - first, _out(stop, self.sample_rate) - first)
