@@ -67,7 +67,7 @@ def test_firefox_grants_the_microphone_and_a_passthrough_session_returns_it(tmp_
     try:
         with running_app(root) as url:
             client = marionette.Marionette(host="127.0.0.1", port=free_port(), bin=FIREFOX, headless=True,
-                                           prefs=PREFS, startup_timeout=120)
+                                           prefs=PREFS, startup_timeout=120, gecko_log=str(tmp_path / "gecko.log"))
             client.start_session()
             client.timeout.script = 60
             client.navigate(url)
