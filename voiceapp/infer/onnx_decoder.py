@@ -28,6 +28,7 @@ import copy
 import logging
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +36,8 @@ import numpy as np
 import torch
 
 from voiceapp.progress import Progress, no_progress
-from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, join_tiles
+from voiceapp.infer.tiles import (TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, join_tiles,
+                                  map_tiles, tile_pool)
 from voiceapp.workspace import atomic_path, file_sha256, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,8 @@ class OrtDecoder(torch.nn.Module):
     run by an ONNX Runtime session on `decoder_tiles` tiles (`even`: tiles of at most `tile_frames`, cut evenly).
     The NSF source stays in PyTorch (float32)."""
 
+    tiles_in_threads = True  # its tiles may be decoded in worker threads (tiles.map_tiles)
+
     def __init__(self, dec: Any, graph: Path, threads: int, tile_frames: int = TILE_FRAMES,
                  context: int = TILE_CONTEXT, even: bool = False) -> None:
         super().__init__()
@@ -210,6 +214,7 @@ class OrtDecoder(torch.nn.Module):
         self.upsample = dec.upsample
         self.graph = graph
         self.session = session(graph, threads)
+        self.threads, self._single_session, self._lock = threads, None, threading.Lock()
         self.tile_frames, self.context, self.even = tile_frames, context, even
 
     def forward(self, x: Any, f0_hz: Any = None, g: Any = None, generator: Any = None) -> Any:
@@ -218,13 +223,25 @@ class OrtDecoder(torch.nn.Module):
         with torch.no_grad():
             frames, tiles = decoder_tiles(self, x, f0_hz, g, generator, self.tile_frames, self.context, self.even)
         g_np = (g if g is not None else torch.zeros(1, 1, 1)).detach().float().cpu().numpy()
-        out = []
+        feeds = []
         for latent, source in tiles:
             feed = {"x": latent.float().cpu().numpy(), "g": g_np}
             if source is not None:
                 feed["source"] = source.float().cpu().numpy()
-            out.append(torch.from_numpy(self.session.run(None, feed)[0]))
+            feeds.append(feed)
+        run = self.session.run if tile_pool() is None or len(feeds) < 2 else self._single().run
+        out = map_tiles(lambda feed: torch.from_numpy(run(None, feed)[0]), feeds)
         return join_tiles(out, frames, self.upsample, self.context)
+
+    def _single(self) -> Any:
+        """A session with one intra-op thread for tiles decoded side by side (`tiles.tiles_in`: one tile per
+        worker thread scales better than one tile in two threads); the same session when it has one already."""
+        if self.threads <= 1:
+            return self.session
+        with self._lock:
+            if self._single_session is None:
+                self._single_session = session(self.graph, 1)
+        return self._single_session
 
 
 def calibration_feeds(dec: Any, captured: list[tuple[Any, Any, Any]], limit: int = CALIBRATION_TILES,

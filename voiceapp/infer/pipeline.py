@@ -69,6 +69,9 @@ class InferConfig:
                                        # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
+    workers: int = 0                   # threads for the pieces (features of the next piece and the decoder's
+                                       # tiles side by side, the same output): 0 = torch's thread count, at most
+                                       # the cores this process may use; 1 = one piece step after the other
     precision: Precision = "auto"      # CPU decoder: bf16 on CPUs with AMX/AVX-512 BF16, ort (float32 in ONNX
                                        # Runtime) on other AVX2/AVX-512 CPUs, else fp32 (PyTorch); int8 = ONNX
                                        # Runtime, faster still but less exact (speed.py, onnx_decoder.py)
@@ -90,6 +93,7 @@ class InferConfig:
             (self.f0_block_s >= 10, "f0_block_s must be >= 10"),
             (0.01 <= self.piece_bucket_s <= 10, "piece_bucket_s must be in 0.01..10"),
             (1 <= self.f0_workers <= 64, "f0_workers must be 1..64"),
+            (0 <= self.workers <= 64, "workers must be 0..64"),
             (self.precision in ("auto", "fp32", "bf16", "ort", "int8"),
              "precision must be auto, fp32, bf16, ort or int8"),
             (self.decoder_context_s is None or self.decoder_context_s >= 0.12,
@@ -109,7 +113,9 @@ class ConversionResult:
     audio: np.ndarray            # float32 mono at `sample_rate`
     sample_rate: int
     duration_s: float            # input duration
-    timings: dict[str, float]    # seconds: load, f0, features, retrieval, synthesis, post, total
+    timings: dict[str, float]    # seconds: load, f0, features, retrieval, synthesis, post, total (+ "cpu_<step>");
+                                 # with both cores also "pieces" (the pieces' wall time, less than features +
+                                 # synthesis by what overlapped) and "workers" (threads)
     segments: int
     f0_method: str | None
     encoder: str
@@ -159,6 +165,16 @@ class _Timer:
         self.totals[f"cpu_{key}"] = self.totals.get(f"cpu_{key}", 0.0) + cpu - self._cpu
         self._cpu = cpu
         return now
+
+    def merge(self, times: dict[str, float]) -> float:
+        """Add seconds measured elsewhere ({"step": wall, "cpu_step": CPU}) and restart the clocks; returns now."""
+        for key, value in times.items():
+            self.totals[key] = self.totals.get(key, 0.0) + value
+        return self.restart()
+
+    def restart(self) -> float:
+        self._cpu = time.process_time()
+        return time.perf_counter()
 
 
 # ----------------------------------------------------------------------------------------------- synthesis
@@ -301,22 +317,160 @@ def _capture_decoder_inputs(voice: Any, cfg: InferConfig, services: Services) ->
     return captured
 
 
-def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.ndarray | None, cfg: InferConfig,
-                    timer: _Timer, t0: float) -> tuple[np.ndarray, float]:
-    """Content features of the first `n_frames` frames of `piece` at 100 frames/s after retrieval and protect:
-    (n_frames, dim). `piece` may be longer (more context, so that every piece has one length)."""
-    feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)[:(n_frames + 1) // 2]
-    t0 = timer.add("features", t0)
+@dataclass
+class _Piece:
+    """One piece's inputs (views into the padded input and its pitch)."""
+
+    encoder_input: np.ndarray     # the piece extended to a whole `piece_bucket_s` (16 kHz)
+    n_frames: int                 # frames of the piece (100 per second)
+    keep: int                     # frames kept in the output
+    shape: int                    # frames the prior and flow see (padded, masked)
+    pitch: np.ndarray | None
+    pitchf: np.ndarray | None
+
+
+def _pieces(spans: list[tuple[int, int]], audio_pad: np.ndarray, pad: int, pitch: np.ndarray | None,
+            pitchf: np.ndarray | None, cfg: InferConfig) -> list[_Piece]:
+    shape = _common_shape(spans, len(audio_pad), pad, cfg.piece_bucket_s)
+    out = []
+    for i, (s, e) in enumerate(spans):
+        n_frames = (len(audio_pad) - s if i == len(spans) - 1 else e + 2 * pad + WINDOW - s) // WINDOW
+        first = s // WINDOW
+        # the encoder gets the piece extended by the audio after it to a whole `piece_bucket_s`: few distinct
+        # tensor shapes (oneDNN keeps kernels per shape, so distinct lengths made memory grow with the input)
+        encoder_len = _round_up(n_frames, cfg.piece_bucket_s) * WINDOW
+        out.append(_Piece(steps.extend_to(audio_pad[s:s + encoder_len], encoder_len), n_frames, (e - s) // WINDOW,
+                          shape if n_frames >= 0.6 * shape else _round_up(n_frames, cfg.piece_bucket_s),
+                          steps.fit_frames(pitch[first:first + n_frames], n_frames) if pitch is not None else None,
+                          steps.fit_frames(pitchf[first:first + n_frames], n_frames) if pitchf is not None else None))
+    return out
+
+
+def _piece_features(parts: _Parts, piece: _Piece, cfg: InferConfig,
+                    cpu_clock: Any = time.process_time) -> tuple[np.ndarray, dict[str, float]]:
+    """Content features of the piece's frames at 100 frames/s after retrieval and protect: (n_frames, dim), and
+    the seconds spent ({"features", "retrieval"} wall, "cpu_<step>" by `cpu_clock`)."""
+    times: dict[str, float] = {}
+
+    def lap(key: str, started: tuple[float, float]) -> tuple[float, float]:
+        now = (time.perf_counter(), cpu_clock())
+        times[key] = times.get(key, 0.0) + now[0] - started[0]
+        times[f"cpu_{key}"] = times.get(f"cpu_{key}", 0.0) + now[1] - started[1]
+        return now
+
+    t0 = (time.perf_counter(), cpu_clock())
+    n_frames = piece.n_frames
+    feats = np.asarray(parts.encoder.encode(piece.encoder_input), dtype=np.float32)[:(n_frames + 1) // 2]
+    t0 = lap("features", t0)
     original = feats
     if parts.retrieval is not None:
         from voiceapp.index.retrieval import blend
 
         feats = blend(feats, parts.retrieval.index, parts.retrieval.big_npy, cfg.index_rate)
-        t0 = timer.add("retrieval", t0)
+        t0 = lap("retrieval", t0)
     feats = steps.fit_frames(steps.upsample2(feats), n_frames)
-    if pitchf is not None and cfg.protect < 0.5:
-        feats = steps.protect_mix(feats, steps.fit_frames(steps.upsample2(original), n_frames), pitchf, cfg.protect)
-    return feats, timer.add("features", t0)
+    if piece.pitchf is not None and cfg.protect < 0.5:
+        feats = steps.protect_mix(feats, steps.fit_frames(steps.upsample2(original), n_frames), piece.pitchf,
+                                  cfg.protect)
+    lap("features", t0)
+    return feats, times
+
+
+def _decode_piece(parts: _Parts, piece: _Piece, feats: np.ndarray, cfg: InferConfig, generator: Any,
+                  pad: int, hop: int) -> np.ndarray:
+    """The kept audio of one piece at the model's rate (the generator's noise drawn here, in piece order)."""
+    context = pad // WINDOW
+    if cfg.decoder_context_s is not None:
+        context = min(context, int(round(cfg.decoder_context_s * 100)))
+    head = pad // WINDOW - context
+    wav = _synthesize(parts.run_voice, feats, piece.pitch, piece.pitchf, cfg, generator, head,
+                      min(piece.keep + 2 * context, piece.n_frames - head) if head else piece.n_frames, piece.shape)
+    return wav[context * hop:(context + piece.keep) * hop]
+
+
+def _pieces_serial(parts: _Parts, pieces: list[_Piece], cfg: InferConfig, generator: Any, pad: int, hop: int,
+                   timer: _Timer, progress: Progress, cancel: CancelToken) -> list[np.ndarray]:
+    out = []
+    for i, piece in enumerate(pieces):
+        cancel.raise_if_set()
+        feats, times = _piece_features(parts, piece, cfg)
+        t0 = timer.merge(times)
+        out.append(_decode_piece(parts, piece, feats, cfg, generator, pad, hop))
+        timer.add("synthesis", t0)
+        progress(0.15 + 0.8 * (i + 1) / len(pieces), f"piece {i + 1}/{len(pieces)}")
+    return out
+
+
+def conversion_workers(run_voice: Any, requested: int = 0) -> int:
+    """Threads a conversion's pieces use: `requested`, or (0) torch's thread count at most the cores this process
+    may run on; 1 (the serial path) when the decoder cannot decode its tiles in worker threads (on CUDA, or the
+    model as loaded)."""
+    import torch
+
+    if not getattr(getattr(run_voice.net, "dec", None), "tiles_in_threads", False):
+        return 1
+    if requested:
+        return requested
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), cores))
+
+
+def _pieces_overlapped(parts: _Parts, pieces: list[_Piece], cfg: InferConfig, generator: Any, pad: int, hop: int,
+                       timer: _Timer, progress: Progress, cancel: CancelToken, workers: int) -> list[np.ndarray]:
+    """The serial loop's output (the same numbers as with one torch thread) with `workers` threads busy: the
+    content features of piece i+1 are computed in a worker while piece i is synthesized, and the decoder's tiles
+    run in the workers, one tile each (tiles.map_tiles). Every torch op runs single-threaded meanwhile (torch's
+    thread count is restored after). The noise generator is drawn from in this thread only, in piece order.
+
+    Timings: "features"/"retrieval" are the workers' busy seconds (CPU: their thread time), "synthesis" this
+    thread's seconds in the prior, flow and decoder (its CPU: the process's CPU of the loop minus the features');
+    "pieces" is the loop's wall time, less than their sum by what overlapped; "workers" the thread count."""
+    import torch
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from voiceapp.infer.tiles import tiles_in
+
+    def features(piece: _Piece) -> tuple[np.ndarray, dict[str, float]]:
+        cancel.raise_if_set()
+        with torch.inference_mode():
+            return _piece_features(parts, piece, cfg, time.thread_time)
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    feature_cpu, out = 0.0, []
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="voiceapp-convert", initializer=torch.set_num_threads,
+                              initargs=(1,))
+    pending: dict[int, Future] = {}
+    try:
+        for i, piece in enumerate(pieces):
+            for j in (i, i + 1):  # piece i's features, and the next piece's started before piece i is synthesized
+                if j < len(pieces) and j not in pending:
+                    pending[j] = pool.submit(features, pieces[j])
+            cancel.raise_if_set()
+            feats, times = pending.pop(i).result()
+            feature_cpu += times.get("cpu_features", 0.0) + times.get("cpu_retrieval", 0.0)
+            for key, value in times.items():
+                timer.totals[key] = timer.totals.get(key, 0.0) + value
+            t0 = time.perf_counter()
+            with tiles_in(pool, cancel):
+                out.append(_decode_piece(parts, piece, feats, cfg, generator, pad, hop))
+            timer.totals["synthesis"] = timer.totals.get("synthesis", 0.0) + time.perf_counter() - t0
+            progress(0.15 + 0.8 * (i + 1) / len(pieces), f"piece {i + 1}/{len(pieces)}")
+    finally:
+        for future in pending.values():
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads_before)
+    cpu_loop = time.process_time() - cpu_started
+    timer.totals["cpu_synthesis"] = timer.totals.get("cpu_synthesis", 0.0) + cpu_loop - feature_cpu
+    timer.totals["pieces"] = time.perf_counter() - started
+    timer.totals["workers"] = float(workers)
+    timer.restart()
+    return out
 
 
 def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferConfig = InferConfig(), *,
@@ -356,29 +510,14 @@ def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferCo
         t0 = timer.add("f0", t0)
     progress(0.15, "converting")
     generator = torch.Generator(device=str(next(voice.net.parameters()).device)).manual_seed(int(cfg.seed))
-    pieces: list[np.ndarray] = []
-    shape = _common_shape(spans, len(audio_pad), pad, cfg.piece_bucket_s)
-    for i, (s, e) in enumerate(spans):
-        cancel.raise_if_set()
-        piece = audio_pad[s:] if i == len(spans) - 1 else audio_pad[s:e + 2 * pad + WINDOW]
-        n_frames, first, keep = len(piece) // WINDOW, s // WINDOW, (e - s) // WINDOW
-        piece_shape = shape if n_frames >= 0.6 * shape else _round_up(n_frames, cfg.piece_bucket_s)
-        seg_pitch = steps.fit_frames(pitch[first:first + n_frames], n_frames) if pitch is not None else None
-        seg_pitchf = steps.fit_frames(pitchf[first:first + n_frames], n_frames) if pitchf is not None else None
-        # the encoder gets the piece extended by the audio after it to a whole `piece_bucket_s`: few distinct
-        # tensor shapes (oneDNN keeps kernels per shape, so distinct lengths made memory grow with the input)
-        encoder_len = _round_up(n_frames, cfg.piece_bucket_s) * WINDOW
-        encoder_input = steps.extend_to(audio_pad[s:s + encoder_len], encoder_len)
-        feats, t0 = _piece_features(parts, encoder_input, n_frames, seg_pitchf, cfg, timer, t0)
-        context = pad // WINDOW
-        if cfg.decoder_context_s is not None:
-            context = min(context, int(round(cfg.decoder_context_s * 100)))
-        head = pad // WINDOW - context
-        wav = _synthesize(parts.run_voice, feats, seg_pitch, seg_pitchf, cfg, generator, head,
-                          min(keep + 2 * context, n_frames - head) if head else n_frames, piece_shape)
-        pieces.append(wav[context * hop:(context + keep) * hop])
-        t0 = timer.add("synthesis", t0)
-        progress(0.15 + 0.8 * (i + 1) / len(spans), f"piece {i + 1}/{len(spans)}")
+    plan = _pieces(spans, audio_pad, pad, pitch, pitchf, cfg)
+    workers = conversion_workers(parts.run_voice, cfg.workers)
+    if workers > 1:
+        pieces = _pieces_overlapped(parts, plan, cfg, generator, pad, hop, timer, progress, cancel, workers)
+    else:
+        pieces = _pieces_serial(parts, plan, cfg, generator, pad, hop, timer, progress, cancel)
+    del plan
+    t0 = time.perf_counter()
     out, out_rate = _finish(pieces, expected, x16, int(voice.sample_rate), cfg, voice)
     timer.add("post", t0)
     timer.totals["total"] = time.perf_counter() - started

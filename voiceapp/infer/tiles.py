@@ -1,8 +1,60 @@
-"""The CPU decoders' fixed-size tiles (speed.py's PyTorch ones and onnx_decoder.py's ONNX Runtime one)."""
+"""The CPU decoders' fixed-size tiles (speed.py's PyTorch ones and onnx_decoder.py's ONNX Runtime one), and the
+worker threads a conversion may decode them in (`tiles_in`, `map_tiles`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator
+
+# (executor, cancel token) while the calling thread converts with more than one worker (pipeline.convert): the
+# decoders then run their tiles there, one tile per worker thread. Per thread (a ContextVar), so two
+# conversions in two threads never share one; the worker threads themselves see None (no nested submission).
+_TILE_POOL: ContextVar[tuple[Any, Any] | None] = ContextVar("voiceapp_tile_pool", default=None)
+
+
+@contextmanager
+def tiles_in(pool: Any, cancel: Any) -> Iterator[None]:
+    """While inside, the CPU decoders called from this thread decode their tiles in `pool` (an Executor whose
+    threads run one single-threaded tile each), checking `cancel` before each tile."""
+    token = _TILE_POOL.set((pool, cancel))
+    try:
+        yield
+    finally:
+        _TILE_POOL.reset(token)
+
+
+def tile_pool() -> Any:
+    """The executor of `tiles_in` for this thread, or None."""
+    runner = _TILE_POOL.get()
+    return runner[0] if runner is not None else None
+
+
+def map_tiles(decode: Callable[[Any], Any], tiles: list[Any]) -> list[Any]:
+    """[decode(tile) for tile in tiles], in the worker threads of `tiles_in` when this thread has some (in
+    inference mode there: grad mode is per thread), else here. The results are the same either way: each tile is
+    decoded alone. The first failure is raised once every tile has stopped (none keeps running after)."""
+    runner = _TILE_POOL.get()
+    if runner is None or len(tiles) < 2:
+        return [decode(tile) for tile in tiles]
+    from concurrent.futures import wait
+
+    import torch
+
+    pool, cancel = runner
+
+    def one(tile: Any) -> Any:
+        cancel.raise_if_set()
+        with torch.inference_mode():
+            return decode(tile)
+
+    futures = [pool.submit(one, tile) for tile in tiles]
+    try:
+        return [future.result() for future in futures]
+    finally:
+        for future in futures:
+            future.cancel()
+        wait(futures)
 
 
 def conv_weight(conv: Any) -> Any:
