@@ -213,8 +213,8 @@ class OrtDecoder(torch.nn.Module):
             self.m_source = copy.deepcopy(dec.m_source).float().eval()
         self.upsample = dec.upsample
         self.graph = graph
-        self.session = session(graph, threads)
-        self.threads, self._single_session, self._lock = threads, None, threading.Lock()
+        self.session = session(graph, threads)  # built here, so that a graph that fails to load fails here
+        self.threads, self._session_threads, self._lock = threads, threads, threading.Lock()
         self.tile_frames, self.context, self.even = tile_frames, context, even
 
     def forward(self, x: Any, f0_hz: Any = None, g: Any = None, generator: Any = None) -> Any:
@@ -229,19 +229,18 @@ class OrtDecoder(torch.nn.Module):
             if source is not None:
                 feed["source"] = source.float().cpu().numpy()
             feeds.append(feed)
-        run = self.session.run if tile_pool() is None or len(feeds) < 2 else self._single().run
+        run = self._session(1 if tile_pool() is not None else self.threads).run
         out = map_tiles(lambda feed: torch.from_numpy(run(None, feed)[0]), feeds)
         return join_tiles(out, frames, self.upsample, self.context)
 
-    def _single(self) -> Any:
-        """A session with one intra-op thread for tiles decoded side by side (`tiles.tiles_in`: one tile per
-        worker thread scales better than one tile in two threads); the same session when it has one already."""
-        if self.threads <= 1:
-            return self.session
+    def _session(self, threads: int) -> Any:
+        """The session, rebuilt once when another intra-op thread count is wanted: one per worker thread while a
+        conversion decodes tiles side by side (`tiles.tiles_in`: one tile per thread scales better than one tile
+        in two threads), `threads` otherwise. One session at a time: each holds its own copy of the weights."""
         with self._lock:
-            if self._single_session is None:
-                self._single_session = session(self.graph, 1)
-        return self._single_session
+            if self._session_threads != threads:
+                self.session, self._session_threads = session(self.graph, threads), threads
+            return self.session
 
 
 def calibration_feeds(dec: Any, captured: list[tuple[Any, Any, Any]], limit: int = CALIBRATION_TILES,
