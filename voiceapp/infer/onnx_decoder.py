@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from voiceapp.progress import Progress, no_progress
-from voiceapp.infer.tiles import (TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, join_tiles,
-                                  map_tiles, tile_pool)
+from voiceapp.infer.tiles import (TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, deliver,
+                                  join_tiles, submit_tiles, tile_pool)
 from voiceapp.workspace import atomic_path, file_sha256, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ class OrtDecoder(torch.nn.Module):
     run by an ONNX Runtime session on `decoder_tiles` tiles (`even`: tiles of at most `tile_frames`, cut evenly).
     The NSF source stays in PyTorch (float32)."""
 
-    tiles_in_threads = True  # its tiles may be decoded in worker threads (tiles.map_tiles)
+    tiles_in_threads = True  # its tiles may be decoded in worker threads (tiles.submit_tiles)
 
     def __init__(self, dec: Any, graph: Path, threads: int, tile_frames: int = TILE_FRAMES,
                  context: int = TILE_CONTEXT, even: bool = False) -> None:
@@ -230,8 +230,9 @@ class OrtDecoder(torch.nn.Module):
                 feed["source"] = source.float().cpu().numpy()
             feeds.append(feed)
         run = self._session(1 if tile_pool() is not None else self.threads).run
-        out = map_tiles(lambda feed: torch.from_numpy(run(None, feed)[0]), feeds)
-        return join_tiles(out, frames, self.upsample, self.context)
+        collect = submit_tiles(lambda feed: torch.from_numpy(run(None, feed)[0]), feeds)
+        return deliver(lambda: join_tiles(collect(), frames, self.upsample, self.context),
+                       (1, 1, frames * self.upsample))
 
     def _session(self, threads: int) -> Any:
         """The session, rebuilt once when another intra-op thread count is wanted: one per worker thread while a

@@ -376,16 +376,42 @@ def _piece_features(parts: _Parts, piece: _Piece, cfg: InferConfig,
     return feats, times
 
 
-def _decode_piece(parts: _Parts, piece: _Piece, feats: np.ndarray, cfg: InferConfig, generator: Any,
-                  pad: int, hop: int) -> np.ndarray:
-    """The kept audio of one piece at the model's rate (the generator's noise drawn here, in piece order)."""
+def _decode_span(piece: _Piece, cfg: InferConfig, pad: int) -> tuple[int, int, int]:
+    """(context frames kept around the piece's core, first frame decoded, frames decoded)."""
     context = pad // WINDOW
     if cfg.decoder_context_s is not None:
         context = min(context, int(round(cfg.decoder_context_s * 100)))
     head = pad // WINDOW - context
-    wav = _synthesize(parts.run_voice, feats, piece.pitch, piece.pitchf, cfg, generator, head,
-                      min(piece.keep + 2 * context, piece.n_frames - head) if head else piece.n_frames, piece.shape)
+    return context, head, min(piece.keep + 2 * context, piece.n_frames - head) if head else piece.n_frames
+
+
+def _decode_piece(parts: _Parts, piece: _Piece, feats: np.ndarray, cfg: InferConfig, generator: Any,
+                  pad: int, hop: int) -> np.ndarray:
+    """The kept audio of one piece at the model's rate (the generator's noise drawn here, in piece order)."""
+    context, head, length = _decode_span(piece, cfg, pad)
+    wav = _synthesize(parts.run_voice, feats, piece.pitch, piece.pitchf, cfg, generator, head, length, piece.shape)
     return wav[context * hop:(context + piece.keep) * hop]
+
+
+def _start_piece(parts: _Parts, piece: _Piece, feats: np.ndarray, cfg: InferConfig, generator: Any,
+                 pad: int, hop: int) -> Any:
+    """`_decode_piece` begun: the prior, flow and NSF source computed here (the generator drawn as there), the
+    decoder's tiles submitted to the workers of `tiles.tiles_in`; returns `finish()` -> the kept audio."""
+    from voiceapp.infer.tiles import decode_later
+
+    context, head, length = _decode_span(piece, cfg, pad)
+    with decode_later() as later:
+        _synthesize(parts.run_voice, feats, piece.pitch, piece.pitchf, cfg, generator, head, length, piece.shape)
+    if len(later) != 1:
+        raise RuntimeError(f"expected one decoder call per piece, got {len(later)}")
+
+    def finish() -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            audio = later[0]()
+        return audio[0, 0].float().cpu().numpy()[context * hop:(context + piece.keep) * hop]
+    return finish
 
 
 def _pieces_serial(parts: _Parts, pieces: list[_Piece], cfg: InferConfig, generator: Any, pad: int, hop: int,
@@ -421,9 +447,10 @@ def conversion_workers(run_voice: Any, requested: int = 0) -> int:
 def _pieces_overlapped(parts: _Parts, pieces: list[_Piece], cfg: InferConfig, generator: Any, pad: int, hop: int,
                        timer: _Timer, progress: Progress, cancel: CancelToken, workers: int) -> list[np.ndarray]:
     """The serial loop's output (the same numbers as with one torch thread) with `workers` threads busy: the
-    content features of piece i+1 are computed in a worker while piece i is synthesized, and the decoder's tiles
-    run in the workers, one tile each (tiles.map_tiles). Every torch op runs single-threaded meanwhile (torch's
-    thread count is restored after). The noise generator is drawn from in this thread only, in piece order.
+    decoder's tiles run in the workers, one tile each, while this thread computes the next piece's prior and
+    flow, and the content features of piece i+1 are computed in a worker while piece i is synthesized. Every
+    torch op runs single-threaded meanwhile (torch's thread count is restored after). The noise generator is
+    drawn from in this thread only, in piece order (prior, then NSF source, piece after piece).
 
     Timings: "features"/"retrieval" are the workers' busy seconds (CPU: their thread time), "synthesis" this
     thread's seconds in the prior, flow and decoder (its CPU: the process's CPU of the loop minus the features');
@@ -438,6 +465,9 @@ def _pieces_overlapped(parts: _Parts, pieces: list[_Piece], cfg: InferConfig, ge
         with torch.inference_mode():
             return _piece_features(parts, piece, cfg, time.thread_time)
 
+    def add(key: str, seconds: float) -> None:
+        timer.totals[key] = timer.totals.get(key, 0.0) + seconds
+
     started, cpu_started = time.perf_counter(), time.process_time()
     feature_cpu, out = 0.0, []
     threads_before = torch.get_num_threads()
@@ -445,28 +475,39 @@ def _pieces_overlapped(parts: _Parts, pieces: list[_Piece], cfg: InferConfig, ge
     pool = ThreadPoolExecutor(workers, thread_name_prefix="voiceapp-convert", initializer=torch.set_num_threads,
                               initargs=(1,))
     pending: dict[int, Future] = {}
+    decoding: list[Any] = []  # finish() of the piece whose tiles are in the workers
+
+    def collect() -> None:
+        t0 = time.perf_counter()
+        out.append(decoding.pop()())
+        add("synthesis", time.perf_counter() - t0)
+        progress(0.15 + 0.8 * len(out) / len(pieces), f"piece {len(out)}/{len(pieces)}")
+
     try:
-        for i, piece in enumerate(pieces):
-            for j in (i, i + 1):  # piece i's features, and the next piece's started before piece i is synthesized
-                if j < len(pieces) and j not in pending:
-                    pending[j] = pool.submit(features, pieces[j])
-            cancel.raise_if_set()
-            feats, times = pending.pop(i).result()
-            feature_cpu += times.get("cpu_features", 0.0) + times.get("cpu_retrieval", 0.0)
-            for key, value in times.items():
-                timer.totals[key] = timer.totals.get(key, 0.0) + value
-            t0 = time.perf_counter()
-            with tiles_in(pool, cancel):
-                out.append(_decode_piece(parts, piece, feats, cfg, generator, pad, hop))
-            timer.totals["synthesis"] = timer.totals.get("synthesis", 0.0) + time.perf_counter() - t0
-            progress(0.15 + 0.8 * (i + 1) / len(pieces), f"piece {i + 1}/{len(pieces)}")
+        with tiles_in(pool, cancel):
+            for i, piece in enumerate(pieces):
+                for j in (i, i + 1):  # piece i's features, and the next piece's queued before piece i's tiles
+                    if j < len(pieces) and j not in pending:
+                        pending[j] = pool.submit(features, pieces[j])
+                cancel.raise_if_set()
+                feats, times = pending.pop(i).result()
+                feature_cpu += times.get("cpu_features", 0.0) + times.get("cpu_retrieval", 0.0)
+                for key, value in times.items():
+                    add(key, value)
+                t0 = time.perf_counter()
+                finish = _start_piece(parts, piece, feats, cfg, generator, pad, hop)
+                add("synthesis", time.perf_counter() - t0)
+                if decoding:  # the previous piece's tiles ran meanwhile
+                    collect()
+                decoding.append(finish)
+            collect()
     finally:
         for future in pending.values():
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads_before)
     cpu_loop = time.process_time() - cpu_started
-    timer.totals["cpu_synthesis"] = timer.totals.get("cpu_synthesis", 0.0) + cpu_loop - feature_cpu
+    add("cpu_synthesis", cpu_loop - feature_cpu)
     timer.totals["pieces"] = time.perf_counter() - started
     timer.totals["workers"] = float(workers)
     timer.restart()

@@ -25,8 +25,8 @@ import copy
 import logging
 from typing import Any
 
-from voiceapp.infer.tiles import (TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, join_tiles,
-                                  map_tiles)
+from voiceapp.infer.tiles import (TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, deliver,
+                                  join_tiles, submit_tiles)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, 
     import torch
 
     class ChannelsLastDecoder(torch.nn.Module):
-        tiles_in_threads = True  # its tiles may be decoded in worker threads (tiles.map_tiles)
+        tiles_in_threads = True  # its tiles may be decoded in worker threads (tiles.submit_tiles)
 
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
@@ -117,7 +117,9 @@ def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, 
                     return self.inner.filter(self._4d(latent), self._4d(source), g4).squeeze(2)
                 return self.inner(self._4d(latent), g=g4).squeeze(2)
 
-            return join_tiles(map_tiles(decode, tiles), frames, self.upsample, context)
+            collect = submit_tiles(decode, tiles)
+            return deliver(lambda: join_tiles(collect(), frames, self.upsample, context),
+                           (x.shape[0], 1, frames * self.upsample))
 
     return ChannelsLastDecoder(dec)
 

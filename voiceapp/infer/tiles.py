@@ -1,60 +1,101 @@
 """The CPU decoders' fixed-size tiles (speed.py's PyTorch ones and onnx_decoder.py's ONNX Runtime one), and the
-worker threads a conversion may decode them in (`tiles_in`, `map_tiles`)."""
+worker threads a conversion may decode them in (`tiles_in`, `submit_tiles`, `decode_later`)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-# (executor, cancel token) while the calling thread converts with more than one worker (pipeline.convert): the
-# decoders then run their tiles there, one tile per worker thread. Per thread (a ContextVar), so two
-# conversions in two threads never share one; the worker threads themselves see None (no nested submission).
-_TILE_POOL: ContextVar[tuple[Any, Any] | None] = ContextVar("voiceapp_tile_pool", default=None)
+
+@dataclass
+class _Runner:
+    pool: Any                         # an Executor whose threads decode one tile each, single-threaded
+    cancel: Any                       # checked before each tile
+    later: list[Callable[[], Any]] | None = None  # inside `decode_later`: where the decoders' results go
+
+
+# Set while the calling thread converts with more than one worker (pipeline._pieces_overlapped). Per thread (a
+# ContextVar), so two conversions in two threads never share one; the worker threads see None (no nesting).
+_RUNNER: ContextVar[_Runner | None] = ContextVar("voiceapp_tile_runner", default=None)
 
 
 @contextmanager
 def tiles_in(pool: Any, cancel: Any) -> Iterator[None]:
     """While inside, the CPU decoders called from this thread decode their tiles in `pool` (an Executor whose
     threads run one single-threaded tile each), checking `cancel` before each tile."""
-    token = _TILE_POOL.set((pool, cancel))
+    token = _RUNNER.set(_Runner(pool, cancel))
     try:
         yield
     finally:
-        _TILE_POOL.reset(token)
+        _RUNNER.reset(token)
+
+
+@contextmanager
+def decode_later() -> Iterator[list[Callable[[], Any]]]:
+    """Inside `tiles_in`: a CPU decoder called here draws its noise (the NSF source) and submits its tiles as
+    usual, but returns at once with zeros of the audio's shape in place of the audio; the list given receives,
+    per call, `finish()` -> the audio (waiting for its tiles). This thread can meanwhile prepare the next piece,
+    drawing the generator in the serial order."""
+    runner = _RUNNER.get()
+    if runner is None:
+        raise RuntimeError("decode_later() needs tiles_in()")
+    later: list[Callable[[], Any]] = []
+    token = _RUNNER.set(_Runner(runner.pool, runner.cancel, later))
+    try:
+        yield later
+    finally:
+        _RUNNER.reset(token)
 
 
 def tile_pool() -> Any:
     """The executor of `tiles_in` for this thread, or None."""
-    runner = _TILE_POOL.get()
-    return runner[0] if runner is not None else None
+    runner = _RUNNER.get()
+    return runner.pool if runner is not None else None
 
 
-def map_tiles(decode: Callable[[Any], Any], tiles: list[Any]) -> list[Any]:
-    """[decode(tile) for tile in tiles], in the worker threads of `tiles_in` when this thread has some (in
-    inference mode there: grad mode is per thread), else here. The results are the same either way: each tile is
-    decoded alone. The first failure is raised once every tile has stopped (none keeps running after)."""
-    runner = _TILE_POOL.get()
-    if runner is None or len(tiles) < 2:
-        return [decode(tile) for tile in tiles]
+def submit_tiles(decode: Callable[[Any], Any], tiles: list[Any]) -> Callable[[], list[Any]]:
+    """`collect()` -> [decode(tile) for tile in tiles]: the tiles decoded in the worker threads of `tiles_in`
+    when this thread has some (in inference mode there: grad mode is per thread), else here and now. The
+    results are the same either way: each tile is decoded alone. `collect` raises the first failure once every
+    tile has stopped (none keeps running after)."""
+    runner = _RUNNER.get()
+    if runner is None or (len(tiles) < 2 and runner.later is None):
+        done = [decode(tile) for tile in tiles]
+        return lambda: done
     from concurrent.futures import wait
 
     import torch
 
-    pool, cancel = runner
+    cancel = runner.cancel
 
     def one(tile: Any) -> Any:
         cancel.raise_if_set()
         with torch.inference_mode():
             return decode(tile)
 
-    futures = [pool.submit(one, tile) for tile in tiles]
-    try:
-        return [future.result() for future in futures]
-    finally:
-        for future in futures:
-            future.cancel()
-        wait(futures)
+    futures = [runner.pool.submit(one, tile) for tile in tiles]
+
+    def collect() -> list[Any]:
+        try:
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
+            wait(futures)
+    return collect
+
+
+def deliver(finish: Callable[[], Any], shape: tuple[int, ...]) -> Any:
+    """A decoder's result: `finish()` now, or inside `decode_later` zeros of `shape` now and `finish` queued."""
+    runner = _RUNNER.get()
+    if runner is None or runner.later is None:
+        return finish()
+    import torch
+
+    runner.later.append(finish)
+    return torch.zeros(shape)
 
 
 def conv_weight(conv: Any) -> Any:
