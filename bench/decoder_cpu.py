@@ -45,7 +45,7 @@ class SideBySide:
         torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(self.threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-                with tiles_in(pool, NEVER):
+                with tiles_in(pool, NEVER, self.threads):
                     return self.decoder(*args, **kwargs)
         finally:
             torch.set_num_threads(before)

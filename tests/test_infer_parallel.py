@@ -160,3 +160,16 @@ def test_workers_follow_torch_threads_and_the_cores(voice, services, one_torch_t
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert conversion_workers(fast) == 2 and conversion_workers(fast, 3) == 3
     assert conversion_workers(voice) == 1  # the model as loaded (RVC's own decoder) decodes no tiles in threads
+
+
+def test_tiles_for_workers_come_in_multiples_of_them():
+    from voiceapp.infer.tiles import decoder_tiles, even_core
+
+    assert even_core(1100, 400) == 368 and even_core(1100, 400, multiple=2) == 280  # 3 tiles alone, 4 for two
+    assert even_core(800, 400, multiple=2) == 400 and even_core(5, 400, multiple=2) == 8
+
+    class Dec:
+        upsample = 4
+
+    frames, tiles = decoder_tiles(Dec(), torch.zeros(1, 3, 1100), None, None, None, 400, 16, True, 2)
+    assert frames == 1100 and len(tiles) == 4 and all(t.shape[-1] == 280 + 32 for t, _ in tiles)

@@ -37,7 +37,7 @@ import torch
 
 from voiceapp.progress import Progress, no_progress
 from voiceapp.infer.tiles import (TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, deliver,
-                                  join_tiles, submit_tiles, tile_pool)
+                                  join_tiles, submit_tiles, tile_workers)
 from voiceapp.workspace import atomic_path, file_sha256, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,9 @@ class OrtDecoder(torch.nn.Module):
         if x.shape[0] != 1:
             raise ValueError("the ONNX Runtime decoder decodes one item at a time")
         with torch.no_grad():
-            frames, tiles = decoder_tiles(self, x, f0_hz, g, generator, self.tile_frames, self.context, self.even)
+            workers = tile_workers()  # side by side: as many tiles as workers, or twice as many, ...
+            frames, tiles = decoder_tiles(self, x, f0_hz, g, generator, self.tile_frames, self.context, self.even,
+                                          max(1, workers))  # ... so that none decodes alone at the end
         g_np = (g if g is not None else torch.zeros(1, 1, 1)).detach().float().cpu().numpy()
         feeds = []
         for latent, source in tiles:
@@ -229,7 +231,7 @@ class OrtDecoder(torch.nn.Module):
             if source is not None:
                 feed["source"] = source.float().cpu().numpy()
             feeds.append(feed)
-        run = self._session(1 if tile_pool() is not None else self.threads).run
+        run = self._session(1 if workers else self.threads).run
         collect = submit_tiles(lambda feed: torch.from_numpy(run(None, feed)[0]), feeds)
         return deliver(lambda: join_tiles(collect(), frames, self.upsample, self.context),
                        (1, 1, frames * self.upsample))

@@ -484,7 +484,7 @@ def _pieces_overlapped(parts: _Parts, pieces: list[_Piece], cfg: InferConfig, ge
         progress(0.15 + 0.8 * len(out) / len(pieces), f"piece {len(out)}/{len(pieces)}")
 
     try:
-        with tiles_in(pool, cancel):
+        with tiles_in(pool, cancel, workers):
             for i, piece in enumerate(pieces):
                 for j in (i, i + 1):  # piece i's features, and the next piece's queued before piece i's tiles
                     if j < len(pieces) and j not in pending:

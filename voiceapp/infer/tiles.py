@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 class _Runner:
     pool: Any                         # an Executor whose threads decode one tile each, single-threaded
     cancel: Any                       # checked before each tile
+    workers: int = 1                  # its thread count
     later: list[Callable[[], Any]] | None = None  # inside `decode_later`: where the decoders' results go
 
 
@@ -22,10 +23,10 @@ _RUNNER: ContextVar[_Runner | None] = ContextVar("voiceapp_tile_runner", default
 
 
 @contextmanager
-def tiles_in(pool: Any, cancel: Any) -> Iterator[None]:
-    """While inside, the CPU decoders called from this thread decode their tiles in `pool` (an Executor whose
-    threads run one single-threaded tile each), checking `cancel` before each tile."""
-    token = _RUNNER.set(_Runner(pool, cancel))
+def tiles_in(pool: Any, cancel: Any, workers: int) -> Iterator[None]:
+    """While inside, the CPU decoders called from this thread decode their tiles in `pool` (an Executor with
+    `workers` threads that run one single-threaded tile each), checking `cancel` before each tile."""
+    token = _RUNNER.set(_Runner(pool, cancel, workers))
     try:
         yield
     finally:
@@ -42,17 +43,17 @@ def decode_later() -> Iterator[list[Callable[[], Any]]]:
     if runner is None:
         raise RuntimeError("decode_later() needs tiles_in()")
     later: list[Callable[[], Any]] = []
-    token = _RUNNER.set(_Runner(runner.pool, runner.cancel, later))
+    token = _RUNNER.set(_Runner(runner.pool, runner.cancel, runner.workers, later))
     try:
         yield later
     finally:
         _RUNNER.reset(token)
 
 
-def tile_pool() -> Any:
-    """The executor of `tiles_in` for this thread, or None."""
+def tile_workers() -> int:
+    """The worker threads of `tiles_in` for this thread; 0 outside it."""
     runner = _RUNNER.get()
-    return runner.pool if runner is not None else None
+    return runner.workers if runner is not None else 0
 
 
 def submit_tiles(decode: Callable[[Any], Any], tiles: list[Any]) -> Callable[[], list[Any]]:
@@ -111,27 +112,31 @@ ORT_TILE_FRAMES = 400  # ONNX Runtime decoder: tiles of at most this many frames
 ORT_TILE_ALIGN = 8     # ... each tile's core a multiple of this many frames
 
 
-def even_core(frames: int, tile_frames: int, align: int = ORT_TILE_ALIGN) -> int:
+def even_core(frames: int, tile_frames: int, align: int = ORT_TILE_ALIGN, multiple: int = 1) -> int:
     """The core length of the fewest tiles of at most `tile_frames` that cover `frames` evenly (a multiple of
-    `align`): 1100 frames in tiles of <= 400 -> 3 tiles of 368, not 6 of 200 (less context and padding)."""
+    `align`): 1100 frames in tiles of <= 400 -> 3 tiles of 368, not 6 of 200 (less context and padding).
+    `multiple`: the number of tiles rounded up to a multiple of it (tiles for that many worker threads: 4 of 280)."""
     tiles = -(-frames // max(tile_frames, align))
+    tiles = -(-tiles // max(1, multiple)) * max(1, multiple)
     return -(-(-(-frames // tiles)) // align) * align
 
 
 def decoder_tiles(dec: Any, x: Any, f0_hz: Any, g: Any, generator: Any, tile_frames: int = TILE_FRAMES,
-                  context: int = TILE_CONTEXT, even: bool = False) -> tuple[int, list[tuple[Any, Any]]]:
+                  context: int = TILE_CONTEXT, even: bool = False,
+                  multiple: int = 1) -> tuple[int, list[tuple[Any, Any]]]:
     """Cut a decoder input into fixed-size tiles: (frames, [(latent tile, source tile or None), ...]).
 
     The latent (batch, C, frames) is cut into tiles of `tile_frames` plus `context` frames of borrowed context on
     each side (zeros beyond the ends); the NSF source is computed once for the whole input (phase and seeded
     noise as without tiles) and cut the same way. Tile i decodes to audio whose samples
     [context*hop, (context+core)*hop) are frames [i*core, (i+1)*core) of the input (see `join_tiles`).
-    `even`: the tiles' length follows the input (`even_core`) instead of being `tile_frames` (or one bucket).
+    `even`: the tiles' length follows the input (`even_core`, their number a multiple of `multiple`) instead of
+    being `tile_frames` (or one bucket).
     """
     import torch.nn.functional as F
 
     hop, frames = dec.upsample, x.shape[-1]
-    core = even_core(frames, tile_frames) if even else min(tile_frames, -(-frames // TILE_BUCKET) * TILE_BUCKET)
+    core = even_core(frames, tile_frames, multiple=multiple) if even else min(tile_frames, -(-frames // TILE_BUCKET) * TILE_BUCKET)
     tiles = -(-frames // core)
     extra = tiles * core - frames
     x = F.pad(x, (context, extra + context))
