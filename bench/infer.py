@@ -181,6 +181,7 @@ def worker(spec: dict) -> dict:
     out.update({f"cpu_{k}_per_s": round(t.get(f"cpu_{k}", 0.0) / dur, 3) for k in STEPS})
     out["other_per_s"] = round(t.get("post", 0.0) / dur, 3)
     out["workers"] = int(t.get("workers", 1))
+    out["load_after"] = round(os.getloadavg()[0], 2)  # 1-min load average when this run ended
     if "pieces" in t:  # overlapped: the pieces' wall time (features and synthesis overlapped inside it)
         out["pieces_per_s"] = round(t["pieces"] / dur, 3)
     from voiceapp.infer.speed import resolve_precision
@@ -207,8 +208,8 @@ def run_child(spec: dict) -> dict:
 def table(results: list[dict]) -> str:
     """Per step: CPU seconds per second of audio (wall seconds in brackets)."""
     head = ("| method | config | CPU RTF (wall) | cores busy | f0 | features | retrieval | synthesis | pieces | "
-            "peak MB | load s | decoder | graph |")
-    lines = [head, "|" + "---|" * 13]
+            "peak MB | load s | decoder | graph | load avg after |")
+    lines = [head, "|" + "---|" * 14]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['method']} | {r['config']} | error: {r['error'][-120:]} |")
@@ -217,7 +218,7 @@ def table(results: list[dict]) -> str:
         busy = r["cpu_rtf"] / r["rtf"] if r["rtf"] else 0.0
         lines.append(f"| {r['method']} | {r['config']} | {r['cpu_rtf']:.2f} ({r['rtf']:.2f}) | {busy:.2f} | {cells} | "
                      f"{r['pieces']} | {r['peak_rss_mb']:.0f} | {r['load_s']:.1f} | {r.get('precision', '?')} | "
-                     f"{r.get('graph', '?')} |")
+                     f"{r.get('graph', '?')} | {r.get('load_after', 0.0):.2f} |")
     return "\n".join(lines)
 
 
