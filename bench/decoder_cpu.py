@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 class SideBySide:
     """`decoder` with its tiles decoded in `threads` worker threads, one thread per tile and every torch op
-    single-threaded meanwhile (what pipeline._pieces_overlapped does)."""
+    single-threaded meanwhile (what pieces.convert_overlapped does)."""
 
     def __init__(self, decoder, threads: int) -> None:
         self.decoder, self.threads = decoder, threads

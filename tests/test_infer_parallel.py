@@ -1,4 +1,4 @@
-"""Conversions on more than one core (`InferConfig.workers`, pipeline._pieces_overlapped): the content features of
+"""Conversions on more than one core (`InferConfig.workers`, pieces.convert_overlapped): the content features of
 the next piece are computed while a piece is synthesized and the decoder's tiles run one per worker thread. The
 output equals the one-thread conversion; a stop, a failing encoder and progress behave as on the serial path, and
 no worker thread outlives the conversion."""

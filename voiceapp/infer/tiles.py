@@ -17,7 +17,7 @@ class _Runner:
     later: list[Callable[[], Any]] | None = None  # inside `decode_later`: where the decoders' results go
 
 
-# Set while the calling thread converts with more than one worker (pipeline._pieces_overlapped). Per thread (a
+# Set while the calling thread converts with more than one worker (pieces.convert_overlapped). Per thread (a
 # ContextVar), so two conversions in two threads never share one; the worker threads see None (no nesting).
 _RUNNER: ContextVar[_Runner | None] = ContextVar("voiceapp_tile_runner", default=None)
 
