@@ -52,6 +52,7 @@ def test_two_workers_give_the_one_thread_output(voice, services, one_torch_threa
     assert serial.segments == both.segments >= 3
     assert "workers" not in serial.timings and both.timings["workers"] == 2.0
     assert both.timings["pieces"] > 0 and both.timings["cpu_synthesis"] > 0 and both.timings["cpu_features"] > 0
+    assert "overlapped in 2 threads" in both.summary() and "overlapped" not in serial.summary()
     assert torch.get_num_threads() == 2  # restored after the conversion (it ran single-threaded ops inside)
     assert np.abs(both.audio - serial.audio).max() <= 1e-6
     assert np.abs(serial.audio).max() > 1e-2  # not a silent comparison

@@ -213,8 +213,10 @@ class OrtDecoder(torch.nn.Module):
             self.m_source = copy.deepcopy(dec.m_source).float().eval()
         self.upsample = dec.upsample
         self.graph = graph
-        self.session = session(graph, threads)  # built here, so that a graph that fails to load fails here
-        self.threads, self._session_threads, self._lock = threads, threads, threading.Lock()
+        # built here (a graph that fails to load fails here) for one thread per tile, what a conversion on more
+        # than one core runs (tiles side by side); a call outside one with more threads rebuilds it once
+        self.session = session(graph, 1)
+        self.threads, self._session_threads, self._lock = threads, 1, threading.Lock()
         self.tile_frames, self.context, self.even = tile_frames, context, even
 
     def forward(self, x: Any, f0_hz: Any = None, g: Any = None, generator: Any = None) -> Any:

@@ -18,6 +18,7 @@ from voiceapp.infer import steps
 from voiceapp.infer.steps import WINDOW
 from voiceapp.progress import CancelToken, Progress
 
+
 class Timer:
     """Wall seconds per step, plus this process's CPU seconds per step under "cpu_<step>" (CPU time is what a
     step costs even when other programs share the cores)."""
@@ -44,7 +45,6 @@ class Timer:
         return time.perf_counter()
 
 
-
 def _padded(values: np.ndarray | None, frames: int, fill: float) -> np.ndarray | None:
     if values is None or len(values) >= frames:
         return values
@@ -53,7 +53,7 @@ def _padded(values: np.ndarray | None, frames: int, fill: float) -> np.ndarray |
 
 
 def synthesize(voice: Any, feats: np.ndarray, pitch: np.ndarray | None, pitchf: np.ndarray | None,
-                cfg: Any, generator: Any, head: int, length: int, shape_frames: int = 0) -> np.ndarray:
+               cfg: Any, generator: Any, head: int, length: int, shape_frames: int = 0) -> np.ndarray:
     """Audio of frames [head, head + length) of a piece whose features/pitch are given for all its frames.
 
     The prior and flow see the whole piece, padded to `shape_frames` (masked by the true length) so that the
@@ -77,7 +77,6 @@ def synthesize(voice: Any, feats: np.ndarray, pitch: np.ndarray | None, pitchf: 
     return audio[0, 0].float().cpu().numpy()
 
 
-
 @dataclass
 class Piece:
     """One piece's inputs (views into the padded input and its pitch)."""
@@ -91,7 +90,8 @@ class Piece:
 
 
 def plan_pieces(spans: list[tuple[int, int]], audio_pad: np.ndarray, pad: int, pitch: np.ndarray | None,
-            pitchf: np.ndarray | None, cfg: Any) -> list[Piece]:
+                pitchf: np.ndarray | None, cfg: Any) -> list[Piece]:
+    """The pieces of the mirrored input `audio_pad` cut at `spans` (each with `pad` samples of context)."""
     shape = _common_shape(spans, len(audio_pad), pad, cfg.piece_bucket_s)
     out = []
     for i, (s, e) in enumerate(spans):
@@ -101,14 +101,14 @@ def plan_pieces(spans: list[tuple[int, int]], audio_pad: np.ndarray, pad: int, p
         # tensor shapes (oneDNN keeps kernels per shape, so distinct lengths made memory grow with the input)
         encoder_len = _round_up(n_frames, cfg.piece_bucket_s) * WINDOW
         out.append(Piece(steps.extend_to(audio_pad[s:s + encoder_len], encoder_len), n_frames, (e - s) // WINDOW,
-                          shape if n_frames >= 0.6 * shape else _round_up(n_frames, cfg.piece_bucket_s),
-                          steps.fit_frames(pitch[first:first + n_frames], n_frames) if pitch is not None else None,
-                          steps.fit_frames(pitchf[first:first + n_frames], n_frames) if pitchf is not None else None))
+                         shape if n_frames >= 0.6 * shape else _round_up(n_frames, cfg.piece_bucket_s),
+                         steps.fit_frames(pitch[first:first + n_frames], n_frames) if pitch is not None else None,
+                         steps.fit_frames(pitchf[first:first + n_frames], n_frames) if pitchf is not None else None))
     return out
 
 
 def piece_features(parts: Any, piece: Piece, cfg: Any,
-                    cpu_clock: Any = time.process_time) -> tuple[np.ndarray, dict[str, float]]:
+                   cpu_clock: Any = time.process_time) -> tuple[np.ndarray, dict[str, float]]:
     """Content features of the piece's frames at 100 frames/s after retrieval and protect: (n_frames, dim), and
     the seconds spent ({"features", "retrieval"} wall, "cpu_<step>" by `cpu_clock`)."""
     times: dict[str, float] = {}
@@ -282,7 +282,6 @@ def convert_overlapped(parts: Any, pieces: list[Piece], cfg: Any, generator: Any
     timer.totals["workers"] = float(workers)
     timer.restart()
     return out
-
 
 
 def _round_up(frames: int, bucket_s: float) -> int:

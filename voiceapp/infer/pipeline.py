@@ -143,7 +143,9 @@ class ConversionResult:
         index = self.index_path.name if self.index_path else "none"
         lines = [f"Converted {self.duration_s:.1f} s in {t.get('total', 0.0):.1f} s (real-time factor {self.rtf:.2f}; "
                  f"{1 / self.rtf if self.rtf else 0:.1f}x real time), {self.segments} piece(s), {self.sample_rate} Hz.",
-                 f"Time: {steps_}, other {t.get('load', 0.0) + t.get('post', 0.0):.2f} s.",
+                 f"Time: {steps_}, other {t.get('load', 0.0) + t.get('post', 0.0):.2f} s"
+                 + (f" (features and synthesis overlapped in {t['workers']:.0f} threads: {t['pieces']:.2f} s "
+                    "for both)." if t.get("workers", 1) > 1 and "pieces" in t else "."),
                  f"Pitch: {self.f0_method or 'none (model without pitch)'}; encoder: {self.encoder}; index: {index}."]
         if self.output_path:
             lines.append(f"Saved: {self.output_path}")
