@@ -23,7 +23,8 @@ while a piece is synthesized, the decoder's tiles one per thread); RVC's setting
 RTF = seconds per second of audio (lower is faster), model/encoder loading excluded (reported apart: "load s"
 includes building or opening the decoder's cached ONNX graph; "graph" says whether this process built it). On a shared
 machine the CPU seconds of the child (process time) are the stable number; wall seconds are given beside them.
-"cores busy" = CPU RTF / wall RTF (2.00: both cores busy all along); with
+"cores busy" = CPU RTF / wall RTF (2.00: both cores busy all along); "others' cores" = the cores other programs
+kept busy during the run, on average (from /proc/stat; the 1-min load average includes the run's own threads); with
 overlapped pieces a step's wall seconds are the seconds it ran (in a worker thread for the features), so the
 steps' walls add up to more than the total. The first line names the CPU's instruction-set class (AVX2 / AVX-512 / AMX), which decides the fast paths.
 --quality also converts with RVC's settings and seed 1, and prints how far each config's output is from RVC's
@@ -181,7 +182,6 @@ def worker(spec: dict) -> dict:
     out.update({f"cpu_{k}_per_s": round(t.get(f"cpu_{k}", 0.0) / dur, 3) for k in STEPS})
     out["other_per_s"] = round(t.get("post", 0.0) / dur, 3)
     out["workers"] = int(t.get("workers", 1))
-    out["load_after"] = round(os.getloadavg()[0], 2)  # 1-min load average when this run ended
     if "pieces" in t:  # overlapped: the pieces' wall time (features and synthesis overlapped inside it)
         out["pieces_per_s"] = round(t["pieces"] / dur, 3)
     from voiceapp.infer.speed import resolve_precision
@@ -196,19 +196,35 @@ def worker(spec: dict) -> dict:
     return out
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds all processes of the machine have run since boot (/proc/stat: user, nice, system, irq,
+    softirq), 0 if unknown."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        return (sum(int(v) for v in fields[:7]) - int(fields[3]) - int(fields[4])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def run_child(spec: dict) -> dict:
+    """One run in a child process; "others_cores": the cores other programs kept busy meanwhile, on average (the
+    machine's CPU seconds minus the child's, per wall second): near 0 on a quiet machine."""
+    busy, own, started = busy_cpu_s(), resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
                           cwd=str(ROOT))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_s = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
+    others = max(0.0, (busy_cpu_s() - busy - own_s) / (time.perf_counter() - started))
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"config": spec["config"], "method": spec["method"], "error": proc.stderr.strip()[-400:]}
-    return json.loads(lines[-1])
+    return {**json.loads(lines[-1]), "others_cores": round(others, 2)}
 
 
 def table(results: list[dict]) -> str:
     """Per step: CPU seconds per second of audio (wall seconds in brackets)."""
     head = ("| method | config | CPU RTF (wall) | cores busy | f0 | features | retrieval | synthesis | pieces | "
-            "peak MB | load s | decoder | graph | load avg after |")
+            "peak MB | load s | decoder | graph | others' cores |")
     lines = [head, "|" + "---|" * 14]
     for r in results:
         if "error" in r:
@@ -218,7 +234,7 @@ def table(results: list[dict]) -> str:
         busy = r["cpu_rtf"] / r["rtf"] if r["rtf"] else 0.0
         lines.append(f"| {r['method']} | {r['config']} | {r['cpu_rtf']:.2f} ({r['rtf']:.2f}) | {busy:.2f} | {cells} | "
                      f"{r['pieces']} | {r['peak_rss_mb']:.0f} | {r['load_s']:.1f} | {r.get('precision', '?')} | "
-                     f"{r.get('graph', '?')} | {r.get('load_after', 0.0):.2f} |")
+                     f"{r.get('graph', '?')} | {r.get('others_cores', 0.0):.2f} |")
     return "\n".join(lines)
 
 
