@@ -16,6 +16,8 @@ run back to back, so their ratio is measured under the same machine load. Config
   voiceapp-bf16  our defaults in bfloat16
   voiceapp-int8  our defaults with the int8 ONNX Runtime decoder
   seg<C>         our defaults with pieces cut every C seconds (query C/5, max 1.2 C): for the segment-length scan
+  <config>-ctx<S>  that config decoding only the kept part of each piece plus S seconds per side (RVC decodes the
+                 whole padded piece: 0.5 s per side here), e.g. voiceapp-ort-ctx0.2
   <config>-serial  that config with InferConfig(workers=1): each piece's steps one after the other, the threads
                  only inside torch's and ONNX Runtime's ops (what every config did before pieces overlapped)
 With --threads N > 1 our configs overlap the pieces' steps in N worker threads (the next piece's content features
@@ -67,6 +69,9 @@ def config_for(name: str):
         return replace(base, precision="ort")
     if name == "voiceapp-int8":
         return replace(base, precision="int8")
+    if "-ctx" in name:  # decode only the kept part plus this many seconds of context per side
+        base_name, seconds = name.rsplit("-ctx", 1)
+        return replace(config_for(base_name), decoder_context_s=float(seconds))
     if name.endswith("-serial"):  # one piece step after the other (torch's and ONNX Runtime's own threads only)
         return replace(config_for(name[:-len("-serial")]), workers=1)
     if name.startswith("seg"):
