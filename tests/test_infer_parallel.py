@@ -174,3 +174,20 @@ def test_tiles_for_workers_come_in_multiples_of_them():
 
     frames, tiles = decoder_tiles(Dec(), torch.zeros(1, 3, 1100), None, None, None, 400, 16, True, 2)
     assert frames == 1100 and len(tiles) == 4 and all(t.shape[-1] == 280 + 32 for t, _ in tiles)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "ort"])
+def test_a_model_without_pitch_gives_the_one_thread_output_too(workspace, services, one_torch_thread, precision):
+    from voiceapp.infer.pipeline import InferConfig, convert, load_voice
+
+    if precision == "ort":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
+    make_voice(workspace, "nof0", use_f0=False)
+    voice = load_voice("nof0", services)
+    cfg = dict(PIECES, f0_method=None, precision=precision)
+    serial = convert(_speech(), 16000, voice, InferConfig(**cfg, workers=1), services=services)
+    both = convert(_speech(), 16000, voice, InferConfig(**cfg, workers=2), services=services)
+    assert serial.segments == both.segments >= 3 and both.timings["workers"] == 2.0
+    assert np.abs(both.audio - serial.audio).max() <= 1e-6 and np.abs(serial.audio).max() > 1e-2
+    assert not _worker_threads()
