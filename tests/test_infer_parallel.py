@@ -191,3 +191,33 @@ def test_a_model_without_pitch_gives_the_one_thread_output_too(workspace, servic
     assert serial.segments == both.segments >= 3 and both.timings["workers"] == 2.0
     assert np.abs(both.audio - serial.audio).max() <= 1e-6 and np.abs(serial.audio).max() > 1e-2
     assert not _worker_threads()
+
+
+def test_ort_decoder_keeps_one_session_per_thread_count(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from voiceapp.infer import onnx_decoder
+    from voiceapp.infer.tiles import tiles_in
+    from voiceapp.nets.synthesizer import SynthConfig, Synthesizer
+    from voiceapp.progress import NEVER
+
+    torch.manual_seed(0)
+    cfg = SynthConfig.preset("v2", 40000, True, "tiny")
+    dec = Synthesizer(cfg, with_posterior=False).eval().dec
+    graph = onnx_decoder.export_fp32(dec, tmp_path / "dec.onnx", gin_channels=cfg.gin_channels)
+    built = []
+    real = onnx_decoder.session
+    monkeypatch.setattr(onnx_decoder, "session", lambda path, threads: built.append(threads) or real(path, threads))
+    ort_dec = onnx_decoder.OrtDecoder(dec, graph, threads=2, tile_frames=60, context=8, even=True)
+    x, g = torch.randn(1, dec.conv_pre.in_channels, 150), torch.randn(1, cfg.gin_channels, 1)
+    f0 = torch.full((1, 150), 180.0)
+    outputs = []
+    for _ in range(2):  # a serial caller (2 intra-op threads), then tiles side by side (one thread each), twice
+        outputs.append(ort_dec(x, f0, g, torch.Generator().manual_seed(3)))
+        with ThreadPoolExecutor(2) as pool, tiles_in(pool, NEVER, 2):
+            outputs.append(ort_dec(x, f0, g, torch.Generator().manual_seed(3)))
+    assert built == [1, 2]  # built once each, kept
+    inner = slice(8 * dec.upsample, -8 * dec.upsample)
+    assert all(torch.max(torch.abs(y[..., inner] - outputs[0][..., inner])) <= 1e-6 for y in outputs)

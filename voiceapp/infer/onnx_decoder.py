@@ -214,9 +214,9 @@ class OrtDecoder(torch.nn.Module):
         self.upsample = dec.upsample
         self.graph = graph
         # built here (a graph that fails to load fails here) for one thread per tile, what a conversion on more
-        # than one core runs (tiles side by side); a call outside one with more threads rebuilds it once
+        # than one core runs (tiles side by side); a call outside one, with `threads` > 1, adds a second session
         self.session = session(graph, 1)
-        self.threads, self._session_threads, self._lock = threads, 1, threading.Lock()
+        self.threads, self._sessions, self._lock = threads, {1: self.session}, threading.Lock()
         self.tile_frames, self.context, self.even = tile_frames, context, even
 
     def forward(self, x: Any, f0_hz: Any = None, g: Any = None, generator: Any = None) -> Any:
@@ -239,13 +239,14 @@ class OrtDecoder(torch.nn.Module):
                        (1, 1, frames * self.upsample))
 
     def _session(self, threads: int) -> Any:
-        """The session, rebuilt once when another intra-op thread count is wanted: one per worker thread while a
-        conversion decodes tiles side by side (`tiles.tiles_in`: one tile per thread scales better than one tile
-        in two threads), `threads` otherwise. One session at a time: each holds its own copy of the weights."""
+        """The session with `threads` intra-op threads: one while a conversion decodes tiles side by side
+        (`tiles.tiles_in`: one tile per thread scales better than one tile in two threads), `self.threads`
+        otherwise (a serial caller such as the live engine). Built on first use and kept: each holds its own copy
+        of the weights, so a process that uses both modes holds two (switching back and forth rebuilds nothing)."""
         with self._lock:
-            if self._session_threads != threads:
-                self.session, self._session_threads = session(self.graph, threads), threads
-            return self.session
+            if threads not in self._sessions:
+                self._sessions[threads] = session(self.graph, threads)
+            return self._sessions[threads]
 
 
 def calibration_feeds(dec: Any, captured: list[tuple[Any, Any, Any]], limit: int = CALIBRATION_TILES,
