@@ -5,7 +5,9 @@ HiFi-GAN NSF decoder (random weights) on the latent of one default piece (11 s: 
 
 Rows: the decoder as loaded (what RVC runs: weight-normed NCW convs, whole input), the channels-last PyTorch
 copy (float32, 2 s tiles), the float32 ONNX Runtime graph (2-D convs, even tiles of <= 4 s) and, on CPUs with
-fast bf16, the bfloat16 copy. Each round runs every decoder once, in turn; the figure is the median over rounds of
+fast bf16, the bfloat16 copy; with --threads N > 1 also the ONNX Runtime and channels-last float32 decoders with
+their tiles side by side in N threads (one thread per tile, as a conversion with N workers runs them; an 11 s
+piece is 3 ONNX Runtime tiles or 6 PyTorch ones). Each round runs every decoder once, in turn; the figure is the median over rounds of
 CPU seconds (process time) per second of output audio, wall seconds beside it, and the largest difference to
 the decoder as loaded (same NSF noise seed). The first line names the CPU's instruction-set class.
 """
@@ -22,6 +24,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+class SideBySide:
+    """`decoder` with its tiles decoded in `threads` worker threads, one thread per tile and every torch op
+    single-threaded meanwhile (what pieces.convert_overlapped does)."""
+
+    def __init__(self, decoder, threads: int) -> None:
+        self.decoder, self.threads = decoder, threads
+
+    def __call__(self, *args, **kwargs):
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
+        from voiceapp.infer.tiles import tiles_in
+        from voiceapp.progress import NEVER
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(self.threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                with tiles_in(pool, NEVER, self.threads):
+                    return self.decoder(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
 
 
 def main() -> int:
@@ -62,6 +89,11 @@ def main() -> int:
         session_s = time.perf_counter() - started
         if cpu_has_fast_bf16():
             decoders["channels-last bf16 (PyTorch)"] = channels_last_decoder(dec, torch.bfloat16)
+        if args.threads > 1:  # what a conversion with `threads` workers runs: tiles side by side, 1 thread each
+            decoders[f"fp32 ONNX Runtime, tiles in {args.threads} threads"] = SideBySide(  # its own sessions
+                onnx_decoder.OrtDecoder(dec, graph, 1, ORT_TILE_FRAMES, even=True), args.threads)
+            decoders[f"channels-last fp32, tiles in {args.threads} threads"] = SideBySide(
+                decoders["channels-last fp32 (PyTorch)"], args.threads)
         print(f"# ONNX export {export_s:.1f} s (once per model file, then cached), session {session_s:.2f} s "
               f"(per process)")
         seconds = args.frames / 100

@@ -16,10 +16,19 @@ run back to back, so their ratio is measured under the same machine load. Config
   voiceapp-bf16  our defaults in bfloat16
   voiceapp-int8  our defaults with the int8 ONNX Runtime decoder
   seg<C>         our defaults with pieces cut every C seconds (query C/5, max 1.2 C): for the segment-length scan
+  <config>-ctx<S>  that config decoding only the kept part of each piece plus S seconds per side (RVC decodes the
+                 whole padded piece: 0.5 s per side here), e.g. voiceapp-ort-ctx0.2
+  <config>-serial  that config with InferConfig(workers=1): each piece's steps one after the other, the threads
+                 only inside torch's and ONNX Runtime's ops (what every config did before pieces overlapped)
+With --threads N > 1 our configs overlap the pieces' steps in N worker threads (the next piece's content features
+while a piece is synthesized, the decoder's tiles one per thread); RVC's settings run torch with N threads.
 RTF = seconds per second of audio (lower is faster), model/encoder loading excluded (reported apart: "load s"
 includes building or opening the decoder's cached ONNX graph; "graph" says whether this process built it). On a shared
 machine the CPU seconds of the child (process time) are the stable number; wall seconds are given beside them.
-The first line names the CPU's instruction-set class (AVX2 / AVX-512 / AMX), which decides the fast paths.
+"cores busy" = CPU RTF / wall RTF (2.00: both cores busy all along); "others' cores" = the cores other programs
+kept busy during the run, on average (from /proc/stat; the 1-min load average includes the run's own threads); with
+overlapped pieces a step's wall seconds are the seconds it ran (in a worker thread for the features), so the
+steps' walls add up to more than the total. The first line names the CPU's instruction-set class (AVX2 / AVX-512 / AMX), which decides the fast paths.
 --quality also converts with RVC's settings and seed 1, and prints how far each config's output is from RVC's
 (seed 0) in log-mel L1 and speaker similarity (resemblyzer), next to what another noise seed changes.
 """
@@ -60,6 +69,11 @@ def config_for(name: str):
         return replace(base, precision="ort")
     if name == "voiceapp-int8":
         return replace(base, precision="int8")
+    if "-ctx" in name:  # decode only the kept part plus this many seconds of context per side
+        base_name, seconds = name.rsplit("-ctx", 1)
+        return replace(config_for(base_name), decoder_context_s=float(seconds))
+    if name.endswith("-serial"):  # one piece step after the other (torch's and ONNX Runtime's own threads only)
+        return replace(config_for(name[:-len("-serial")]), workers=1)
     if name.startswith("seg"):
         center = float(name[3:])
         return replace(base, segment_center_s=center, segment_query_s=center / 5, segment_max_s=1.2 * center)
@@ -172,6 +186,9 @@ def worker(spec: dict) -> dict:
     out.update({f"{k}_per_s": round(t.get(k, 0.0) / dur, 3) for k in STEPS})
     out.update({f"cpu_{k}_per_s": round(t.get(f"cpu_{k}", 0.0) / dur, 3) for k in STEPS})
     out["other_per_s"] = round(t.get("post", 0.0) / dur, 3)
+    out["workers"] = int(t.get("workers", 1))
+    if "pieces" in t:  # overlapped: the pieces' wall time (features and synthesis overlapped inside it)
+        out["pieces_per_s"] = round(t["pieces"] / dur, 3)
     from voiceapp.infer.speed import resolve_precision
 
     out["precision"] = resolve_precision(cfg.precision, "cpu") if spec["config"] != "rvc" else "rvc"
@@ -184,28 +201,45 @@ def worker(spec: dict) -> dict:
     return out
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds all processes of the machine have run since boot (/proc/stat: user, nice, system, irq,
+    softirq), 0 if unknown."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        return (sum(int(v) for v in fields[:7]) - int(fields[3]) - int(fields[4])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def run_child(spec: dict) -> dict:
+    """One run in a child process; "others_cores": the cores other programs kept busy meanwhile, on average (the
+    machine's CPU seconds minus the child's, per wall second): near 0 on a quiet machine."""
+    busy, own, started = busy_cpu_s(), resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
                           cwd=str(ROOT))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_s = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
+    others = max(0.0, (busy_cpu_s() - busy - own_s) / (time.perf_counter() - started))
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"config": spec["config"], "method": spec["method"], "error": proc.stderr.strip()[-400:]}
-    return json.loads(lines[-1])
+    return {**json.loads(lines[-1]), "others_cores": round(others, 2)}
 
 
 def table(results: list[dict]) -> str:
     """Per step: CPU seconds per second of audio (wall seconds in brackets)."""
-    head = ("| method | config | CPU RTF (wall) | f0 | features | retrieval | synthesis | pieces | peak MB | "
-            "load s | decoder | graph |")
-    lines = [head, "|" + "---|" * 12]
+    head = ("| method | config | CPU RTF (wall) | cores busy | f0 | features | retrieval | synthesis | pieces | "
+            "peak MB | load s | decoder | graph | others' cores |")
+    lines = [head, "|" + "---|" * 14]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['method']} | {r['config']} | error: {r['error'][-120:]} |")
             continue
         cells = " | ".join(f"{r['cpu_' + k + '_per_s']:.2f} ({r[k + '_per_s']:.2f})" for k in STEPS)
-        lines.append(f"| {r['method']} | {r['config']} | {r['cpu_rtf']:.2f} ({r['rtf']:.2f}) | {cells} | "
+        busy = r["cpu_rtf"] / r["rtf"] if r["rtf"] else 0.0
+        lines.append(f"| {r['method']} | {r['config']} | {r['cpu_rtf']:.2f} ({r['rtf']:.2f}) | {busy:.2f} | {cells} | "
                      f"{r['pieces']} | {r['peak_rss_mb']:.0f} | {r['load_s']:.1f} | {r.get('precision', '?')} | "
-                     f"{r.get('graph', '?')} |")
+                     f"{r.get('graph', '?')} | {r.get('others_cores', 0.0):.2f} |")
     return "\n".join(lines)
 
 
@@ -322,9 +356,10 @@ def main() -> int:
         for config in [c for c in args.configs.split(",") if c != "rvc"]:
             ours = by.get((method, config))
             if base and ours:
-                print(f"{method}: {config} needs {base['cpu_rtf'] / ours['cpu_rtf']:.2f}x less CPU time than RVC's "
-                      f"settings (CPU RTF {base['cpu_rtf']:.2f} -> {ours['cpu_rtf']:.2f}; wall "
-                      f"{base['rtf']:.2f} -> {ours['rtf']:.2f})")
+                print(f"{method}: {config} on {args.threads} thread(s) needs {base['rtf'] / ours['rtf']:.2f}x less "
+                      f"wall time than RVC's settings (wall RTF {base['rtf']:.2f} -> {ours['rtf']:.2f}) and "
+                      f"{base['cpu_rtf'] / ours['cpu_rtf']:.2f}x less CPU time (CPU RTF {base['cpu_rtf']:.2f} -> "
+                      f"{ours['cpu_rtf']:.2f})")
     if args.quality:
         print()
         print(quality_table(saved))

@@ -28,6 +28,7 @@ import copy
 import logging
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +36,8 @@ import numpy as np
 import torch
 
 from voiceapp.progress import Progress, no_progress
-from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, join_tiles
+from voiceapp.infer.tiles import (TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, deliver,
+                                  join_tiles, submit_tiles, tile_workers)
 from voiceapp.workspace import atomic_path, file_sha256, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,8 @@ class OrtDecoder(torch.nn.Module):
     run by an ONNX Runtime session on `decoder_tiles` tiles (`even`: tiles of at most `tile_frames`, cut evenly).
     The NSF source stays in PyTorch (float32)."""
 
+    tiles_in_threads = True  # its tiles may be decoded in worker threads (tiles.submit_tiles)
+
     def __init__(self, dec: Any, graph: Path, threads: int, tile_frames: int = TILE_FRAMES,
                  context: int = TILE_CONTEXT, even: bool = False) -> None:
         super().__init__()
@@ -209,22 +213,40 @@ class OrtDecoder(torch.nn.Module):
             self.m_source = copy.deepcopy(dec.m_source).float().eval()
         self.upsample = dec.upsample
         self.graph = graph
-        self.session = session(graph, threads)
+        # built here (a graph that fails to load fails here) for one thread per tile, what a conversion on more
+        # than one core runs (tiles side by side); a call outside one, with `threads` > 1, adds a second session
+        self.session = session(graph, 1)
+        self.threads, self._sessions, self._lock = threads, {1: self.session}, threading.Lock()
         self.tile_frames, self.context, self.even = tile_frames, context, even
 
     def forward(self, x: Any, f0_hz: Any = None, g: Any = None, generator: Any = None) -> Any:
         if x.shape[0] != 1:
             raise ValueError("the ONNX Runtime decoder decodes one item at a time")
         with torch.no_grad():
-            frames, tiles = decoder_tiles(self, x, f0_hz, g, generator, self.tile_frames, self.context, self.even)
+            workers = tile_workers()  # side by side: as many tiles as workers, or twice as many, ...
+            frames, tiles = decoder_tiles(self, x, f0_hz, g, generator, self.tile_frames, self.context, self.even,
+                                          max(1, workers))  # ... so that none decodes alone at the end
         g_np = (g if g is not None else torch.zeros(1, 1, 1)).detach().float().cpu().numpy()
-        out = []
+        feeds = []
         for latent, source in tiles:
             feed = {"x": latent.float().cpu().numpy(), "g": g_np}
             if source is not None:
                 feed["source"] = source.float().cpu().numpy()
-            out.append(torch.from_numpy(self.session.run(None, feed)[0]))
-        return join_tiles(out, frames, self.upsample, self.context)
+            feeds.append(feed)
+        run = self._session(1 if workers else self.threads).run
+        collect = submit_tiles(lambda feed: torch.from_numpy(run(None, feed)[0]), feeds)
+        return deliver(lambda: join_tiles(collect(), frames, self.upsample, self.context),
+                       (1, 1, frames * self.upsample))
+
+    def _session(self, threads: int) -> Any:
+        """The session with `threads` intra-op threads: one while a conversion decodes tiles side by side
+        (`tiles.tiles_in`: one tile per thread scales better than one tile in two threads), `self.threads`
+        otherwise (a serial caller such as the live engine). Built on first use and kept: each holds its own copy
+        of the weights, so a process that uses both modes holds two (switching back and forth rebuilds nothing)."""
+        with self._lock:
+            if threads not in self._sessions:
+                self._sessions[threads] = session(self.graph, threads)
+            return self._sessions[threads]
 
 
 def calibration_feeds(dec: Any, captured: list[tuple[Any, Any, Any]], limit: int = CALIBRATION_TILES,

@@ -4,8 +4,14 @@
     -> f0 (+ transpose, f0 curve) -> per piece: content features -> retrieval blend -> x2 frames -> protect
     -> synthesis (seeded noise) -> crop the padding -> join -> RMS envelope mix -> resample -> peak 0.99
 
-Only one piece (a few seconds plus its context) is in the networks at a time; f0 is computed in
-blocks; the model, content encoder, f0 method and index are loaded once through `services.cache`.
+Only one piece (a few seconds plus its context) is in the networks at a time (two while they overlap); f0 is
+computed in blocks; the model, content encoder, f0 method and index are loaded once through `services.cache`.
+
+With more than one torch thread on the CPU (`InferConfig.workers`, `conversion_workers`) the pieces overlap in
+that many worker threads, every torch op single-threaded: the decoder's tiles run one per worker while this thread
+computes the next piece's prior and flow, and the content features of the next piece are computed while a piece
+is synthesized (pieces.convert_overlapped). The noise is drawn in the serial order, so the output is the one-thread
+conversion's (within 1e-6: the ONNX Runtime decoder then cuts its tiles in multiples of the workers).
 """
 
 from __future__ import annotations
@@ -21,10 +27,13 @@ import numpy as np
 
 from voiceapp.errors import Cancelled, ConfigError, InputError, StorageError, VoiceAppError
 from voiceapp.infer import steps
+from voiceapp.infer.pieces import Timer, conversion_workers, convert_overlapped, convert_serial, plan_pieces
+from voiceapp.infer.pieces import Timer as _Timer, synthesize as _synthesize  # noqa: F401 - the live engine's
+from voiceapp.infer.pieces import window_features as _piece_features  # noqa: F401 - ... window conversion
 from voiceapp.infer.pitch import pitch_track
 from voiceapp.infer.models import (_mtime, cached, default_f0, encoder_name_for, load_encoder_cached, load_f0_cached,
                                    load_retrieval_cached, load_voice)
-from voiceapp.infer.steps import SAMPLE_RATE, WINDOW, Segmentation
+from voiceapp.infer.steps import SAMPLE_RATE, Segmentation
 from voiceapp.progress import NEVER, CancelToken, Progress, no_progress, sub_progress
 
 if TYPE_CHECKING:
@@ -69,6 +78,9 @@ class InferConfig:
                                        # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
     f0_workers: int = 2                # ... in this many threads (the pitch trackers use one core each)
+    workers: int = 0                   # threads for the pieces (features of the next piece and the decoder's
+                                       # tiles side by side, the same output): 0 = torch's thread count, at most
+                                       # the cores this process may use; 1 = one piece step after the other
     precision: Precision = "auto"      # CPU decoder: bf16 on CPUs with AMX/AVX-512 BF16, ort (float32 in ONNX
                                        # Runtime) on other AVX2/AVX-512 CPUs, else fp32 (PyTorch); int8 = ONNX
                                        # Runtime, faster still but less exact (speed.py, onnx_decoder.py)
@@ -90,6 +102,7 @@ class InferConfig:
             (self.f0_block_s >= 10, "f0_block_s must be >= 10"),
             (0.01 <= self.piece_bucket_s <= 10, "piece_bucket_s must be in 0.01..10"),
             (1 <= self.f0_workers <= 64, "f0_workers must be 1..64"),
+            (0 <= self.workers <= 64, "workers must be 0..64"),
             (self.precision in ("auto", "fp32", "bf16", "ort", "int8"),
              "precision must be auto, fp32, bf16, ort or int8"),
             (self.decoder_context_s is None or self.decoder_context_s >= 0.12,
@@ -109,7 +122,9 @@ class ConversionResult:
     audio: np.ndarray            # float32 mono at `sample_rate`
     sample_rate: int
     duration_s: float            # input duration
-    timings: dict[str, float]    # seconds: load, f0, features, retrieval, synthesis, post, total
+    timings: dict[str, float]    # seconds: load, f0, features, retrieval, synthesis, post, total (+ "cpu_<step>");
+                                 # with both cores also "pieces" (the pieces' wall time, less than features +
+                                 # synthesis by what overlapped) and "workers" (threads)
     segments: int
     f0_method: str | None
     encoder: str
@@ -128,7 +143,9 @@ class ConversionResult:
         index = self.index_path.name if self.index_path else "none"
         lines = [f"Converted {self.duration_s:.1f} s in {t.get('total', 0.0):.1f} s (real-time factor {self.rtf:.2f}; "
                  f"{1 / self.rtf if self.rtf else 0:.1f}x real time), {self.segments} piece(s), {self.sample_rate} Hz.",
-                 f"Time: {steps_}, other {t.get('load', 0.0) + t.get('post', 0.0):.2f} s.",
+                 f"Time: {steps_}, other {t.get('load', 0.0) + t.get('post', 0.0):.2f} s"
+                 + (f" (features and synthesis overlapped in {t['workers']:.0f} threads: {t['pieces']:.2f} s "
+                    "for both)." if t.get("workers", 1) > 1 and "pieces" in t else "."),
                  f"Pitch: {self.f0_method or 'none (model without pitch)'}; encoder: {self.encoder}; index: {index}."]
         if self.output_path:
             lines.append(f"Saved: {self.output_path}")
@@ -143,56 +160,6 @@ class FileStatus:
     message: str
     output_path: Path | None = None
     result: ConversionResult | None = None
-
-
-class _Timer:
-    """Wall seconds per step, plus this process's CPU seconds per step under "cpu_<step>" (CPU time is what a
-    step costs even when other programs share the cores)."""
-
-    def __init__(self) -> None:
-        self.totals: dict[str, float] = {}
-        self._cpu = time.process_time()
-
-    def add(self, key: str, started: float) -> float:
-        now, cpu = time.perf_counter(), time.process_time()
-        self.totals[key] = self.totals.get(key, 0.0) + now - started
-        self.totals[f"cpu_{key}"] = self.totals.get(f"cpu_{key}", 0.0) + cpu - self._cpu
-        self._cpu = cpu
-        return now
-
-
-# ----------------------------------------------------------------------------------------------- synthesis
-
-def _padded(values: np.ndarray | None, frames: int, fill: float) -> np.ndarray | None:
-    if values is None or len(values) >= frames:
-        return values
-    tail = np.full((frames - len(values), *values.shape[1:]), fill, dtype=values.dtype)
-    return np.concatenate([values, tail])
-
-
-def _synthesize(voice: Any, feats: np.ndarray, pitch: np.ndarray | None, pitchf: np.ndarray | None,
-                cfg: InferConfig, generator: Any, head: int, length: int, shape_frames: int = 0) -> np.ndarray:
-    """Audio of frames [head, head + length) of a piece whose features/pitch are given for all its frames.
-
-    The prior and flow see the whole piece, padded to `shape_frames` (masked by the true length) so that the
-    pieces of one conversion share one tensor shape and the CPU kernels built for the first piece are reused;
-    the decoder (which works on fixed tiles on the CPU) decodes the requested real frames only.
-    """
-    import torch
-
-    device = next(voice.net.parameters()).device
-    n = feats.shape[0]
-    feats, pitch, pitchf = _padded(feats, shape_frames, 0.0), _padded(pitch, shape_frames, 1), _padded(
-        pitchf, shape_frames, 0.0)
-    phone = torch.from_numpy(np.ascontiguousarray(feats)).unsqueeze(0).to(device)
-    lengths = torch.tensor([n], dtype=torch.long, device=device)
-    sid = torch.tensor([cfg.speaker_id], dtype=torch.long, device=device)
-    p = torch.from_numpy(pitch).unsqueeze(0).to(device) if pitch is not None else None
-    pf = torch.from_numpy(pitchf).unsqueeze(0).to(device) if pitchf is not None else None
-    with torch.inference_mode():  # the padding frames past `n` are never decoded
-        audio = voice.net.infer(phone, lengths, p, pf, sid, noise_scale=cfg.noise_scale, generator=generator,
-                                skip_head=head, return_length=min(length, n - head))
-    return audio[0, 0].float().cpu().numpy()
 
 
 def _prepare_input(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -301,24 +268,6 @@ def _capture_decoder_inputs(voice: Any, cfg: InferConfig, services: Services) ->
     return captured
 
 
-def _piece_features(parts: _Parts, piece: np.ndarray, n_frames: int, pitchf: np.ndarray | None, cfg: InferConfig,
-                    timer: _Timer, t0: float) -> tuple[np.ndarray, float]:
-    """Content features of the first `n_frames` frames of `piece` at 100 frames/s after retrieval and protect:
-    (n_frames, dim). `piece` may be longer (more context, so that every piece has one length)."""
-    feats = np.asarray(parts.encoder.encode(piece), dtype=np.float32)[:(n_frames + 1) // 2]
-    t0 = timer.add("features", t0)
-    original = feats
-    if parts.retrieval is not None:
-        from voiceapp.index.retrieval import blend
-
-        feats = blend(feats, parts.retrieval.index, parts.retrieval.big_npy, cfg.index_rate)
-        t0 = timer.add("retrieval", t0)
-    feats = steps.fit_frames(steps.upsample2(feats), n_frames)
-    if pitchf is not None and cfg.protect < 0.5:
-        feats = steps.protect_mix(feats, steps.fit_frames(steps.upsample2(original), n_frames), pitchf, cfg.protect)
-    return feats, timer.add("features", t0)
-
-
 def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferConfig = InferConfig(), *,
             index_path: Path | str | None = None, services: Services, progress: Progress = no_progress,
             cancel: CancelToken = NEVER) -> "ConversionResult":
@@ -332,7 +281,7 @@ def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferCo
 
     from voiceapp.audio import highpass
 
-    timer = _Timer()
+    timer = Timer()
     started, cpu_started = time.perf_counter(), time.process_time()
     t0 = started
     x16 = _prepare_input(audio, sample_rate)
@@ -356,29 +305,14 @@ def convert(audio: np.ndarray, sample_rate: int, voice: VoiceModel, cfg: InferCo
         t0 = timer.add("f0", t0)
     progress(0.15, "converting")
     generator = torch.Generator(device=str(next(voice.net.parameters()).device)).manual_seed(int(cfg.seed))
-    pieces: list[np.ndarray] = []
-    shape = _common_shape(spans, len(audio_pad), pad, cfg.piece_bucket_s)
-    for i, (s, e) in enumerate(spans):
-        cancel.raise_if_set()
-        piece = audio_pad[s:] if i == len(spans) - 1 else audio_pad[s:e + 2 * pad + WINDOW]
-        n_frames, first, keep = len(piece) // WINDOW, s // WINDOW, (e - s) // WINDOW
-        piece_shape = shape if n_frames >= 0.6 * shape else _round_up(n_frames, cfg.piece_bucket_s)
-        seg_pitch = steps.fit_frames(pitch[first:first + n_frames], n_frames) if pitch is not None else None
-        seg_pitchf = steps.fit_frames(pitchf[first:first + n_frames], n_frames) if pitchf is not None else None
-        # the encoder gets the piece extended by the audio after it to a whole `piece_bucket_s`: few distinct
-        # tensor shapes (oneDNN keeps kernels per shape, so distinct lengths made memory grow with the input)
-        encoder_len = _round_up(n_frames, cfg.piece_bucket_s) * WINDOW
-        encoder_input = steps.extend_to(audio_pad[s:s + encoder_len], encoder_len)
-        feats, t0 = _piece_features(parts, encoder_input, n_frames, seg_pitchf, cfg, timer, t0)
-        context = pad // WINDOW
-        if cfg.decoder_context_s is not None:
-            context = min(context, int(round(cfg.decoder_context_s * 100)))
-        head = pad // WINDOW - context
-        wav = _synthesize(parts.run_voice, feats, seg_pitch, seg_pitchf, cfg, generator, head,
-                          min(keep + 2 * context, n_frames - head) if head else n_frames, piece_shape)
-        pieces.append(wav[context * hop:(context + keep) * hop])
-        t0 = timer.add("synthesis", t0)
-        progress(0.15 + 0.8 * (i + 1) / len(spans), f"piece {i + 1}/{len(spans)}")
+    plan = plan_pieces(spans, audio_pad, pad, pitch, pitchf, cfg)
+    workers = conversion_workers(parts.run_voice, cfg.workers)
+    if workers > 1:
+        pieces = convert_overlapped(parts, plan, cfg, generator, pad, hop, timer, progress, cancel, workers)
+    else:
+        pieces = convert_serial(parts, plan, cfg, generator, pad, hop, timer, progress, cancel)
+    del plan
+    t0 = time.perf_counter()
     out, out_rate = _finish(pieces, expected, x16, int(voice.sample_rate), cfg, voice)
     timer.add("post", t0)
     timer.totals["total"] = time.perf_counter() - started
@@ -399,18 +333,6 @@ def _convert_world(x16: np.ndarray, expected: int, voice: Any, cfg: InferConfig,
     progress(1.0, "done")
     return ConversionResult(out.audio, out.sample_rate, len(x16) / SAMPLE_RATE, out.timings, out.segments,
                             out.f0_method, str(voice.embedder), None, notes + out.notes)
-
-
-def _round_up(frames: int, bucket_s: float) -> int:
-    step = max(1, int(round(bucket_s * 100)))
-    return -(-frames // step) * step
-
-
-def _common_shape(spans: list[tuple[int, int]], padded_len: int, pad: int, bucket_s: float) -> int:
-    """The frame count every piece is padded to: the longest piece, rounded up to `bucket_s`."""
-    longest = max((padded_len - s if i == len(spans) - 1 else e + 2 * pad + WINDOW - s)
-                  for i, (s, e) in enumerate(spans)) // WINDOW
-    return _round_up(longest, bucket_s)
 
 
 def _finish(pieces: list[np.ndarray], expected: int, x16: np.ndarray, out_rate: int, cfg: InferConfig,

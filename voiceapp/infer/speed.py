@@ -25,7 +25,8 @@ import copy
 import logging
 from typing import Any
 
-from voiceapp.infer.tiles import TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, join_tiles
+from voiceapp.infer.tiles import (TILE_CONTEXT, TILE_FRAMES, conv_weight, convs_to_2d, decoder_tiles, deliver,
+                                  join_tiles, submit_tiles)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, 
     import torch
 
     class ChannelsLastDecoder(torch.nn.Module):
+        tiles_in_threads = True  # its tiles may be decoded in worker threads (tiles.submit_tiles)
+
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             inner = convs_to_2d(copy.deepcopy(inner)).to(dtype=dtype, memory_format=torch.channels_last)
@@ -107,14 +110,16 @@ def channels_last_decoder(dec: Any, dtype: Any, tile_frames: int = TILE_FRAMES, 
                     generator: torch.Generator | None = None) -> torch.Tensor:
             frames, tiles = decoder_tiles(self.inner, x, f0_hz, g, generator, tile_frames, context)
             g4 = g.unsqueeze(2).to(dtype) if g is not None else None
-            out = []
-            for latent, source in tiles:
+
+            def decode(tile: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+                latent, source = tile
                 if self.nsf:
-                    y = self.inner.filter(self._4d(latent), self._4d(source), g4)
-                else:
-                    y = self.inner(self._4d(latent), g=g4)
-                out.append(y.squeeze(2))
-            return join_tiles(out, frames, self.upsample, context)
+                    return self.inner.filter(self._4d(latent), self._4d(source), g4).squeeze(2)
+                return self.inner(self._4d(latent), g=g4).squeeze(2)
+
+            collect = submit_tiles(decode, tiles)
+            return deliver(lambda: join_tiles(collect(), frames, self.upsample, context),
+                           (x.shape[0], 1, frames * self.upsample))
 
     return ChannelsLastDecoder(dec)
 
