@@ -73,7 +73,9 @@ class InferConfig:
     segment_query_s: float = 2.0
     segment_center_s: float = 10.0
     segment_max_s: float = 12.0
-    decoder_context_s: float | None = None  # decode only the kept part plus this much context (None: all, as RVC)
+    decoder_context_s: float | None = 0.2   # decode only the kept part plus this much context (None: all the
+                                            # padding, as RVC; the decoder reads ~0.12 s each side, so 0.2 s
+                                            # changes only the noise drawn, and saves ~5 % of the decoder's work)
     piece_bucket_s: float = 1.0        # pieces are padded (masked) to one length, rounded up to this: few
                                        # distinct shapes keep oneDNN kernels reused and memory bounded
     f0_block_s: float = 30.0           # pitch is computed on blocks of at most this length (with context) ...
