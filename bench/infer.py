@@ -8,7 +8,9 @@ synthesis) with RVC's full v2 40k model (random weights) and a random-weight HuB
 Each (config, f0 method) runs in a fresh child process (so its peak RSS is its own); configs of one method
 run back to back, so their ratio is measured under the same machine load. Configs:
   rvc            RVC's CPU settings: pieces (x_pad, x_query, x_center, x_max) = (1, 6, 38, 41) s, the model as
-                 loaded (float32, weight-normed 1-D convs)
+                 loaded (float32, weight-normed 1-D convs), the whole padding decoded, and the f0 in one call on
+                 one thread, as RVC's pipeline computes it (pyworld/parselmouth/torch f0 over the whole input)
+  rvc-f0x2       the same with our f0 split over two threads (the baseline of rows measured before 2026-12-04 22:40)
   voiceapp       our defaults (InferConfig(): pieces (0.5, 2, 10, 12) s, precision auto: decoder in bf16 on CPUs
                  with AMX/AVX-512 BF16, float32 in ONNX Runtime on other AVX2/AVX-512 CPUs, else float32 PyTorch)
   voiceapp-fp32  our defaults with the float32 PyTorch decoder (channels-last)
@@ -56,9 +58,12 @@ def config_for(name: str):
     from voiceapp.infer.pipeline import InferConfig
 
     base = InferConfig(index_rate=0.75, seed=0)
-    if name == "rvc":
+    if name == "rvc":  # RVC's pipeline: its pieces, the whole padding decoded, and the f0 in one call (one thread)
         return replace(base, segment_pad_s=1.0, segment_query_s=6.0, segment_center_s=38.0, segment_max_s=41.0,
-                       decoder_context_s=None, precision="fp32")
+                       decoder_context_s=None, precision="fp32", f0_workers=1, workers=1)
+    if name == "rvc-f0x2":  # the same with our f0 in two threads (the baseline of the earlier rows)
+        return replace(base, segment_pad_s=1.0, segment_query_s=6.0, segment_center_s=38.0, segment_max_s=41.0,
+                       decoder_context_s=None, precision="fp32", f0_workers=2, workers=1)
     if name == "voiceapp":
         return base
     if name == "voiceapp-fp32":
@@ -147,7 +152,7 @@ def worker(spec: dict) -> dict:
     from voiceapp.services import Services
     from voiceapp.workspace import Workspace
 
-    if spec["config"] == "rvc":  # RVC runs the loaded model as it is: weight-normed NCW float32 convs
+    if spec["config"].startswith("rvc"):  # RVC runs the loaded model as it is: weight-normed NCW float32 convs
         import voiceapp.infer.speed as speed
 
         speed.for_precision = lambda voice, precision, *rest: voice
@@ -191,7 +196,7 @@ def worker(spec: dict) -> dict:
         out["pieces_per_s"] = round(t["pieces"] / dur, 3)
     from voiceapp.infer.speed import resolve_precision
 
-    out["precision"] = resolve_precision(cfg.precision, "cpu") if spec["config"] != "rvc" else "rvc"
+    out["precision"] = resolve_precision(cfg.precision, "cpu") if not spec["config"].startswith("rvc") else "rvc"
     out["graph"] = "built" if graphs_after - graphs_before else ("cached" if graphs_after else "-")
     if spec.get("save"):
         import numpy as np
