@@ -320,6 +320,7 @@ def test_a_hopeless_level_is_not_tried_again():
 
 
 def test_a_session_thread_runs_one_torch_and_one_blas_thread_until_the_last_session_ends():
+    """Two session threads, as the Live tab's server runs them (each socket's conversion has its own thread)."""
     import threading
 
     import torch
@@ -333,20 +334,24 @@ def test_a_session_thread_runs_one_torch_and_one_blas_thread_until_the_last_sess
     if not blas_threads():
         pytest.skip("no BLAS library that threadpoolctl can see")
     before, torch_before = blas_threads(), torch.get_num_threads()
-    entered, leave, seen = threading.Event(), threading.Event(), {}
+    seen: dict = {}
 
-    def other_session() -> None:
+    def session(name: str, entered: threading.Event, leave: threading.Event) -> None:
         with one_compute_thread():
+            seen[name] = (blas_threads(), torch.get_num_threads())
             entered.set()
             leave.wait(10)
 
-    with one_compute_thread():
-        assert blas_threads() == {1} and torch.get_num_threads() == 1
-        thread = threading.Thread(target=other_session)
-        thread.start()
-        entered.wait(10)
-    seen["after_first"] = blas_threads()          # the other session still runs: still one
-    leave.set()
-    thread.join(10)
-    assert seen["after_first"] == {1}
+    events = {name: (threading.Event(), threading.Event()) for name in ("a", "b")}
+    threads = {name: threading.Thread(target=session, args=(name, *events[name])) for name in events}
+    threads["a"].start()
+    events["a"][0].wait(10)
+    threads["b"].start()
+    events["b"][0].wait(10)
+    events["a"][1].set()
+    threads["a"].join(10)
+    seen["after_a"] = blas_threads()              # b still runs: still one
+    events["b"][1].set()
+    threads["b"].join(10)
+    assert seen["a"] == seen["b"] == ({1}, 1) and seen["after_a"] == {1}
     assert blas_threads() == before and torch.get_num_threads() == torch_before
