@@ -319,26 +319,33 @@ def test_a_hopeless_level_is_not_tried_again():
     assert heavy.calls == 3
 
 
-def test_a_session_thread_runs_one_torch_and_one_blas_thread_until_the_last_session_ends():
-    """Two session threads, as the Live tab's server runs them (each socket's conversion has its own thread)."""
+def test_a_session_thread_runs_one_torch_and_one_blas_thread_until_the_last_session_ends(monkeypatch):
+    """Two session threads, as the Live tab's server runs them: the BLAS limit is taken by the first and given
+    back by the last (threadpoolctl recorded here: OpenBLAS's own cross-thread behaviour depends on which thread
+    set it first, so the process-wide effect is measured by bench/live.py's per-thread CPU, not asserted)."""
     import threading
 
+    import threadpoolctl
     import torch
-    from threadpoolctl import threadpool_info
 
     from voiceapp.live.session import one_compute_thread
 
-    def blas_threads() -> set[int]:
-        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    calls: list = []
 
-    if not blas_threads():
-        pytest.skip("no BLAS library that threadpoolctl can see")
-    before, torch_before = blas_threads(), torch.get_num_threads()
+    class Limiter:
+        def __init__(self, limits=None, user_api=None) -> None:
+            calls.append(("limit", limits, user_api))
+
+        def restore_original_limits(self) -> None:
+            calls.append(("restore",))
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", Limiter)
+    torch_before = torch.get_num_threads()
     seen: dict = {}
 
     def session(name: str, entered: threading.Event, leave: threading.Event) -> None:
         with one_compute_thread():
-            seen[name] = (blas_threads(), torch.get_num_threads())
+            seen[name] = torch.get_num_threads()
             entered.set()
             leave.wait(10)
 
@@ -350,8 +357,12 @@ def test_a_session_thread_runs_one_torch_and_one_blas_thread_until_the_last_sess
     events["b"][0].wait(10)
     events["a"][1].set()
     threads["a"].join(10)
-    seen["after_a"] = blas_threads()              # b still runs: still one
+    seen["after_a"] = list(calls)                 # b still runs: nothing given back yet
     events["b"][1].set()
     threads["b"].join(10)
-    assert seen["a"] == seen["b"] == ({1}, 1) and seen["after_a"] == {1}
-    assert blas_threads() == before and torch.get_num_threads() == torch_before
+    assert seen["a"] == seen["b"] == 1 and torch.get_num_threads() == torch_before
+    assert seen["after_a"] == [("limit", 1, "blas")]
+    assert calls == [("limit", 1, "blas"), ("restore",)]
+    with one_compute_thread():                    # a later session takes it again
+        pass
+    assert calls[-2:] == [("limit", 1, "blas"), ("restore",)]
