@@ -270,7 +270,6 @@ class WhisperMidEncoder(ContentEncoder):
     name = "whisper-mid"
     dim = 384
     pad_to_s = 1.0
-    low_precision = True
 
     def __init__(self, folder: Path | str | None = None, device: str = "cpu", workspace: Workspace | None = None,
                  version: str = "v2", layer: int = WHISPER_MID_LAYER) -> None:
@@ -288,6 +287,8 @@ class WhisperMidEncoder(ContentEncoder):
         self.net = WhisperEncoderNet(read_ct2_variables(Path(folder) / "model.bin"))
         self.dim = self.net.dim
         self.features = FeatureExtractor(feature_size=int(self.net.w["conv1/weight"].shape[1]))
+
+    low_precision = True
 
     def _encode_window(self, audio: np.ndarray, bf16: bool = False, pad_to_s: float | None = None) -> np.ndarray:
         import torch

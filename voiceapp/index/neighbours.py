@@ -30,17 +30,13 @@ class FrameMatcher:
     FEW_QUERIES = 64              # at most this many queries go to the inverted file
     MIN_FRAMES_FOR_IVF = 4096     # smaller targets are scanned exactly (already fast)
 
-    def __init__(self, target: np.ndarray, approximate: bool = False, exact: "FrameMatcher | None" = None) -> None:
-        """`exact`: a matcher of the same target whose flat index this one shares (one copy of the frames)."""
+    def __init__(self, target: np.ndarray, approximate: bool = False) -> None:
         import faiss
 
         self.size, self.dim = target.shape
         unit = np.ascontiguousarray(unit_rows(target))
-        if exact is not None and (exact.size, exact.dim) == (self.size, self.dim):
-            self.index = exact.index
-        else:
-            self.index = faiss.IndexFlatIP(self.dim)
-            self.index.add(unit)
+        self.index = faiss.IndexFlatIP(self.dim)
+        self.index.add(unit)
         self.coarse = _inverted_file(unit) if approximate and self.size >= self.MIN_FRAMES_FOR_IVF else None
 
     def search(self, queries: np.ndarray, k: int) -> np.ndarray:

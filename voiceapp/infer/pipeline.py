@@ -28,6 +28,8 @@ import numpy as np
 from voiceapp.errors import Cancelled, ConfigError, InputError, StorageError, VoiceAppError
 from voiceapp.infer import steps
 from voiceapp.infer.pieces import Timer, conversion_workers, convert_overlapped, convert_serial, plan_pieces
+from voiceapp.infer.pieces import Timer as _Timer, synthesize as _synthesize  # noqa: F401 - the live engine's
+from voiceapp.infer.pieces import window_features as _piece_features  # noqa: F401 - ... window conversion
 from voiceapp.infer.pitch import pitch_track
 from voiceapp.infer.models import (_mtime, cached, default_f0, encoder_name_for, load_encoder_cached, load_f0_cached,
                                    load_retrieval_cached, load_voice)

@@ -224,9 +224,8 @@ class WorldWindow(WindowEngine):
         self.parts = _load_parts(voice, cfg, services)
         stamp = voice.path.stat().st_mtime if voice.path.exists() else 0.0
         # a block searches a few frames: the inverted file, not a scan of every target frame per query
-        exact = self.parts.matcher
         self.parts = replace(self.parts, matcher=cached(services, ("matcher-live", str(voice.path), stamp),
-                                                        lambda: FrameMatcher(voice.content, True, exact)))
+                                                        lambda: FrameMatcher(voice.content, approximate=True)))
         # the content encoder in bfloat16 where the CPU runs it fast (frames within cosine 0.9999)
         self.encoder_bf16 = bool(getattr(self.parts.encoder, "low_precision", False)) and cpu_has_fast_bf16()
         self.net_bf16 = voice.net is not None and cpu_has_fast_bf16()     # the quick net likewise (2x) ...
@@ -258,7 +257,8 @@ class WorldWindow(WindowEngine):
 
         n = len(window) // WINDOW + 1
         f0 = steps.transpose_f0(_pitch(self, window, n, start, stop, origin), self.cfg.transpose_semitones)
-        content = steps.fit_frames(np.asarray(self._encode(window), dtype=np.float32), (n + 1) // 2)
+        encoded = self._encode(window)
+        content = steps.fit_frames(np.asarray(encoded, dtype=np.float32), (n + 1) // 2)
         lo = max(0, start // WINDOW - self.synth_frames)      # synthesise only the frames of the span (+ a margin)
         hi = min(n, -(-stop // WINDOW) + self.synth_frames + 1)
         c_lo = max(0, lo // 2 - self.margin_frames)           # content frames (50/s) the span's frames depend on
@@ -273,8 +273,7 @@ class WorldWindow(WindowEngine):
         s0, s1 = (lo - 2 * c_lo) // 2, -(-(hi - 2 * c_lo) // 2)  # the span's content frames, in the slice
         sp, ap = _acoustic_frames(self.voice, parts, content[c_lo:c_hi], f0[2 * c_lo:min(n, 2 * c_hi)],
                                   self.cfg, self.cfg.neighbour_blend, bf16=self.net_bf16, span=(s0, s1))
-        first_row = lo - 2 * c_lo - 2 * s0                     # frame lo in the returned rows
-        sp, ap = sp[first_row:first_row + hi - lo], ap[first_row:first_row + hi - lo]
+        sp, ap = sp[lo - 2 * c_lo - 2 * s0:hi - 2 * c_lo - 2 * s0], ap[lo - 2 * c_lo - 2 * s0:hi - 2 * c_lo - 2 * s0]
         wav = synthesize(f0[lo:hi], WorldFrames(sp, ap, self.sample_rate))
         first = _out(lo * WINDOW, self.sample_rate)           # output sample of wav[0]
         return _span(wav, _out(start, self.sample_rate) - first, _out(stop, self.sample_rate) - first)
@@ -299,7 +298,7 @@ class RvcWindow(WindowEngine):
 
     def convert(self, window: np.ndarray, start: int, stop: int, origin: int = 0) -> np.ndarray:
         from voiceapp.features.f0 import coarse_f0
-        from voiceapp.infer.pieces import Timer, synthesize, window_features
+        from voiceapp.infer.pipeline import _piece_features, _synthesize, _Timer
 
         n = len(window) // WINDOW
         pitch = pitchf = None
@@ -307,11 +306,11 @@ class RvcWindow(WindowEngine):
             f0 = _pitch(self, window, n, start, stop, origin)
             pitchf = steps.transpose_f0(f0, self.cfg.transpose_semitones)
             pitch = np.asarray(coarse_f0(pitchf), dtype=np.int64)
-        timer = Timer()
-        feats, _ = window_features(self.parts, window, n, pitchf, self.cfg, timer, 0.0)
+        timer = _Timer()
+        feats, _ = _piece_features(self.parts, window, n, pitchf, self.cfg, timer, 0.0)
         head = max(0, start // WINDOW - 2)
         length = min(n, -(-stop // WINDOW) + 2) - head
-        wav = synthesize(self.parts.run_voice, feats, pitch, pitchf, self.cfg, self.generator, head, length, n)
+        wav = _synthesize(self.parts.run_voice, feats, pitch, pitchf, self.cfg, self.generator, head, length, n)
         first = head * self.hop
         return _span(wav, _out(start, self.sample_rate) - first, _out(stop, self.sample_rate) - first)
 

@@ -371,7 +371,7 @@ def _held_back(in_rate: int, out_rate: int, chunks: list[int], seconds: float = 
 
 
 _BLAS_LOCK = threading.Lock()
-_BLAS = {"sessions": 0, "limiter": None}   # session threads running, and the threadpoolctl limit they share
+_BLAS_USERS: list[Any] = []     # the threadpoolctl limiter while any session thread runs, one entry per thread
 
 
 @contextlib.contextmanager
@@ -393,19 +393,19 @@ def one_compute_thread() -> Iterator[None]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     with _BLAS_LOCK:
-        if _BLAS["sessions"] == 0:
+        if not _BLAS_USERS:
             from threadpoolctl import threadpool_limits
 
-            _BLAS["limiter"] = threadpool_limits(limits=1, user_api="blas")
-        _BLAS["sessions"] += 1
+            _BLAS_USERS.append(threadpool_limits(limits=1, user_api="blas"))
+        else:
+            _BLAS_USERS.append(_BLAS_USERS[0])
     try:
         yield
     finally:
         torch.set_num_threads(before)
         with _BLAS_LOCK:
-            _BLAS["sessions"] -= 1
-            if _BLAS["sessions"] == 0:
-                limiter, _BLAS["limiter"] = _BLAS["limiter"], None
+            limiter = _BLAS_USERS.pop()
+            if not _BLAS_USERS:
                 limiter.restore_original_limits()
 
 
